@@ -1,0 +1,198 @@
+"""`Tables`: the five contract tables held together, and reading them from files.
+
+Validated tables (see :func:`churnkit.validation.validate`) are normalized: timestamps are
+``datetime64[us, UTC]``, ids share one kind across tables, absent optional columns carry their
+contract default, and every event table is sorted by ``customer_id`` then its time column, so that
+:meth:`Tables.for_customers` can slice one customer out of millions of rows in microseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from churnkit.contracts import TABLES, as_utc_timestamp
+
+
+class DataSourceError(ValueError):
+    """The source cannot be read at all (missing directory, unreadable file, unknown scheme)."""
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The shop's tables. ``customers`` and ``orders`` are required; the rest may be ``None``."""
+
+    customers: pd.DataFrame
+    orders: pd.DataFrame
+    browsing: pd.DataFrame | None = None
+    tickets: pd.DataFrame | None = None
+    contacts: pd.DataFrame | None = None
+    #: True once the tables went through validation: normalized kinds, sorted by customer.
+    normalized: bool = field(default=False, compare=False)
+
+    def get(self, name: str) -> pd.DataFrame | None:
+        """The table called ``name`` (a contract table name), or None when absent."""
+        if name not in TABLES:
+            raise KeyError(f"unknown table {name!r}; the contract has {', '.join(TABLES)}")
+        return getattr(self, name)
+
+    def present(self) -> tuple[str, ...]:
+        """Names of the tables that exist, in contract order."""
+        return tuple(name for name in TABLES if self.get(name) is not None)
+
+    def items(self) -> Iterator[tuple[str, pd.DataFrame]]:
+        for name in self.present():
+            yield name, self.get(name)  # type: ignore[misc]
+
+    def n_rows(self) -> dict[str, int]:
+        return {name: len(frame) for name, frame in self.items()}
+
+    def replace(self, **frames: pd.DataFrame | None) -> Tables:
+        """A copy with some tables replaced (keeps the ``normalized`` flag only if told)."""
+        return replace(self, **frames)
+
+    def for_customers(self, customer_ids: Iterable[object]) -> Tables:
+        """The rows of these customers only, in every table.
+
+        On normalized tables this is a binary search per customer on the sorted ``customer_id``
+        columns, so one customer out of millions costs microseconds. Ids that do not exist are
+        ignored (the customers table then simply lacks them).
+        """
+        ids = pd.unique(np.asarray(list(customer_ids), dtype=object))
+        out: dict[str, pd.DataFrame | None] = {}
+        for name in (f.name for f in fields(self) if f.name in TABLES):
+            frame = self.get(name)
+            out[name] = None if frame is None else _rows_of(frame, ids, sorted_=self.normalized)
+        return Tables(**out, normalized=self.normalized)  # type: ignore[arg-type]
+
+    def until(self, as_of: object) -> Tables:
+        """The tables as they were known just before ``as_of`` (UTC): the time-travel rule.
+
+        Rows whose event time is at or after ``as_of`` are dropped; customers who sign up at or
+        after it do not exist yet; values learned at or after it (an order's final status, a
+        resolution, an open, a conversion, an unsubscribe) are rolled back to "not yet known".
+        Used by tests to check that features never see the future; the feature builders apply the
+        same rule in SQL.
+        """
+        from churnkit.timetravel import tables_until
+
+        return tables_until(self, as_utc_timestamp(as_of))
+
+
+def _rows_of(frame: pd.DataFrame, ids: np.ndarray, *, sorted_: bool) -> pd.DataFrame:
+    col = frame["customer_id"]
+    if len(ids) == 0:
+        return frame.iloc[0:0]
+    if not sorted_:
+        return frame[col.isin(ids)]
+    values = col.to_numpy()
+    try:
+        keys = np.asarray(ids, dtype=values.dtype)
+    except (TypeError, ValueError):
+        return frame.iloc[0:0]
+    keys = np.sort(keys)
+    left = np.searchsorted(values, keys, side="left")
+    right = np.searchsorted(values, keys, side="right")
+    spans = [np.arange(lo, hi) for lo, hi in zip(left, right, strict=True) if hi > lo]
+    positions = np.concatenate(spans) if spans else np.empty(0, dtype=np.int64)
+    return frame.iloc[positions]
+
+
+def read_table_file(path: Path) -> pd.DataFrame:
+    """Read one table file (``.parquet`` or ``.csv``) as it is; kinds are fixed by validation."""
+    try:
+        if path.suffix == ".parquet" or path.is_dir():
+            return pd.read_parquet(path)
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    except Exception as exc:  # the library's own message says what is wrong with the file
+        raise DataSourceError(f"cannot read {path}: {exc}") from exc
+
+
+def find_table_file(directory: Path, name: str) -> Path | None:
+    """``name.parquet``, a ``name/`` directory of Parquet parts, or ``name.csv``; else None."""
+    for candidate in (directory / f"{name}.parquet", directory / name, directory / f"{name}.csv"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def load_tables(source: str | Path, *, validate: bool = True) -> Tables:
+    """Read the contract tables from ``source``.
+
+    Parameters
+    ----------
+    source
+        A directory holding ``customers``, ``orders`` and optionally ``browsing``, ``tickets``,
+        ``contacts``, each as ``NAME.parquet``, a ``NAME/`` directory of Parquet files, or
+        ``NAME.csv``.
+    validate
+        Validate and normalize (the default). With ``False`` the tables come back as read, for
+        :func:`churnkit.validate` to report on.
+
+    Raises
+    ------
+    DataSourceError
+        The source does not exist or a file cannot be read.
+    churnkit.DataValidationError
+        ``validate=True`` and the data breaks the contract; the error lists every problem.
+    """
+    text = str(source)
+    if "://" in text:
+        raise DataSourceError(
+            f"cannot read {text!r}: database sources are not supported yet; "
+            "export the tables to a directory of Parquet or CSV files"
+        )
+    directory = Path(source)
+    if not directory.is_dir():
+        raise DataSourceError(f"data directory {directory} does not exist")
+    frames: dict[str, pd.DataFrame | None] = {}
+    missing_required = []
+    for name, spec in TABLES.items():
+        path = find_table_file(directory, name)
+        if path is None:
+            frames[name] = None
+            if spec.required:
+                missing_required.append(name)
+            continue
+        frames[name] = read_table_file(path)
+    if missing_required:
+        from churnkit.validation import DataValidationError, Problem
+
+        raise DataValidationError(
+            [
+                Problem(name, None, 0, [], f"required table is missing (no {name}.parquet or "
+                        f"{name}.csv in {directory})")
+                for name in missing_required
+            ]
+        )
+    tables = Tables(**frames)  # type: ignore[arg-type]
+    if not validate:
+        return tables
+    from churnkit.validation import validate as _validate
+
+    return _validate(tables)
+
+
+def save_tables(tables: Tables, directory: str | Path) -> list[Path]:
+    """Write every present table as ``NAME.parquet`` into ``directory`` (created if needed).
+
+    Each file is written to a temporary name first and renamed when complete, so a crash never
+    leaves a half-written table behind.
+    """
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, frame in tables.items():
+        target = out / f"{name}.parquet"
+        tmp = out / f".{name}.parquet.tmp"
+        try:
+            frame.to_parquet(tmp, index=False, row_group_size=256_000)
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        written.append(target)
+    return written
