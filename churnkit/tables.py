@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from churnkit.atomic import atomic_file
 from churnkit.contracts import TABLES, as_utc_timestamp
 
 
@@ -188,11 +189,7 @@ def save_tables(tables: Tables, directory: str | Path) -> list[Path]:
     written = []
     for name, frame in tables.items():
         target = out / f"{name}.parquet"
-        tmp = out / f".{name}.parquet.tmp"
-        try:
+        with atomic_file(target) as tmp:
             frame.to_parquet(tmp, index=False, row_group_size=256_000)
-            tmp.replace(target)
-        finally:
-            tmp.unlink(missing_ok=True)
         written.append(target)
     return written

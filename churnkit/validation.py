@@ -73,7 +73,8 @@ class _Checker:
             return
         examples: list = []
         if self.id_column is not None:
-            examples = self.frame[self.id_column].to_numpy()[mask][:N_EXAMPLES].tolist()
+            flagged = self.frame[self.id_column].to_numpy()[mask][: 4 * N_EXAMPLES].tolist()
+            examples = list(dict.fromkeys(flagged))[:N_EXAMPLES]
         else:
             examples = np.flatnonzero(mask)[:N_EXAMPLES].tolist()
         self.problems.append(
@@ -133,6 +134,10 @@ def _check_column(chk: _Checker, col: Column) -> pd.Series | None:
                 out = raw.astype("str")
         else:
             out = raw.astype("str")
+            # Text ids that are plain integers (as CSV files hold them) become int64, so that a
+            # CSV and a Parquet export of the same shop agree; "007" stays text.
+            if not null_in.any() and out.str.fullmatch(r"0|[1-9][0-9]{0,17}").all():
+                out = out.astype("int64")
         bad = pd.Series(False, index=raw.index)
     elif col.kind == "timestamp":
         out = _coerce_timestamp(raw)
@@ -176,8 +181,6 @@ def _check_column(chk: _Checker, col: Column) -> pd.Series | None:
         out = raw.astype("str")
     if not col.nullable:
         chk.report(col.name, null_in, "empty values (the column may not be empty)")
-    if col.default is not None and col.nullable is False and null_in.any():
-        pass  # reported above; the default is only for absent columns
     if col.name == "timezone":
         out = out.fillna("UTC").replace("", "UTC")
         known = available_timezones() | {"UTC"}
@@ -258,18 +261,3 @@ def validate(tables: Tables) -> Tables:
         frames[name] = frame.sort_values(by, kind="stable").reset_index(drop=True)
     return Tables(**frames, normalized=True)  # type: ignore[arg-type]
 
-
-def summarize(tables: Tables) -> dict:
-    """Row counts, date ranges and customers without orders: what ``churnkit validate`` prints."""
-    summary: dict = {"tables": {}}
-    for name, frame in tables.items():
-        spec = TABLES[name]
-        times = frame[spec.time_column]
-        summary["tables"][name] = {
-            "rows": len(frame),
-            "from": times.min() if len(frame) else None,
-            "to": times.max() if len(frame) else None,
-        }
-    buyers = tables.orders["customer_id"].unique()
-    summary["customers_without_orders"] = int((~tables.customers["customer_id"].isin(buyers)).sum())
-    return summary

@@ -1,0 +1,151 @@
+"""The ``churnkit`` command line.
+
+Every command that fails prints one clear line on stderr (``churnkit: error: ...``; a data
+validation failure is followed by the list of every problem) and exits non-zero; outputs are
+written to a temporary name and renamed when complete, so nothing partial is left behind.
+
+Exit codes: 0 success; 1 the data breaks the contract; 2 bad usage or arguments; 3 a source or
+output cannot be read or written.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+
+from churnkit.atomic import atomic_directory, atomic_file
+from churnkit.contracts import as_utc_timestamp
+from churnkit.tables import DataSourceError, load_tables, save_tables
+from churnkit.validation import DataValidationError, validate
+
+EXIT_DATA, EXIT_USAGE, EXIT_IO = 1, 2, 3
+_ONE_MICROSECOND = pd.Timedelta(microseconds=1)
+
+app = typer.Typer(
+    name="churnkit",
+    help="Which customers are about to leave, when and how to reach them, and what to offer.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+@contextmanager
+def _cli_errors() -> Iterator[None]:
+    """Turn churnkit's errors into one line on stderr and an exit code a scheduler can act on."""
+    try:
+        yield
+    except DataValidationError as exc:
+        err.print(f"churnkit: error: the data breaks the contract ({len(exc.problems)} "
+                  "problem(s)):", markup=False, highlight=False)
+        for problem in exc.problems:
+            err.print(f"  - {problem}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_DATA) from None
+    except (DataSourceError, FileExistsError, FileNotFoundError, PermissionError) as exc:
+        err.print(f"churnkit: error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_IO) from None
+    except ValueError as exc:
+        err.print(f"churnkit: error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _as_of_or_today(value: str | None) -> object:
+    if value is not None:
+        return as_utc_timestamp(value, name="--as-of")
+    today = date.today().isoformat()
+    err.print(f"churnkit: --as-of not given; using today, {today} (UTC)")
+    return as_utc_timestamp(today, name="--as-of")
+
+
+DataOption = Annotated[Path, typer.Option("--data", help="Directory of the shop's tables "
+                                          "(NAME.parquet or NAME.csv).")]
+
+
+@app.command()
+def generate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the tables to.")],
+    customers: Annotated[int, typer.Option("--customers", min=1)] = 20_000,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+    start: Annotated[str, typer.Option("--start", help="First day of the simulated history.")] = (
+        "2023-01-01"
+    ),
+    end: Annotated[str, typer.Option("--end", help="Day the simulated history stops.")] = (
+        "2025-07-01"
+    ),
+    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty --out.")] = False,
+) -> None:
+    """Generate a synthetic shop (Parquet tables) with known ground truth."""
+    from churnkit import synth
+
+    with _cli_errors():
+        with err.status(f"Simulating {customers:,} customers from {start} to {end}..."):
+            tables, _truth = synth.generate(customers, seed=seed, start=start, end=end)
+        with err.status(f"Writing tables to {out_dir}..."), atomic_directory(
+            out_dir, overwrite=force
+        ) as tmp:
+            save_tables(tables, tmp)
+            # The ground truth is not written out: it is regenerated from these arguments.
+            synth.write_recipe(tmp, n_customers=customers, seed=seed, start=start, end=end)
+    rows = ", ".join(f"{name} {n:,}" for name, n in tables.n_rows().items())
+    out.print(f"Wrote {out_dir}: {rows}")
+
+
+@app.command("validate")
+def validate_command(
+    data: Annotated[Path, typer.Argument(help="Directory of the shop's tables.")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Summarize the data as known "
+                                              "before this date (default: its last event).")]
+    = None,
+) -> None:
+    """Check a shop's tables against the data contract; print a summary or every problem."""
+    from churnkit.console import print_shop_summary
+    from churnkit.summary import data_end, summarize
+
+    with _cli_errors():
+        tables = validate(load_tables(data, validate=False))
+        cutoff = as_utc_timestamp(as_of, name="--as-of") if as_of else (
+            data_end(tables) + _ONE_MICROSECOND
+        )
+        print_shop_summary(out, summarize(tables, as_of=cutoff))
+    out.print(f"[green]OK[/green]: {data} satisfies the data contract.")
+
+
+@app.command()
+def features(
+    data: DataOption,
+    output: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Features use only what was known "
+                                              "strictly before this date (UTC). Default: today.")]
+    = None,
+) -> None:
+    """Build point-in-time features for every customer and write them as Parquet."""
+    from churnkit.features import build_features
+
+    with _cli_errors():
+        cutoff = _as_of_or_today(as_of)
+        with err.status(f"Loading {data}..."):
+            tables = load_tables(data)
+        with err.status(f"Building features as of {cutoff:%Y-%m-%d}..."):
+            frame = build_features(tables, as_of=cutoff)
+        with atomic_file(output) as tmp:
+            frame.to_parquet(tmp)
+    out.print(f"Wrote {output}: {len(frame):,} customers x {frame.shape[1]} features "
+              f"as of {cutoff:%Y-%m-%d %H:%M} UTC")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

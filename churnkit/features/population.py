@@ -1,0 +1,107 @@
+"""Population-level quantities the per-customer features depend on, fitted once and carried.
+
+A feature such as P(alive) needs parameters fitted on the whole customer base. Fitting them on
+whatever customers happen to be scored would make one customer's features depend on who else is
+in the call, so they are fitted once, on every customer known before ``as_of``, kept in a
+:class:`PopulationFit` and handed back to :func:`churnkit.features.build_features` (the training
+frame carries it in ``frame.attrs["population"]``; a bundle can store ``to_dict()``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+
+from churnkit.contracts import as_utc_timestamp
+
+#: Below this many buyers a BG/NBD fit is noise; the BTYD probabilities are then left empty.
+MIN_BUYERS_FOR_BGNBD = 20
+_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PopulationFit:
+    """What was fitted on the population known before ``as_of``.
+
+    Attributes
+    ----------
+    as_of
+        The cutoff the fit used (UTC): only data known strictly before it.
+    n_customers
+        Customers signed up before ``as_of``.
+    n_buyers
+        Of those, customers with at least one order before ``as_of``.
+    mean_order_value
+        Mean ``amount`` per order over all their orders (shop currency); NaN without orders.
+    bgnbd
+        BG/NBD parameters (days) fitted on the buyers, or None when there were fewer than
+        :data:`MIN_BUYERS_FOR_BGNBD` buyers or the fit did not converge.
+    """
+
+    as_of: pd.Timestamp
+    n_customers: int
+    n_buyers: int
+    mean_order_value: float
+    bgnbd: object | None = None  # churnkit.btyd.BGNBDParams; typed loosely to keep imports lazy
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (ISO timestamp, plain numbers; NaN becomes None)."""
+        mov = None if math.isnan(self.mean_order_value) else float(self.mean_order_value)
+        return {
+            "version": _VERSION,
+            "as_of": self.as_of.isoformat(),
+            "n_customers": int(self.n_customers),
+            "n_buyers": int(self.n_buyers),
+            "mean_order_value": mov,
+            "bgnbd": None if self.bgnbd is None else self.bgnbd.to_dict(),  # type: ignore[attr-defined]
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> PopulationFit:
+        """Inverse of :meth:`to_dict`."""
+        from churnkit.btyd import BGNBDParams
+
+        if d.get("version") != _VERSION:
+            raise ValueError(f"population fit version {d.get('version')!r}, expected {_VERSION}")
+        mov = d["mean_order_value"]
+        return cls(
+            as_of=as_utc_timestamp(d["as_of"]),
+            n_customers=int(d["n_customers"]),
+            n_buyers=int(d["n_buyers"]),
+            mean_order_value=float("nan") if mov is None else float(mov),
+            bgnbd=None if d["bgnbd"] is None else BGNBDParams.from_dict(d["bgnbd"]),
+        )
+
+
+def population_from_frame(frame: pd.DataFrame, as_of: pd.Timestamp) -> PopulationFit:
+    """Fit the population quantities from the SQL columns of a whole-population frame.
+
+    ``frame`` has one row per customer known at ``as_of``, sorted by customer id, with at least
+    ``orders_lifetime``, ``revenue_lifetime`` and the BG/NBD inputs ``btyd_frequency``,
+    ``btyd_recency_days``, ``btyd_T_days`` (NaN for customers without orders).
+    """
+    from churnkit.btyd import fit_bgnbd
+
+    n_orders = int(frame["orders_lifetime"].sum())
+    revenue = float(frame["revenue_lifetime"].sum())
+    buyers = frame["btyd_frequency"].notna().to_numpy()
+    n_buyers = int(buyers.sum())
+    params = None
+    if n_buyers >= MIN_BUYERS_FOR_BGNBD:
+        x = frame["btyd_frequency"].to_numpy(dtype="float64")[buyers]
+        t_x = frame["btyd_recency_days"].to_numpy(dtype="float64")[buyers]
+        big_t = frame["btyd_T_days"].to_numpy(dtype="float64")[buyers]
+        try:
+            params = fit_bgnbd(x, t_x, big_t)
+        except RuntimeError:  # the optimizer did not converge: leave P(alive) & co. empty
+            params = None
+    return PopulationFit(
+        as_of=as_of,
+        n_customers=len(frame),
+        n_buyers=n_buyers,
+        mean_order_value=revenue / n_orders if n_orders else float("nan"),
+        bgnbd=params,
+    )

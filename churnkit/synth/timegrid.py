@@ -1,0 +1,150 @@
+"""The simulation's day grid, its calendar effects and local-time arithmetic.
+
+The shop is simulated on UTC days ``k = 0 .. n_days-1``; day ``k`` covers
+``[start + k days, start + k+1 days)``. Within a day, events are placed at UTC hours drawn from
+the customer's local hour-of-week profile, shifted by the customer's UTC offset (looked up from
+``zoneinfo`` for the period; the Russian zones used have no DST, which is checked).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from churnkit.contracts import as_utc_timestamp
+from churnkit.synth.params import SynthParams
+
+SECONDS_PER_DAY = 86_400.0
+HOURS_PER_WEEK = 168
+
+
+@dataclass(frozen=True)
+class DayGrid:
+    """UTC day grid from ``origin`` (midnight UTC) for ``n_days`` days."""
+
+    origin: pd.Timestamp
+    n_days: int
+
+    @property
+    def end(self) -> pd.Timestamp:
+        return self.origin + pd.Timedelta(days=self.n_days)
+
+    def weekday(self, days: np.ndarray | int) -> np.ndarray:
+        """Weekday (Monday = 0) of UTC day index ``days``."""
+        return (np.asarray(days) + self.origin.dayofweek) % 7
+
+    def dates(self, days: np.ndarray) -> pd.DatetimeIndex:
+        return self.origin + pd.to_timedelta(np.asarray(days), unit="D")
+
+    def day_of(self, ts: pd.Timestamp) -> float:
+        """Fractional day index of a UTC timestamp."""
+        return (ts - self.origin) / pd.Timedelta(days=1)
+
+    def to_timestamps(self, seconds: np.ndarray) -> np.ndarray:
+        """Seconds since ``origin`` (NaN = missing) to ``datetime64[us]`` values (naive UTC)."""
+        seconds = np.asarray(seconds, dtype=np.float64)
+        origin_us = self.origin.value // 1000
+        us = np.round(seconds * 1e6)
+        out = np.full(seconds.shape, np.datetime64("NaT"), dtype="datetime64[us]")
+        ok = np.isfinite(us)
+        out[ok] = (origin_us + us[ok].astype(np.int64)).astype("datetime64[us]")
+        return out
+
+
+def make_grid(start: object, end: object) -> DayGrid:
+    """The day grid for ``[start, end)``; both must be midnight UTC (dates)."""
+    t0 = as_utc_timestamp(start, name="start")
+    t1 = as_utc_timestamp(end, name="end")
+    if t0 != t0.normalize() or t1 != t1.normalize():
+        raise ValueError(f"start and end must be dates (midnight UTC), got {t0} and {t1}")
+    if t1 <= t0:
+        raise ValueError(f"end ({t1}) must be after start ({t0})")
+    return DayGrid(origin=t0, n_days=int((t1 - t0) / pd.Timedelta(days=1)))
+
+
+def season_factor(days: np.ndarray, grid: DayGrid, params: SynthParams) -> np.ndarray:
+    """Order-rate multiplier of UTC day ``days``: month of year × payday.
+
+    DOMAIN.md "Timing matters": paydays (start and middle of the month) and the pre-holiday
+    November-December peak raise order rates. Defined for any day index, also past the grid.
+    """
+    dates = grid.dates(np.asarray(days))
+    month = np.asarray(params.month_multipliers, dtype=np.float64)[dates.month.to_numpy() - 1]
+    payday = np.isin(dates.day.to_numpy(), params.payday_days)
+    return month * np.where(payday, params.payday_multiplier, 1.0)
+
+
+def utc_offset_hours(zones: tuple[str, ...], grid: DayGrid) -> np.ndarray:
+    """Whole-hour UTC offset of each zone over the grid's period.
+
+    Raises
+    ------
+    ValueError
+        If a zone's offset changes inside the period (DST) or is not a whole number of hours:
+        the day-grid simulation assumes one fixed offset per customer.
+    """
+    probes = pd.date_range(grid.origin, grid.end, periods=min(grid.n_days + 1, 60))
+    out = np.empty(len(zones), dtype=np.int64)
+    for i, name in enumerate(zones):
+        zone = ZoneInfo(name)
+        offsets = {p.to_pydatetime().astimezone(zone).utcoffset() for p in probes}
+        if len(offsets) != 1:
+            raise ValueError(f"time zone {name} changes its UTC offset inside the period")
+        offset = offsets.pop() or timedelta(0)
+        hours = offset.total_seconds() / 3600
+        if hours != int(hours):
+            raise ValueError(f"time zone {name} has a non-whole-hour offset {offset}")
+        out[i] = int(hours)
+    return out
+
+
+def local_slots_of_utc_day(day: int, grid: DayGrid, offsets: np.ndarray) -> np.ndarray:
+    """Local hour-of-week slot of each UTC hour of day ``day``: shape (len(offsets), 24)."""
+    first = int(grid.weekday(day)) * 24
+    hours = first + np.arange(24)
+    return (hours[None, :] + np.asarray(offsets)[:, None]) % HOURS_PER_WEEK
+
+
+def daily_weight(slots: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Share of each customer's weekly activity in each UTC weekday × 7: shape (7, n), mean 1.
+
+    ``slots`` is the (n, 168) local profile; a UTC weekday's 24 hours map to local slots shifted
+    by the offset. Multiplying a daily rate by this spreads it over the week like the customer.
+    """
+    n = slots.shape[0]
+    out = np.empty((7, n), dtype=np.float32)
+    for off in np.unique(offsets):
+        rows = np.flatnonzero(offsets == off)
+        for start in range(0, len(rows), 200_000):
+            chunk = rows[start:start + 200_000]
+            # UTC slot s holds local slot (s + off) % 168: roll left by the offset.
+            rolled = np.roll(slots[chunk], -int(off), axis=1)
+            out[:, chunk] = 7.0 * rolled.reshape(len(chunk), 7, 24).sum(axis=2).T
+    return out
+
+
+def place_in_utc_day(
+    day: int,
+    rows: np.ndarray,
+    slots: np.ndarray,
+    offsets: np.ndarray,
+    grid: DayGrid,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Seconds since the grid origin of events on UTC day ``day`` for customers ``rows``.
+
+    The UTC hour is drawn in proportion to the customer's local slot weight at that hour, so
+    events land in the customer's own active hours (DOMAIN.md: active hours and days).
+    """
+    if len(rows) == 0:
+        return np.empty(0, dtype=np.float64)
+    local = local_slots_of_utc_day(day, grid, offsets[rows])
+    w = slots[rows[:, None], local].astype(np.float64)
+    cum = np.cumsum(w, axis=1)
+    u = rng.random(len(rows)) * cum[:, -1]
+    hour = np.minimum((cum < u[:, None]).sum(axis=1), 23)
+    return (day * 24 + hour + rng.random(len(rows))) * 3600.0
