@@ -314,8 +314,7 @@ def fit_bgnbd(
         d_theta = -grad + 2 * penalizer * theta
         return value, d_theta * theta  # chain rule for the log-parameters
 
-    mean_t = float(w @ big_t)
-    mean_x = float(w @ x)
+    mean_t, mean_x = _dot(w, big_t), _dot(w, x)
     start = np.log([1.0, max(mean_t / (mean_x + 1.0), 1e-3), 1.0, 1.0])
     result = minimize(
         objective,

@@ -5,7 +5,7 @@ validation failure is followed by the list of every problem) and exits non-zero;
 written to a temporary name and renamed when complete, so nothing partial is left behind.
 
 Exit codes: 0 success; 1 the data breaks the contract; 2 bad usage or arguments; 3 a source or
-output cannot be read or written.
+output cannot be read or written; 4 a model was not promoted (``promote``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 @contextmanager
-def _cli_errors() -> Iterator[None]:
+def cli_errors() -> Iterator[None]:
     """Turn churnkit's errors into one line on stderr and an exit code a scheduler can act on."""
     try:
         yield
@@ -87,7 +87,7 @@ def generate(
     """Generate a synthetic shop (Parquet tables) with known ground truth."""
     from churnkit import synth
 
-    with _cli_errors():
+    with cli_errors():
         with err.status(f"Simulating {customers:,} customers from {start} to {end}..."):
             tables, _truth = synth.generate(customers, seed=seed, start=start, end=end)
         with err.status(f"Writing tables to {out_dir}..."), atomic_directory(
@@ -111,7 +111,7 @@ def validate_command(
     from churnkit.console import print_shop_summary
     from churnkit.summary import data_end, summarize
 
-    with _cli_errors():
+    with cli_errors():
         tables = validate(load_tables(data, validate=False))
         cutoff = as_utc_timestamp(as_of, name="--as-of") if as_of else (
             data_end(tables) + _ONE_MICROSECOND
@@ -131,7 +131,7 @@ def features(
     """Build point-in-time features for every customer and write them as Parquet."""
     from churnkit.features import build_features
 
-    with _cli_errors():
+    with cli_errors():
         cutoff = _as_of_or_today(as_of)
         with err.status(f"Loading {data}..."):
             tables = load_tables(data)
@@ -141,6 +141,18 @@ def features(
             frame.to_parquet(tmp)
     out.print(f"Wrote {output}: {len(frame):,} customers x {frame.shape[1]} features "
               f"as of {cutoff:%Y-%m-%d %H:%M} UTC")
+
+
+def _add_plugin_commands() -> None:
+    """Commands from other packages (``training``, ``serving``) registered under the
+    ``churnkit.commands`` entry-point group; the library itself never imports them."""
+    from importlib.metadata import entry_points
+
+    for entry in sorted(entry_points(group="churnkit.commands"), key=lambda e: e.name):
+        app.command(entry.name)(entry.load())
+
+
+_add_plugin_commands()
 
 
 def main() -> None:  # pragma: no cover - console entry point

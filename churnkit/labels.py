@@ -174,8 +174,8 @@ def build_training_set(
             f"{c.isoformat()} (window ends {(c + horizon).isoformat()})" for c in late
         )
         raise ValueError(
-            f"label windows of {horizon_days} days run past the end of the data "
-            f"({end.isoformat()}) for cutoff(s) {shown}; use cutoffs at or before "
+            f"the {horizon_days}-day label windows of cutoff(s) {shown} run past the end of the "
+            f"data ({end.isoformat()}); use cutoffs at or before "
             f"{(end - horizon).isoformat()}, or pass data_end= if the data cover more"
         )
     if features is None:
@@ -292,7 +292,7 @@ def _local_weekday_hour(moments: pd.Series, zones: np.ndarray) -> tuple[np.ndarr
     for zone, idx in by_zone.items():
         rows = positions[idx]
         local = moments.iloc[rows].dt.tz_convert(zone)
-        weekday[rows] = local.dt.dayofweek.to_numpy()
+        weekday[rows] = local.dt.day_of_week.to_numpy()
         hour[rows] = local.dt.hour.to_numpy()
     return weekday, hour
 
@@ -317,6 +317,5 @@ def _join(feats: pd.DataFrame, labels: pd.DataFrame, cutoff: pd.Timestamp) -> pd
     # Label order (customer order of the validated tables), so the result does not depend on the
     # order in which the feature builder returns its rows.
     aligned = feats.reindex(labels.index)
-    out = pd.concat([aligned, labels], axis=1)
-    out.insert(0, "cutoff", pd.Series(cutoff, index=out.index, dtype="datetime64[us, UTC]"))
-    return out.reset_index()
+    stamp = pd.Series(cutoff, index=labels.index, dtype="datetime64[us, UTC]", name="cutoff")
+    return pd.concat([stamp, aligned, labels], axis=1).reset_index()

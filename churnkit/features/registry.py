@@ -27,9 +27,10 @@ if TYPE_CHECKING:
 #: Rolling windows, in days before ``as_of``: a window of ``w`` days holds events with
 #: ``as_of - w days <= time < as_of``.
 WINDOWS = (30, 90, 180, 365)
-#: Output kinds. ``count`` is int64 and 0 when a customer has no rows (a true zero); ``float`` is
-#: float64 and NaN when undefined (no rows to measure); ``flag`` is bool; ``str`` is text.
-DTYPES = ("count", "float", "flag", "str")
+#: Output kinds. ``count`` is int64 and ``total`` float64 (a sum of amounts), both 0 when a customer
+#: has no rows (a true zero); ``float`` is float64 and NaN when undefined (nothing to measure);
+#: ``flag`` is bool (False without rows); ``str`` is text (empty when undefined).
+DTYPES = ("count", "total", "float", "flag", "str")
 #: Family modules of ``churnkit.features``, in output column order.
 FAMILY_MODULES = (
     "purchases",

@@ -76,7 +76,7 @@ def _open_times(rows, sent_sec, pop, grid, params, rng) -> np.ndarray:
     look = params.open_lookahead_hours
     hour0 = np.floor(sent_sec / 3600).astype(np.int64)
     ahead = hour0[:, None] + np.arange(look)[None, :]
-    local = (grid.origin.dayofweek * 24 + ahead + pop.offset[rows][:, None]) % HOURS_PER_WEEK
+    local = (grid.origin.day_of_week * 24 + ahead + pop.offset[rows][:, None]) % HOURS_PER_WEEK
     w = pop.slots[rows[:, None], local] * params.open_hour_decay ** np.arange(look)[None, :]
     cum = np.cumsum(w, axis=1)
     j = np.minimum((cum < rng.random(len(rows))[:, None] * cum[:, -1:]).sum(axis=1), look - 1)

@@ -84,7 +84,7 @@ class SynthParams:
     activation_share: float = 0.85  # share who place a first order shortly after signup
     welcome_rate: float = 0.25  # extra first-order intensity per day while in the welcome window
     welcome_days: int = 21
-    browse_ratio_mean: float = 0.8  # browsing (non-checkout) sessions per unit of order intensity
+    browse_ratio_mean: float = 0.5  # browsing (non-checkout) sessions per unit of order intensity
     browse_ratio_sigma: float = 0.5
     responsiveness_sigma: float = 0.3  # lognormal spread of how much win-back offers move a person
 
@@ -104,35 +104,35 @@ class SynthParams:
     random_unsubscribe_mean_days: float = 400.0
 
     # --- leave-decision hazards (per day; DOMAIN.md "Why customers leave") ---------------
-    natural_hazard_mean: float = 1 / 1100
+    natural_hazard_mean: float = 1 / 2000
     natural_hazard_shape: float = 2.0
     forgotten_hazard_one_time: float = 1 / 12  # after the first order, until a second one
     forgotten_hazard_regular: float = 1 / 300
     hunter_price_hazard: float = 1 / 500  # discount hunters drift away over price by themselves
     bump_decay_days: float = 10.0  # an incident's extra hazard decays with this time constant
     #: Hazard mass (expected extra decisions) of an incident; P(leave because of it) ~ 1-e^-mass.
-    mass_late_base: float = 0.05
+    mass_late_base: float = 0.08
     mass_late_per_delay_day: float = 0.015
     mass_late_max: float = 0.25
-    mass_lost: float = 0.45
-    mass_not_delivered: float = 0.55
+    mass_lost: float = 0.6
+    mass_not_delivered: float = 0.7
     mass_quality_resolved: float = 0.06
-    mass_unresolved_complaint: float = 0.6  # service: complaint about delivery/quality ignored
-    mass_unresolved_other: float = 0.3  # service: other topics ignored
+    mass_unresolved_complaint: float = 0.8  # service: complaint about delivery/quality ignored
+    mass_unresolved_other: float = 0.4  # service: other topics ignored
     unresolved_effect_delay_days: int = 7  # when it becomes clear nobody will answer
     compensation_mass_factor: float = 0.4  # resolved with compensation: what remains of the mass
     resolved_mass_factor: float = 0.8  # resolved without compensation
     serial_complainer_mass_factor: float = 0.25  # they complain but stay
-    mass_price_shock: float = 1.1  # times price_sensitivity, for a hidden delivery-cost shock
+    mass_price_shock: float = 0.6  # times price_sensitivity, for a hidden delivery-cost shock
 
     # --- gradual leaving -------------------------------------------------------------------
-    browse_fade_days: float = 10.0  # browsing fades from the decision on
+    browse_fade_days: float = 7.0  # browsing fades from the decision on
     order_fade_days: float = 8.0  # buying fades after a lag
     order_lag_days_range: tuple[int, int] = (5, 25)  # per customer, uniform integer days
     #: Spontaneous return (reversal) hazards per day by cause: the 'none' column of responses.
     spontaneous_return: tuple[tuple[str, float], ...] = (
-        ("delivery", 0.0005), ("service", 0.0005), ("price", 0.0008), ("forgotten", 0.001),
-        ("natural", 0.0002),
+        ("delivery", 0.0003), ("service", 0.0003), ("price", 0.0005), ("forgotten", 0.0006),
+        ("natural", 0.0001),
     )
 
     # --- orders ----------------------------------------------------------------------------
@@ -175,7 +175,7 @@ class SynthParams:
 
     # --- browsing --------------------------------------------------------------------------
     browse_extra_events_mean: float = 1.0  # Poisson extra events in a browsing session
-    checkout_extra_views_mean: float = 0.6
+    checkout_extra_views_mean: float = 0.4
     cart_abandon_base: float = 0.12  # share of browsing sessions that fill a cart, no order
     cart_abandon_shock_gain: float = 0.6  # times price_sensitivity while a price shock is fresh
     cart_abandon_price_leaver: float = 0.3
@@ -189,9 +189,9 @@ class SynthParams:
     control_share: float = 0.12
     send_local_hours: tuple[int, int] = (8, 22)  # sent uniformly at these local hours
     open_base: tuple[tuple[str, float], ...] = (
-        ("messenger", 0.85), ("sms", 0.5), ("push", 0.45), ("email", 0.22), ("phone", 0.6),
+        ("messenger", 0.9), ("sms", 0.5), ("push", 0.45), ("email", 0.3), ("phone", 0.6),
     )
-    open_off_hours_floor: float = 0.25  # open probability factor when sent at a dead hour
+    open_off_hours_floor: float = 0.5  # open probability factor when sent at a dead hour
     open_lookahead_hours: int = 72
     open_hour_decay: float = 0.93  # per hour: an unopened message sinks
     unsubscribe_per_send: float = 0.01

@@ -45,6 +45,7 @@ class Population:
     h_hunter: np.ndarray
     h_forget: np.ndarray  # per-day hazard while the customer has exactly one order
     slots: np.ndarray  # (n, 168) float32 local hour-of-week weights, rows sum to 1
+    slot_prefix: np.ndarray  # (n, 169) float32 cumulative slots (0 at column 0, 1 at 168)
     dayfac: np.ndarray  # (7, n) float32 UTC-weekday activity multiplier, mean 1
 
     @property
@@ -64,36 +65,45 @@ def _signup_days(n: int, grid: DayGrid, growth: float, rng: np.random.Generator)
     else:
         a = growth / (2 * t_len)
         t = (-1 + np.sqrt(1 + 4 * a * u * t_len * (1 + growth / 2))) / (2 * a)
-    return np.clip(t, 0, t_len - 1e-9)
+    return np.clip(t, 0, t_len - 1e-6)
 
 
-def _active_slots(n: int, params: SynthParams, rng: np.random.Generator) -> np.ndarray:
-    """(n, 168) float32 local hour-of-week weights: a daily bump or two × a weekday profile."""
+def _active_slots(
+    n: int, params: SynthParams, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 168) float32 local hour-of-week weights: a daily bump or two × a weekday profile;
+    and their (n, 169) cumulative sums."""
     peaks = np.asarray(params.hour_peaks)
     pw = np.asarray(params.hour_peak_weights) / np.sum(params.hour_peak_weights)
-    p1 = peaks[rng.choice(len(peaks), size=n, p=pw)] + rng.normal(0, 1.0, n)
-    p2 = peaks[rng.choice(len(peaks), size=n, p=pw)] + rng.normal(0, 1.0, n)
-    w1 = rng.uniform(*params.hour_width_range, n)
-    w2 = rng.uniform(*params.hour_width_range, n)
-    hours = np.arange(24) + 0.5
+    p1 = (peaks[rng.choice(len(peaks), size=n, p=pw)] + rng.normal(0, 1.0, n)).astype(np.float32)
+    p2 = (peaks[rng.choice(len(peaks), size=n, p=pw)] + rng.normal(0, 1.0, n)).astype(np.float32)
+    w1 = rng.uniform(*params.hour_width_range, n).astype(np.float32)
+    w2 = rng.uniform(*params.hour_width_range, n).astype(np.float32)
+    weekend = rng.random(n) < params.weekend_lover_share
+    noise = rng.lognormal(0, 0.3, (n, 7)).astype(np.float32)
+    hours = np.arange(24, dtype=np.float32) + 0.5
+    weekday = np.array([1.0] * 5 + [0.7] * 2, dtype=np.float32)
+    weekend_day = np.array([0.6] * 5 + [1.6] * 2, dtype=np.float32)
 
     def bump(peak: np.ndarray, width: np.ndarray) -> np.ndarray:
         d = np.abs(hours[None, :] - peak[:, None]) % 24
         d = np.minimum(d, 24 - d)
-        return np.exp(-0.5 * (d / width[:, None]) ** 2)
+        return np.exp(np.float32(-0.5) * (d / width[:, None]) ** 2)
 
-    hour = bump(p1, w1) + params.second_peak_share * bump(p2, w2)
-    weekend = rng.random(n) < params.weekend_lover_share
-    base_day = np.where(weekend[:, None], [0.6] * 5 + [1.6] * 2, [1.0] * 5 + [0.7] * 2)
-    day = base_day * rng.lognormal(0, 0.3, (n, 7))
     out = np.empty((n, 168), dtype=np.float32)
+    prefix = np.zeros((n, 169), dtype=np.float32)
     step = 100_000
     for s in range(0, n, step):
         e = min(n, s + step)
-        w = (day[s:e, :, None] * hour[s:e, None, :]).reshape(e - s, 168)
-        w = w + params.slot_floor * w.mean(axis=1, keepdims=True)
-        out[s:e] = w / w.sum(axis=1, keepdims=True)
-    return out
+        hour = bump(p1[s:e], w1[s:e]) + np.float32(params.second_peak_share) * bump(p2[s:e],
+                                                                                   w2[s:e])
+        day = np.where(weekend[s:e, None], weekend_day, weekday) * noise[s:e]
+        w = (day[:, :, None] * hour[:, None, :]).reshape(e - s, 168)
+        w += np.float32(params.slot_floor) * w.mean(axis=1, keepdims=True)
+        w /= w.sum(axis=1, keepdims=True)
+        out[s:e] = w
+        np.cumsum(w, axis=1, out=prefix[s:e, 1:])
+    return out, prefix
 
 
 def draw_population(
@@ -142,7 +152,7 @@ def draw_population(
     h_forget = np.where(is_one_time, params.forgotten_hazard_one_time,
                         params.forgotten_hazard_regular)
     lo, hi = params.order_lag_days_range
-    slots = _active_slots(n, params, rng)
+    slots, prefix = _active_slots(n, params, rng)
     return Population(
         customer_id=np.arange(1, n + 1, dtype=np.int64),
         signup_day=signup_day,
@@ -167,5 +177,6 @@ def draw_population(
         h_hunter=h_hunter,
         h_forget=h_forget,
         slots=slots,
-        dayfac=daily_weight(slots, offsets),
+        slot_prefix=prefix,
+        dayfac=daily_weight(prefix, offsets),
     )

@@ -35,7 +35,7 @@ class DayGrid:
 
     def weekday(self, days: np.ndarray | int) -> np.ndarray:
         """Weekday (Monday = 0) of UTC day index ``days``."""
-        return (np.asarray(days) + self.origin.dayofweek) % 7
+        return (np.asarray(days) + self.origin.day_of_week) % 7
 
     def dates(self, days: np.ndarray) -> pd.DatetimeIndex:
         return self.origin + pd.to_timedelta(np.asarray(days), unit="D")
@@ -102,49 +102,53 @@ def utc_offset_hours(zones: tuple[str, ...], grid: DayGrid) -> np.ndarray:
     return out
 
 
-def local_slots_of_utc_day(day: int, grid: DayGrid, offsets: np.ndarray) -> np.ndarray:
-    """Local hour-of-week slot of each UTC hour of day ``day``: shape (len(offsets), 24)."""
-    first = int(grid.weekday(day)) * 24
-    hours = first + np.arange(24)
-    return (hours[None, :] + np.asarray(offsets)[:, None]) % HOURS_PER_WEEK
+def prefix_at(prefix: np.ndarray, rows: np.ndarray, slot: np.ndarray) -> np.ndarray:
+    """Share of the weekly activity before local slot ``slot`` (may run into next week: +1)."""
+    slot = np.asarray(slot)
+    return prefix[rows, slot % HOURS_PER_WEEK].astype(np.float64) + (slot >= HOURS_PER_WEEK)
 
 
-def daily_weight(slots: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+def daily_weight(prefix: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Share of each customer's weekly activity in each UTC weekday × 7: shape (7, n), mean 1.
 
-    ``slots`` is the (n, 168) local profile; a UTC weekday's 24 hours map to local slots shifted
-    by the offset. Multiplying a daily rate by this spreads it over the week like the customer.
+    ``prefix`` is the (n, 169) cumulative local profile; a UTC weekday's 24 hours are the local
+    slots ``[24·d + offset, 24·d + offset + 24)``. Multiplying a daily rate by this spreads it
+    over the week like the customer does.
     """
-    n = slots.shape[0]
-    out = np.empty((7, n), dtype=np.float32)
-    for off in np.unique(offsets):
-        rows = np.flatnonzero(offsets == off)
-        for start in range(0, len(rows), 200_000):
-            chunk = rows[start:start + 200_000]
-            # UTC slot s holds local slot (s + off) % 168: roll left by the offset.
-            rolled = np.roll(slots[chunk], -int(off), axis=1)
-            out[:, chunk] = 7.0 * rolled.reshape(len(chunk), 7, 24).sum(axis=2).T
+    rows = np.arange(prefix.shape[0])
+    out = np.empty((7, len(rows)), dtype=np.float32)
+    for d in range(7):
+        b = d * 24 + offsets
+        out[d] = 7.0 * (prefix_at(prefix, rows, b + 24) - prefix_at(prefix, rows, b))
     return out
 
 
 def place_in_utc_day(
     day: int,
     rows: np.ndarray,
-    slots: np.ndarray,
+    prefix: np.ndarray,
     offsets: np.ndarray,
     grid: DayGrid,
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Seconds since the grid origin of events on UTC day ``day`` for customers ``rows``.
 
-    The UTC hour is drawn in proportion to the customer's local slot weight at that hour, so
-    events land in the customer's own active hours (DOMAIN.md: active hours and days).
+    The UTC hour is drawn in proportion to the customer's local slot weight at that hour (an
+    inverse-CDF binary search on the cumulative profile ``prefix``), so events land in the
+    customer's own active hours (DOMAIN.md: active hours and days).
     """
-    if len(rows) == 0:
+    m = len(rows)
+    if m == 0:
         return np.empty(0, dtype=np.float64)
-    local = local_slots_of_utc_day(day, grid, offsets[rows])
-    w = slots[rows[:, None], local].astype(np.float64)
-    cum = np.cumsum(w, axis=1)
-    u = rng.random(len(rows)) * cum[:, -1]
-    hour = np.minimum((cum < u[:, None]).sum(axis=1), 23)
-    return (day * 24 + hour + rng.random(len(rows))) * 3600.0
+    b = int(grid.weekday(day)) * 24 + offsets[rows]
+    lo_v = prefix_at(prefix, rows, b)
+    target = lo_v + rng.random(m) * (prefix_at(prefix, rows, b + 24) - lo_v)
+    lo = np.zeros(m, dtype=np.int64)
+    hi = np.full(m, 24, dtype=np.int64)
+    for _ in range(5):  # 24 hours: five halvings
+        mid = (lo + hi) >> 1
+        go = prefix_at(prefix, rows, b + mid) <= target
+        lo = np.where(go, mid, lo)
+        hi = np.where(go, hi, mid)
+    # Stay a little inside the hour so rounding to milliseconds never reaches the next day.
+    return (day * 24 + lo + 0.9999 * rng.random(m)) * 3600.0

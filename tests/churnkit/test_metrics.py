@@ -56,3 +56,16 @@ def test_bootstrap_intervals_cover_point_and_pair(data):
     assert diff.low > 0, "a model ahead by a wide margin has a paired interval above zero"
     same = m.paired_difference(draws, "model", "model", "roc_auc")
     assert same.low == same.high == 0.0
+
+
+def test_bootstrap_point_values_equal_the_plain_metrics(data):
+    y, p = data
+    draws = m.bootstrap_draws(y, {"p": p, "days": p * 300}, n_boot=20, random_state=0)
+    assert draws["p"]["roc_auc"][0] == pytest.approx(m.roc_auc(y, p), abs=1e-6)  # float32
+    assert draws["p"]["pr_auc"][0] == pytest.approx(m.average_precision(y, p), abs=1e-6)
+    assert draws["p"]["top_decile_lift"][0] == pytest.approx(m.top_decile_lift(y, p), rel=0.02)
+    assert draws["p"]["brier"][0] == pytest.approx(m.brier(y, p))
+    # a score outside [0, 1] gets ranking metrics only, identical to the probability's
+    assert "brier" not in draws["days"]
+    np.testing.assert_allclose(draws["days"]["roc_auc"][1], draws["p"]["roc_auc"][1])
+    assert len(draws["p"]["roc_auc"][1]) == 20

@@ -1,0 +1,26 @@
+"""Point-in-time features: one row per customer, from what was known strictly before ``as_of``.
+
+See :func:`build_features`; the families and their columns are listed by
+:func:`feature_reference_markdown`.
+"""
+
+from churnkit.features.engine import build_features, fit_population
+from churnkit.features.population import PopulationFit
+from churnkit.features.registry import (
+    Family,
+    Feature,
+    all_features,
+    families,
+    feature_reference_markdown,
+)
+
+__all__ = [
+    "Family",
+    "Feature",
+    "PopulationFit",
+    "all_features",
+    "build_features",
+    "families",
+    "feature_reference_markdown",
+    "fit_population",
+]

@@ -1,0 +1,87 @@
+"""BTYD: P(alive) and expected purchases from a BG/NBD model fitted on the population.
+
+The classic "buy till you die" baseline (Fader, Hardie & Lee 2005), as features. The per-customer
+inputs follow :func:`churnkit.btyd.summarize_purchases` exactly: purchase *days* are UTC calendar
+days of orders placed before ``as_of``; ``btyd_frequency`` = distinct purchase days - 1,
+``btyd_recency_days`` = days from the first to the last purchase day, ``btyd_T_days`` = days from
+the first purchase day (00:00 UTC) to ``as_of``. The parameters come from the
+:class:`~churnkit.features.population.PopulationFit` (fitted once on every customer known before
+``as_of``), so a customer's probabilities do not depend on who else is scored. Customers without
+orders, or a population too small to fit, get empty values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from churnkit.features.registry import Family, Feature
+
+NAME = "btyd"
+_O = ("orders",)
+#: Prediction horizon, days after as_of.
+HORIZON_DAYS = 90
+
+
+def _features() -> tuple[Feature, ...]:
+    return (
+        Feature("btyd_frequency", NAME, "Repeat purchase days: distinct UTC order days - 1; "
+                "empty without orders.", "days", _O),
+        Feature("btyd_recency_days", NAME, "Days from the first to the last purchase day.",
+                "days", _O),
+        Feature("btyd_T_days", NAME, "Days from the first purchase day (00:00 UTC) to as_of.",
+                "days", _O),
+        Feature("p_alive", NAME, "BG/NBD probability that the customer is still active at "
+                "as_of.", "probability", _O, python=True),
+        Feature(f"expected_purchases_{HORIZON_DAYS}d", NAME, "BG/NBD expected purchase days in "
+                f"the {HORIZON_DAYS} days after as_of.", "purchases", _O, python=True),
+        Feature(f"p_no_purchase_{HORIZON_DAYS}d", NAME, "BG/NBD probability of no purchase in "
+                f"the {HORIZON_DAYS} days after as_of.", "probability", _O, python=True),
+    )
+
+
+def _sql(present: frozenset[str]) -> str:
+    return """
+    SELECT customer_id,
+           count(DISTINCT day) - 1 AS btyd_frequency,
+           (epoch_us(max(day)) - epoch_us(min(day))) / 86400000000.0 AS btyd_recency_days,
+           (epoch_us($as_of) - epoch_us(min(day))) / 86400000000.0 AS btyd_T_days
+    FROM (
+        -- the session time zone is UTC (engine), so this is the UTC calendar day
+        SELECT customer_id, date_trunc('day', ordered_at) AS day FROM known_orders
+    )
+    GROUP BY customer_id
+    """
+
+
+def _finish(frame: pd.DataFrame, population) -> dict[str, np.ndarray]:
+    from churnkit.btyd import expected_purchases, p_alive, p_no_purchase
+
+    n = len(frame)
+    out = {f.name: np.full(n, np.nan) for f in FAMILY.python_features()}
+    params = population.bgnbd
+    x = frame["btyd_frequency"].to_numpy(dtype="float64")
+    buyers = ~np.isnan(x)
+    if params is None or not buyers.any():
+        return out
+    x = x[buyers]
+    t_x = frame["btyd_recency_days"].to_numpy(dtype="float64")[buyers]
+    big_t = frame["btyd_T_days"].to_numpy(dtype="float64")[buyers]
+    out["p_alive"][buyers] = p_alive(params, x, t_x, big_t)
+    out[f"expected_purchases_{HORIZON_DAYS}d"][buyers] = expected_purchases(
+        params, HORIZON_DAYS, x, t_x, big_t
+    )
+    out[f"p_no_purchase_{HORIZON_DAYS}d"][buyers] = p_no_purchase(
+        params, HORIZON_DAYS, x, t_x, big_t
+    )
+    return out
+
+
+FAMILY = Family(
+    name=NAME,
+    description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else "",
+    required_tables=("customers", "orders"),
+    features=_features(),
+    sql=_sql,
+    finish=_finish,
+)

@@ -1,0 +1,105 @@
+"""Activity clock: when, in the customer's own time zone, they shop and browse.
+
+DOMAIN.md: timing matters (the customer's own active hours and days, payday at the start of the
+month, pre-holiday peaks). Activity is every order plus every browsing *session* (by its first
+event; counting sessions rather than events keeps one long visit from outweighing many short
+ones), or orders only when browsing is absent. Local times use the customer's IANA ``timezone``.
+Payday and season affinities compare the share of *orders* on those days with the share of
+calendar days they cover (1.0 = no preference).
+"""
+
+from __future__ import annotations
+
+from churnkit.features.registry import Family, Feature
+
+NAME = "clock"
+#: Local hour bands [start, end).
+HOUR_BANDS = ((0, 6), (6, 9), (9, 12), (12, 15), (15, 18), (18, 21), (21, 24))
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: Paydays: the first days of the month (DOMAIN.md) and of its second half (twice-monthly pay).
+PAYDAYS = (1, 2, 3, 15, 16, 17)
+#: Share of calendar days that are paydays (6 of a mean month of 365.2425 / 12 days).
+PAYDAY_CHANCE = len(PAYDAYS) / (365.2425 / 12)
+#: Share of calendar days in November-December (61 of a mean year).
+SEASON_CHANCE = 61 / 365.2425
+_SRC = ("customers", "orders", "browsing")
+
+
+def _features() -> tuple[Feature, ...]:
+    out = [
+        Feature("activity_events", NAME, "Orders plus browsing sessions used for the clock.",
+                "events", _SRC, "count"),
+    ]
+    for lo, hi in HOUR_BANDS:
+        out.append(Feature(f"activity_share_h{lo:02d}_{hi:02d}", NAME, f"Share of activity "
+                           f"between {lo:02d}:00 and {hi:02d}:00 local time; empty without "
+                           "activity.", "share", _SRC))
+    for i, day in enumerate(WEEKDAYS):
+        out.append(Feature(f"activity_share_{day}", NAME, f"Share of activity on local "
+                           f"weekday {i + 1} ({day}).", "share", _SRC))
+    out += [
+        Feature("modal_local_hour", NAME, "Local hour (0-23) with the most activity (ties: the "
+                "earliest).", "hour", _SRC),
+        Feature("payday_affinity", NAME, "Share of orders on local days 1-3 and 15-17 of the "
+                "month / the share of such days (1 = no preference).", "ratio",
+                ("customers", "orders")),
+        Feature("season_affinity", NAME, "Share of orders in local November-December / the "
+                "share of such days (1 = no preference).", "ratio", ("customers", "orders")),
+    ]
+    return tuple(out)
+
+
+def _sql(present: frozenset[str]) -> str:
+    sessions = ""
+    if "browsing" in present:
+        sessions = """
+            UNION ALL
+            SELECT customer_id, started_at AS ts, FALSE AS is_order FROM known_sessions"""
+    bands = [f"count_if(h >= {lo} AND h < {hi}) / count(*) AS activity_share_h{lo:02d}_{hi:02d}"
+             for lo, hi in HOUR_BANDS]
+    days = [f"count_if(dow = {i + 1}) / count(*) AS activity_share_{day}"
+            for i, day in enumerate(WEEKDAYS)]
+    paydays = ", ".join(str(d) for d in PAYDAYS)
+    sep = ",\n               "
+    return f"""
+    WITH local_activity AS (
+        SELECT customer_id, is_order,
+               hour(t) AS h, isodow(t) AS dow, day(t) AS dom, month(t) AS mon
+        FROM (
+            SELECT a.customer_id, a.is_order, timezone(base.timezone, a.ts) AS t
+            FROM (
+                SELECT customer_id, ordered_at AS ts, TRUE AS is_order FROM known_orders{sessions}
+            ) AS a
+            JOIN base ON base.customer_id = a.customer_id
+        )
+    )
+    SELECT agg.*, modal.modal_local_hour
+    FROM (
+        SELECT customer_id,
+               count(*) AS activity_events,
+               {sep.join(bands)},
+               {sep.join(days)},
+               (count_if(is_order AND dom IN ({paydays})) / nullif(count_if(is_order), 0))
+                   / {PAYDAY_CHANCE!r} AS payday_affinity,
+               (count_if(is_order AND mon IN (11, 12)) / nullif(count_if(is_order), 0))
+                   / {SEASON_CHANCE!r} AS season_affinity
+        FROM local_activity
+        GROUP BY customer_id
+    ) AS agg
+    LEFT JOIN (
+        -- the modal hour; ties go to the earliest hour
+        SELECT customer_id, arg_max(h, n * 24 + (23 - h)) AS modal_local_hour
+        FROM (SELECT customer_id, h, count(*) AS n FROM local_activity GROUP BY ALL)
+        GROUP BY customer_id
+    ) AS modal ON modal.customer_id = agg.customer_id
+    """
+
+
+FAMILY = Family(
+    name=NAME,
+    description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else "",
+    required_tables=("customers", "orders"),
+    optional_tables=("browsing",),
+    features=_features(),
+    sql=_sql,
+)

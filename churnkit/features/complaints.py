@@ -1,0 +1,98 @@
+"""Complaints: tickets per topic, unresolved tickets, resolution, satisfaction, compensation.
+
+DOMAIN.md: service neglect (unanswered or unresolved complaints) is the most cited cause of
+leaving, and customers who complained gave the shop a chance to fix it; serial complainers
+(regular compensation demands) are not worth winning back, hence the per-order scores. A ticket
+resolved at or after ``as_of`` is still open at ``as_of``, with no compensation or satisfaction
+known.
+"""
+
+from __future__ import annotations
+
+from churnkit.contracts import TICKET_TOPICS
+from churnkit.features.registry import (
+    WINDOWS,
+    Family,
+    Feature,
+    window_name,
+    window_sql,
+    window_text,
+)
+
+NAME = "complaints"
+_T = ("tickets",)
+_TO = ("tickets", "orders")
+
+
+def _features() -> tuple[Feature, ...]:
+    out = []
+    for w in (*WINDOWS, None):
+        out.append(Feature(window_name("tickets", w), NAME, f"Tickets opened {window_text(w)}.",
+                           "tickets", _T, "count"))
+    for topic in TICKET_TOPICS:
+        for w in (*WINDOWS, None):
+            out.append(Feature(window_name(f"tickets_{topic}", w), NAME, f"'{topic}' tickets "
+                               f"opened {window_text(w)}.", "tickets", _T, "count"))
+    out += [
+        Feature("unresolved_tickets", NAME, "Tickets open at as_of (not resolved before it).",
+                "tickets", _T, "count"),
+        Feature("oldest_unresolved_ticket_days", NAME, "Days the oldest ticket open at as_of has "
+                "waited; empty if none.", "days", _T),
+        Feature("days_since_last_ticket", NAME, "Days since the last ticket was opened; empty "
+                "without tickets.", "days", _T),
+        Feature("mean_resolution_days", NAME, "Mean days from opening to resolution, over "
+                "tickets resolved before as_of.", "days", _T),
+        Feature("mean_satisfaction", NAME, "Mean known satisfaction rating (1-5).", "rating", _T),
+        Feature("min_satisfaction", NAME, "Lowest known satisfaction rating (1-5).", "rating",
+                _T),
+        Feature("compensation_total", NAME, "Compensation granted on tickets resolved before "
+                "as_of.", "currency", _T, "total"),
+        Feature("compensated_tickets", NAME, "Tickets with compensation known before as_of.",
+                "tickets", _T, "count"),
+        Feature("tickets_per_order", NAME, "Tickets / orders placed (serial-complainer score); "
+                "empty without orders.", "ratio", _TO),
+        Feature("compensation_per_order", NAME, "Compensation / orders placed (serial-complainer "
+                "score); empty without orders.", "currency", _TO),
+    ]
+    return tuple(out)
+
+
+def _sql(present: frozenset[str]) -> str:
+    cols = [f"count_if({window_sql(w)}) AS {window_name('tickets', w)}" for w in (*WINDOWS, None)]
+    for topic in TICKET_TOPICS:
+        for w in (*WINDOWS, None):
+            cols.append(f"count_if(topic = '{topic}' AND {window_sql(w)}) AS "
+                        f"{window_name(f'tickets_{topic}', w)}")
+    counts = ",\n               ".join(cols)
+    return f"""
+    SELECT t.*,
+           t.tickets_lifetime / nullif(o.n_orders, 0) AS tickets_per_order,
+           t.compensation_total / nullif(o.n_orders, 0) AS compensation_per_order
+    FROM (
+        SELECT customer_id,
+               {counts},
+               count_if(resolved_at IS NULL) AS unresolved_tickets,
+               max(age_days) FILTER (WHERE resolved_at IS NULL) AS oldest_unresolved_ticket_days,
+               min(age_days) AS days_since_last_ticket,
+               avg((epoch_us(resolved_at) - epoch_us(opened_at)) / 86400000000.0)
+                   AS mean_resolution_days,
+               avg(satisfaction) AS mean_satisfaction,
+               min(satisfaction) AS min_satisfaction,
+               coalesce(sum(compensation_amount), 0) AS compensation_total,
+               count_if(compensation_amount > 0) AS compensated_tickets
+        FROM known_tickets
+        GROUP BY customer_id
+    ) AS t
+    LEFT JOIN (
+        SELECT customer_id, count(*) AS n_orders FROM known_orders GROUP BY customer_id
+    ) AS o ON o.customer_id = t.customer_id
+    """
+
+
+FAMILY = Family(
+    name=NAME,
+    description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else "",
+    required_tables=("customers", "orders", "tickets"),
+    features=_features(),
+    sql=_sql,
+)

@@ -1,0 +1,57 @@
+"""Consent: which channels may be used at ``as_of``.
+
+DOMAIN.md: contact only through channels the customer consented to; unsubscribed customers are
+excluded. An unsubscribe at or after ``as_of`` has not happened yet at ``as_of``; consent flags
+are the customer's standing choices.
+"""
+
+from __future__ import annotations
+
+from churnkit.contracts import CHANNELS
+from churnkit.features.registry import Family, Feature
+
+NAME = "consent"
+_C = ("customers",)
+
+
+def _features() -> tuple[Feature, ...]:
+    out = [
+        Feature(f"can_contact_{ch}", NAME, f"Consented to {ch} and not unsubscribed before "
+                "as_of.", "flag", _C, "flag")
+        for ch in CHANNELS
+    ]
+    out += [
+        Feature("allowed_channels", NAME, "Channels that may be used at as_of.", "channels", _C,
+                "count"),
+        Feature("unsubscribed", NAME, "Unsubscribed from all marketing before as_of.", "flag",
+                _C, "flag"),
+        Feature("days_since_unsubscribed", NAME, "Days since the unsubscribe; empty if "
+                "subscribed.", "days", _C),
+    ]
+    return tuple(out)
+
+
+def _sql(present: frozenset[str]) -> str:
+    allowed = [f"(consent_{ch} AND unsubscribed_at IS NULL) AS can_contact_{ch}"
+               for ch in CHANNELS]
+    n_allowed = " + ".join(f"(consent_{ch} AND unsubscribed_at IS NULL)::INTEGER"
+                           for ch in CHANNELS)
+    sep = ",\n           "
+    return f"""
+    SELECT customer_id,
+           {sep.join(allowed)},
+           {n_allowed} AS allowed_channels,
+           unsubscribed_at IS NOT NULL AS unsubscribed,
+           (epoch_us($as_of) - epoch_us(unsubscribed_at)) / 86400000000.0
+               AS days_since_unsubscribed
+    FROM known_customers
+    """
+
+
+FAMILY = Family(
+    name=NAME,
+    description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else "",
+    required_tables=("customers",),
+    features=_features(),
+    sql=_sql,
+)

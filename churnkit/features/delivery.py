@@ -1,0 +1,105 @@
+"""Delivery and returns: late, lost and undelivered orders, returns and cancellations.
+
+DOMAIN.md: logistics failures are a main cause of leaving, and a customer who paid but never
+received the goods is the top win-back priority. An order's status is known from its
+``status_at``: before that moment the order is in transit (``placed``), so windows here count an
+outcome by when it became known (``status_at``), e.g. "returned in the last 30 days".
+"""
+
+from __future__ import annotations
+
+from churnkit.contracts import DELIVERY_FAILURES, PAID_NOT_RECEIVED
+from churnkit.features.registry import (
+    WINDOWS,
+    Family,
+    Feature,
+    window_name,
+    window_sql,
+    window_text,
+)
+
+NAME = "delivery"
+_O = ("orders",)
+#: Outcome statuses counted per window (stem of the column name -> status).
+OUTCOMES = {
+    "late_orders": "late",
+    "lost_orders": "lost",
+    "not_delivered_orders": "not_delivered",
+    "returned_orders": "returned",
+    "cancelled_orders": "cancelled",
+}
+
+
+def _in(statuses: tuple[str, ...]) -> str:
+    return "status IN (" + ", ".join(f"'{s}'" for s in statuses) + ")"
+
+
+_FAILED = _in(DELIVERY_FAILURES)
+_PNR = _in(PAID_NOT_RECEIVED)
+
+
+def _features() -> tuple[Feature, ...]:
+    out = []
+    for stem, status in OUTCOMES.items():
+        for w in (*WINDOWS, None):
+            out.append(Feature(window_name(stem, w), NAME, f"Orders whose status '{status}' "
+                               f"became known {window_text(w)}.", "orders", _O, "count"))
+    for w in (90, None):
+        out.append(Feature(window_name("delivery_failures", w), NAME, "Orders late, lost or not "
+                           f"delivered, known {window_text(w)}.", "orders", _O, "count"))
+    out += [
+        Feature("delivery_failure_share", NAME, "Delivery failures (late, lost, not delivered) / "
+                "orders placed; empty without orders.", "share", _O),
+        Feature("return_share", NAME, "Returned orders / orders placed; empty without orders.",
+                "share", _O),
+        Feature("days_since_last_failure", NAME, "Days since the last delivery failure became "
+                "known; empty if none.", "days", _O),
+        Feature("mean_delivery_delay_days", NAME, "Mean known delivery delay over orders with "
+                "one.", "days", _O),
+        Feature("max_delivery_delay_days", NAME, "Largest known delivery delay.", "days", _O),
+        Feature("paid_not_received_orders", NAME, "Orders known lost or not delivered (paid, "
+                "goods never received).", "orders", _O, "count"),
+        Feature("paid_not_received", NAME, "At least one order known lost or not delivered "
+                "(DOMAIN.md: contact immediately, top priority).", "flag", _O, "flag"),
+        Feature("days_since_paid_not_received", NAME, "Days since the last lost or undelivered "
+                "order became known; empty if none.", "days", _O),
+        Feature("orders_in_transit", NAME, "Orders still 'placed' (no outcome known) at as_of.",
+                "orders", _O, "count"),
+    ]
+    return tuple(out)
+
+
+def _sql(present: frozenset[str]) -> str:
+    cols = []
+    for stem, status in OUTCOMES.items():
+        for w in (*WINDOWS, None):
+            cond = window_sql(w, "status_age_days")
+            cols.append(f"count_if(status = '{status}' AND {cond}) AS {window_name(stem, w)}")
+    for w in (90, None):
+        cond = window_sql(w, "status_age_days")
+        cols.append(f"count_if({_FAILED} AND {cond}) AS {window_name('delivery_failures', w)}")
+    counts = ",\n           ".join(cols)
+    return f"""
+    SELECT customer_id,
+           {counts},
+           count_if({_FAILED}) / count(*) AS delivery_failure_share,
+           count_if(status = 'returned') / count(*) AS return_share,
+           min(status_age_days) FILTER (WHERE {_FAILED}) AS days_since_last_failure,
+           avg(delivery_delay_days) AS mean_delivery_delay_days,
+           max(delivery_delay_days) AS max_delivery_delay_days,
+           count_if({_PNR}) AS paid_not_received_orders,
+           bool_or({_PNR}) AS paid_not_received,
+           min(status_age_days) FILTER (WHERE {_PNR}) AS days_since_paid_not_received,
+           count_if(status = 'placed') AS orders_in_transit
+    FROM known_orders
+    GROUP BY customer_id
+    """
+
+
+FAMILY = Family(
+    name=NAME,
+    description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else "",
+    required_tables=("customers", "orders"),
+    features=_features(),
+    sql=_sql,
+)

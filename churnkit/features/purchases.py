@@ -1,0 +1,153 @@
+"""Purchases: recency, frequency, monetary value, tenure, rhythm, trend and basket.
+
+DOMAIN.md's leading indicator "the gap since the last order exceeds the customer's own usual
+gap" is ``overdue_ratio``; RFM segments read recency, frequency and monetary value. Every order
+placed before ``as_of`` counts as a purchase whatever its later status (the final status is
+learned later; the delivery family reports failures, returns and cancellations).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from churnkit.features.registry import (
+    WINDOWS,
+    Family,
+    Feature,
+    window_name,
+    window_sql,
+    window_text,
+)
+
+NAME = "purchases"
+_O = ("orders",)
+_CO = ("customers", "orders")
+
+
+def _features() -> tuple[Feature, ...]:
+    out = [
+        Feature("days_since_signup", NAME, "Tenure: days from signup to as_of.", "days",
+                ("customers",)),
+        Feature("days_since_first_order", NAME, "Days from the first order to as_of; empty "
+                "without orders.", "days", _O),
+        Feature("days_since_last_order", NAME, "Recency: days from the last order to as_of; "
+                "empty without orders.", "days", _O),
+    ]
+    for w in (*WINDOWS, None):
+        out.append(Feature(window_name("orders", w), NAME, f"Orders placed {window_text(w)}.",
+                           "orders", _O, "count"))
+        out.append(Feature(window_name("revenue", w), NAME, f"Amount paid for orders placed "
+                           f"{window_text(w)}.", "currency", _O, "total"))
+    out += [
+        Feature("gap_mean_days", NAME, "Mean days between consecutive orders; empty with fewer "
+                "than 2 orders.", "days", _O),
+        Feature("gap_median_days", NAME, "Median days between consecutive orders.", "days", _O),
+        Feature("gap_std_days", NAME, "Sample standard deviation of the gaps between orders; "
+                "empty with fewer than 3 orders.", "days", _O),
+        Feature("gap_last_days", NAME, "Days between the last two orders.", "days", _O),
+        Feature("overdue_ratio", NAME, "Days since the last order divided by the customer's "
+                "mean gap between orders (> 1: overdue by their own rhythm).", "ratio", _O),
+        Feature("orders_trend_90d", NAME, "(orders in the last 90 days - orders in the 90 "
+                "before) / their sum, in [-1, 1]; empty when both are 0.", "ratio", _O),
+        Feature("revenue_trend_90d", NAME, "(revenue in the last 90 days - revenue in the 90 "
+                "before) / their sum, in [-1, 1]; empty when both are 0.", "ratio", _O),
+        Feature("mean_basket", NAME, "Mean amount paid per order.", "currency", _O),
+        Feature("mean_items", NAME, "Mean number of items per order.", "items", _O),
+        Feature("discount_share", NAME, "Discount / (amount + discount) over all orders: how "
+                "much of the list price was discounted.", "share", _O),
+        Feature("discounted_order_share", NAME, "Share of orders with a discount (discount "
+                "hunters buy only with one).", "share", _O),
+        Feature("delivery_cost_share", NAME, "Delivery cost / (amount + delivery cost) over all "
+                "orders (DOMAIN.md: expensive delivery drives churn).", "share", _O),
+        Feature("n_categories", NAME, "Distinct product categories ordered.", "categories", _O,
+                "count"),
+        Feature("top_category", NAME, "Most ordered category (ties: alphabetical first); empty "
+                "without categorized orders.", "category", _O, "str"),
+        Feature("basket_vs_population", NAME, "Mean basket / the population's mean order value "
+                "(DOMAIN.md RFM: above or below average).", "ratio", _O, python=True),
+    ]
+    return tuple(out)
+
+
+def _sql(present: frozenset[str]) -> str:
+    windows = []
+    for w in (*WINDOWS, None):
+        cond = window_sql(w)
+        windows.append(f"count_if({cond}) AS {window_name('orders', w)}")
+        windows.append(f"coalesce(sum(amount) FILTER (WHERE {cond}), 0) AS "
+                       f"{window_name('revenue', w)}")
+    window_cols = ",\n               ".join(windows)
+    return f"""
+    SELECT base.customer_id,
+           {_AGE_SIGNUP} AS days_since_signup,
+           agg.* EXCLUDE (customer_id),
+           agg.days_since_last_order / nullif(agg.gap_mean_days, 0) AS overdue_ratio,
+           (agg.orders_90d - agg.orders_prev_90d)
+               / nullif(agg.orders_90d + agg.orders_prev_90d, 0) AS orders_trend_90d,
+           (agg.revenue_90d - agg.revenue_prev_90d)
+               / nullif(agg.revenue_90d + agg.revenue_prev_90d, 0) AS revenue_trend_90d,
+           cat.top_category
+    FROM base
+    LEFT JOIN (
+        SELECT customer_id,
+               max(age_days) AS days_since_first_order,
+               min(age_days) AS days_since_last_order,
+               {window_cols},
+               count_if(age_days > 90 AND age_days <= 180) AS orders_prev_90d,
+               coalesce(sum(amount) FILTER (WHERE age_days > 90 AND age_days <= 180), 0)
+                   AS revenue_prev_90d,
+               avg(gap_days) AS gap_mean_days,
+               median(gap_days) AS gap_median_days,
+               stddev_samp(gap_days) AS gap_std_days,
+               arg_max(gap_days, rn) AS gap_last_days,
+               avg(amount) AS mean_basket,
+               avg(n_items) AS mean_items,
+               sum(discount_amount) / nullif(sum(amount + discount_amount), 0) AS discount_share,
+               count_if(discount_amount > 0) / count(*) AS discounted_order_share,
+               sum(delivery_cost) / nullif(sum(amount + delivery_cost), 0)
+                   AS delivery_cost_share,
+               count(DISTINCT category) AS n_categories
+        FROM (
+            SELECT *,
+                   row_number() OVER w AS rn,
+                   (epoch_us(ordered_at) - epoch_us(lag(ordered_at) OVER w)) / 86400000000.0
+                       AS gap_days
+            FROM known_orders
+            WINDOW w AS (PARTITION BY customer_id ORDER BY ordered_at, order_id)
+        )
+        GROUP BY customer_id
+    ) AS agg ON agg.customer_id = base.customer_id
+    LEFT JOIN (
+        -- the modal category; ties go to the alphabetically first
+        SELECT customer_id, arg_min(category, (-n, category)) AS top_category
+        FROM (
+            SELECT customer_id, category, count(*) AS n
+            FROM known_orders
+            WHERE category IS NOT NULL
+            GROUP BY customer_id, category
+        )
+        GROUP BY customer_id
+    ) AS cat ON cat.customer_id = base.customer_id
+    """
+
+
+_AGE_SIGNUP = "(epoch_us($as_of) - epoch_us(base.signup_at)) / 86400000000.0"
+
+
+def _finish(frame: pd.DataFrame, population) -> dict[str, np.ndarray]:
+    mean_order_value = population.mean_order_value
+    basket = frame["mean_basket"].to_numpy(dtype="float64")
+    if not mean_order_value > 0:  # NaN or 0: nothing to compare with
+        return {"basket_vs_population": np.full(len(frame), np.nan)}
+    return {"basket_vs_population": basket / mean_order_value}
+
+
+FAMILY = Family(
+    name=NAME,
+    description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else "",
+    required_tables=_CO,
+    features=_features(),
+    sql=_sql,
+    finish=_finish,
+)

@@ -1,0 +1,194 @@
+"""From the simulation's arrays to the five contract tables, as known at ``end``.
+
+The simulation knows the whole future of every order and ticket; the tables are a snapshot taken
+at ``end``, so (the time-travel rule of ``churnkit.timetravel``) a status, resolution, open,
+conversion or unsubscribe that happens at or after ``end`` is not in them yet: orders still in
+transit at ``end`` are ``placed`` with ``status_at = ordered_at``; tickets opened at or after
+``end`` do not exist. The ground truth keeps the latent future.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from churnkit.contracts import (
+    ACTIONS,
+    BROWSING_EVENTS,
+    CHANNELS,
+    CONTACT_GROUPS,
+    ORDER_STATUSES,
+    TICKET_TOPICS,
+)
+from churnkit.synth.params import CAMPAIGN_ACTIONS, SynthParams
+from churnkit.synth.population import Population
+from churnkit.synth.simulate import SimResult
+from churnkit.synth.timegrid import DayGrid
+
+#: Sort keys pack (customer row, milliseconds): row << 37 | ms (ms < 2^37 ≈ 4.3 years).
+_MS_BITS = 37
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)  # what validation turns text columns into
+
+
+def _ms(sec: np.ndarray) -> np.ndarray:
+    """Seconds since the origin to whole milliseconds (int64; NaN becomes -1)."""
+    sec = np.asarray(sec, dtype=np.float64)
+    out = np.full(sec.shape, -1, dtype=np.int64)
+    ok = np.isfinite(sec)
+    out[ok] = np.round(sec[ok] * 1000.0).astype(np.int64)
+    return out
+
+
+def _ts(grid: DayGrid, ms: np.ndarray) -> pd.Series:
+    """Milliseconds since the origin (-1 = missing) to a ``datetime64[us, UTC]`` column."""
+    us = grid.origin.value // 1000 + ms * 1000
+    values = us.astype("datetime64[us]")
+    values[ms < 0] = np.datetime64("NaT")
+    return pd.Series(values).dt.tz_localize("UTC")
+
+
+def _text(codes: np.ndarray, values: tuple[str, ...]) -> pd.Series:
+    """Codes (-1 = missing) to a text column, built through Arrow (fast, no Python strings)."""
+    codes = np.asarray(codes)
+    arr = pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32), mask=codes < 0),
+                                         pa.array(list(values), type=pa.large_string()))
+    return pd.Series(arr.cast(pa.large_string()), dtype=_STR)
+
+
+def _order_by(rows: np.ndarray, ms: np.ndarray) -> np.ndarray:
+    """Order by (customer, time): one int64 key, so validation's stable sort keeps it as is."""
+    if len(rows) and ms.max() >= (1 << _MS_BITS):
+        raise ValueError("the period is too long for the synthetic shop's sort keys (~4 years)")
+    return np.argsort((rows.astype(np.int64) << _MS_BITS) | ms)
+
+
+def customers_frame(pop: Population, res: SimResult, grid: DayGrid,
+                    params: SynthParams) -> pd.DataFrame:
+    end_ms = grid.n_days * 86_400_000
+    unsub = _ms(res.unsub_sec)
+    unsub[unsub >= end_ms] = -1
+    frame = pd.DataFrame({
+        "customer_id": pop.customer_id,
+        "signup_at": _ts(grid, _ms(pop.signup_sec)),
+        "region": _text(pop.tz_index, tuple(z[2] for z in params.timezones)),
+        "timezone": _text(pop.tz_index, tuple(z[0] for z in params.timezones)),
+    })
+    for j, ch in enumerate(CHANNELS):
+        frame[f"consent_{ch}"] = pop.consent[:, j]
+    frame["unsubscribed_at"] = _ts(grid, unsub)
+    return frame
+
+
+def orders_frame(pop: Population, res: SimResult, grid: DayGrid,
+                 params: SynthParams) -> pd.DataFrame:
+    o = res.orders
+    end_ms = grid.n_days * 86_400_000
+    ms = _ms(o["sec"])
+    idx = _order_by(o["row"], ms)
+    ms = ms[idx]
+    status = o["status"][idx]
+    status_ms = np.maximum(_ms(o["status_sec"][idx]), ms)
+    delay = o["delay"][idx]
+    pending = status_ms >= end_ms
+    status[pending] = ORDER_STATUSES.index("placed")
+    status_ms[pending] = ms[pending]
+    delay[pending] = np.nan
+    return pd.DataFrame({
+        "order_id": np.arange(1, len(idx) + 1, dtype=np.int64),
+        "customer_id": pop.customer_id[o["row"][idx]],
+        "ordered_at": _ts(grid, ms),
+        "amount": np.round(o["amount"][idx], 2),
+        "discount_amount": np.round(o["discount"][idx], 2),
+        "delivery_cost": np.round(o["delivery_cost"][idx], 2),
+        "n_items": o["n_items"][idx].astype(np.int64),
+        "category": _text(o["category"][idx], params.categories),
+        "status": _text(status, ORDER_STATUSES),
+        "status_at": _ts(grid, status_ms),
+        "delivery_delay_days": np.round(delay, 2),
+    })
+
+
+def browsing_frame(pop: Population, events: dict[str, np.ndarray], grid: DayGrid,
+                   params: SynthParams) -> pd.DataFrame:
+    """Events in ``[start, end)``; session ids numbered by (customer, session start)."""
+    end_ms = grid.n_days * 86_400_000
+    ms = _ms(events["sec"])
+    keep = np.flatnonzero((ms >= 0) & (ms < end_ms))
+    rows, ms = events["row"][keep], ms[keep]
+    idx = _order_by(rows, ms)
+    keep = keep[idx]
+    rows, ms = rows[idx], ms[idx]
+    srank = np.empty(len(events["session_row"]), dtype=np.int64)
+    srank[_order_by(events["session_row"], _ms(events["session_start"]))] = np.arange(
+        1, len(srank) + 1)
+    return pd.DataFrame({
+        "customer_id": pop.customer_id[rows],
+        "session_id": srank[events["session"][keep]],
+        "ts": _ts(grid, ms),
+        "event": _text(events["event"][keep], BROWSING_EVENTS),
+        "category": _text(events["category"][keep], params.categories),
+    })
+
+
+def tickets_frame(pop: Population, res: SimResult, grid: DayGrid) -> pd.DataFrame:
+    t = res.tickets
+    end_ms = grid.n_days * 86_400_000
+    opened = _ms(t["opened_sec"])
+    keep = np.flatnonzero(opened < end_ms)
+    keep = keep[_order_by(t["row"][keep], opened[keep])]
+    opened = opened[keep]
+    resolved = np.maximum(_ms(t["resolved_sec"][keep]), opened)
+    later = (_ms(t["resolved_sec"][keep]) < 0) | (resolved >= end_ms)  # not resolved yet
+    resolved[later] = -1
+    comp = np.where(later, 0.0, t["compensation"][keep])
+    sat = t["satisfaction"][keep].astype("float64")
+    sat[later | (sat < 1)] = np.nan
+    return pd.DataFrame({
+        "ticket_id": np.arange(1, len(keep) + 1, dtype=np.int64),
+        "customer_id": pop.customer_id[t["row"][keep]],
+        "opened_at": _ts(grid, opened),
+        "topic": _text(t["topic"][keep], TICKET_TOPICS),
+        "resolved_at": _ts(grid, resolved),
+        "compensation_amount": np.round(comp, 2),
+        "satisfaction": pd.array(sat, dtype="Int64"),
+    })
+
+
+def first_order_after(res: SimResult, rows: np.ndarray, ms: np.ndarray, within_ms: int,
+                      end_ms: int) -> np.ndarray:
+    """Milliseconds of each (row, ms)'s first order in ``[ms, ms + within)`` before end, else -1."""
+    okey = np.sort((res.orders["row"].astype(np.int64) << _MS_BITS) | _ms(res.orders["sec"]))
+    key = (rows.astype(np.int64) << _MS_BITS) | ms
+    pos = np.minimum(np.searchsorted(okey, key, side="left"), max(len(okey) - 1, 0))
+    if not len(okey):
+        return np.full(len(rows), -1, dtype=np.int64)
+    found = okey[pos] - (rows.astype(np.int64) << _MS_BITS)
+    ok = (found >= ms) & (found < ms + within_ms) & (found < end_ms)
+    return np.where(ok, found, -1)
+
+
+def contacts_frame(pop: Population, res: SimResult, grid: DayGrid,
+                   params: SynthParams) -> pd.DataFrame:
+    c = res.contacts
+    end_ms = grid.n_days * 86_400_000
+    sent = _ms(c["sent_sec"])
+    idx = _order_by(c["row"], sent)
+    rows, sent = c["row"][idx], sent[idx]
+    opened = _ms(c["opened_sec"][idx])
+    opened[opened >= end_ms] = -1
+    # Attribution (campaigns.py): first order within attribution_days of sent_at, both groups.
+    converted = first_order_after(res, rows, sent, params.attribution_days * 86_400_000, end_ms)
+    action_codes = np.array([ACTIONS.index(a) for a in CAMPAIGN_ACTIONS])[c["action"][idx]]
+    campaigns, campaign_codes = np.unique(c["campaign"][idx], return_inverse=True)
+    return pd.DataFrame({
+        "contact_id": np.arange(1, len(idx) + 1, dtype=np.int64),
+        "customer_id": pop.customer_id[rows],
+        "sent_at": _ts(grid, sent),
+        "channel": _text(c["channel"][idx], CHANNELS),
+        "action": _text(action_codes, ACTIONS),
+        "group": _text(c["control"][idx].astype(np.int64), CONTACT_GROUPS),
+        "opened_at": _ts(grid, opened),
+        "converted_at": _ts(grid, converted),
+        "campaign": _text(campaign_codes, tuple(str(x) for x in campaigns)),
+    })

@@ -1,0 +1,343 @@
+"""The vectorized simulation kernel: one numpy step per UTC day across all signed-up customers.
+
+Per day, in this order (the ground truth in ``truth.py`` replays the same formulas):
+
+1. incident hazard injected today is added to the per-cause bump levels ``B`` (delivery, service,
+   price); a bump of mass ``m`` adds ``m·(1-ρ)·ρ^t`` to the hazard ``t`` days later, ρ = e^(-1/κ);
+2. the hazard of deciding to leave, ``h = natural + hunter's price drift + forgotten (while the
+   customer has exactly one order) + Σ B``, accumulates into ``H``; the customer decides on the
+   day ``H`` crosses an Exp(1) threshold (competing hazards; the cause is drawn in proportion to
+   the components that day, DOMAIN.md "Why customers leave");
+3. reversals due today (an unprompted return, or a campaign's) undo the decision, clear the bumps
+   and place a comeback order;
+4. orders: intensity ``λ = (base rate + welcome boost) × season × weekday profile × fade``, where
+   the fade after a decision on day ``D`` is ``exp(-max(0, k-D-lag)/τ_order)``; an order fires
+   when the accumulated intensity crosses an Exp(1) threshold (a Poisson process on the grid);
+5. browsing sessions the same way with ``fade = exp(-(k-D)/τ_browse)``: browsing starts fading on
+   the decision day, buying only after the lag (DOMAIN.md: browsing drops off first);
+6. on campaign days, the monthly win-back campaign (``campaigns.py``);
+7. bumps decay by ρ.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from churnkit.synth.campaigns import run_campaign
+from churnkit.synth.incidents import Injections, draw_orders
+from churnkit.synth.params import BUMP_CAUSES, CAUSES, SynthParams
+from churnkit.synth.population import Population
+from churnkit.synth.timegrid import SECONDS_PER_DAY, DayGrid, place_in_utc_day, season_factor
+
+#: "Not decided" sentinel for the decision day: makes every fade exponent negative (no fade).
+NEVER = np.int64(1) << 40
+NATURAL, FORGOTTEN = CAUSES.index("natural"), CAUSES.index("forgotten")
+PRICE_BUMP = BUMP_CAUSES.index("price")
+
+
+@dataclass
+class SimState:
+    """Mutable per-customer state of the day loop (arrays of length n)."""
+
+    H: np.ndarray
+    E: np.ndarray
+    dec_day: np.ndarray
+    dec_now: np.ndarray  # index of the decision in force, -1 if none
+    cause_now: np.ndarray  # CAUSES index of the decision in force, -1 if none
+    B: np.ndarray  # (3, n) bump hazard levels per BUMP_CAUSES
+    n_orders: np.ndarray
+    last_order_day: np.ndarray
+    rate_now: np.ndarray  # base rate + welcome boost while in the welcome window
+    h_forget_now: np.ndarray
+    Lo: np.ndarray
+    To: np.ndarray
+    Lb: np.ndarray
+    Tb: np.ndarray
+    unsub_sec: np.ndarray
+
+    @classmethod
+    def initial(cls, pop: Population, rng: np.random.Generator) -> SimState:
+        n = pop.n
+        return cls(
+            H=np.zeros(n), E=rng.exponential(size=n), dec_day=np.full(n, NEVER),
+            dec_now=np.full(n, -1, dtype=np.int64), cause_now=np.full(n, -1, dtype=np.int8),
+            B=np.zeros((len(BUMP_CAUSES), n)), n_orders=np.zeros(n, dtype=np.int64),
+            last_order_day=np.full(n, -(10**6), dtype=np.int64), rate_now=pop.base_rate.copy(),
+            h_forget_now=np.zeros(n), Lo=np.zeros(n), To=rng.exponential(size=n),
+            Lb=np.zeros(n), Tb=rng.exponential(size=n), unsub_sec=pop.unsub_sec.copy(),
+        )
+
+
+@dataclass
+class SimResult:
+    """Everything the day loop produced, as concatenated column arrays (rows = customer index)."""
+
+    orders: dict[str, np.ndarray]
+    tickets: dict[str, np.ndarray]
+    sessions: dict[str, np.ndarray]  # row, sec, cart (bool: add_to_cart without an order)
+    contacts: dict[str, np.ndarray]
+    decisions: dict[str, np.ndarray]  # row, day, sec, cause, lag, reversed_sec, reversal_kind
+    injections: Injections
+    unsub_sec: np.ndarray
+
+
+@dataclass
+class _Log:
+    chunks: dict[str, list] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, **cols: np.ndarray) -> None:
+        for k, v in cols.items():
+            self.chunks[k].append(np.asarray(v))
+
+    def build(self, empty: dict[str, type]) -> dict[str, np.ndarray]:
+        return {k: (np.concatenate(self.chunks[k]) if self.chunks.get(k) else
+                    np.empty(0, dtype=t)) for k, t in empty.items()}
+
+
+ORDER_COLS = {"row": np.int64, "sec": float, "amount": float, "discount": float,
+              "delivery_cost": float, "n_items": np.int64, "category": np.int64,
+              "status": np.int64, "status_sec": float, "delay": float}
+TICKET_COLS = {"row": np.int64, "opened_sec": float, "topic": np.int64, "resolved_sec": float,
+               "compensation": float, "satisfaction": np.int64}
+CONTACT_COLS = {"row": np.int64, "sent_sec": float, "channel": np.int64, "action": np.int64,
+                "control": bool, "opened_sec": float, "campaign": object}
+
+
+def _fire(L: np.ndarray, T: np.ndarray, n_active: int, rng: np.random.Generator) -> np.ndarray:
+    """Rows whose accumulated intensity crossed their Exp(1) threshold (repeats = several)."""
+    hit = np.flatnonzero(L[:n_active] >= T[:n_active])
+    out = [hit]
+    while len(hit):
+        T[hit] += rng.exponential(size=len(hit))
+        hit = hit[L[hit] >= T[hit]]
+        out.append(hit)
+    return np.concatenate(out)
+
+
+class _Sparse:
+    """A growing set of customer rows with a membership flag (cheap add, filter and prune)."""
+
+    def __init__(self, n: int) -> None:
+        self.flag = np.zeros(n, dtype=bool)
+        self.rows = np.empty(0, dtype=np.int64)
+
+    def add(self, rows: np.ndarray) -> None:
+        rows = np.unique(rows)
+        rows = rows[~self.flag[rows]]
+        self.flag[rows] = True
+        self.rows = np.concatenate([self.rows, rows])
+
+    def keep(self, mask: np.ndarray) -> None:
+        self.flag[self.rows[~mask]] = False
+        self.rows = self.rows[mask]
+
+    def refresh(self) -> np.ndarray:
+        """Drop rows whose flag was cleared from outside; return the live rows."""
+        self.rows = self.rows[self.flag[self.rows]]
+        return self.rows
+
+
+def simulate(pop: Population, grid: DayGrid, params: SynthParams,
+             rng: np.random.Generator) -> SimResult:
+    """Run the shop over the grid's days; see the module docstring for the daily step.
+
+    For speed, only three full-length array passes remain per day (hazard, orders, browsing);
+    everything that changes for few customers is updated sparsely: the per-weekday intensities
+    ``eff_*`` (rate × fade × weekday profile) when a rate or fade changes, the fades of customers
+    who decided within the last months (a fade below 1e-6 is set to 0), and the incident bumps of
+    customers who had an incident recently (a bump below 1e-9 per day is dropped).
+    """
+    p = params
+    n = pop.n
+    st = SimState.initial(pop, rng)
+    rho = np.exp(-1.0 / p.bump_decay_days)
+    season = season_factor(np.arange(grid.n_days), grid, p)
+    returns = p.spontaneous_return_rates()
+    r_cause = np.array([returns[c] for c in CAUSES])
+    slot_max = pop.slots.max(axis=1)
+    welcome = np.where(pop.activator, p.welcome_rate, 0.0)
+    dayfac = pop.dayfac.astype(np.float64)
+    h_static = pop.h_const.copy()  # + forgotten hazard while the customer has one order
+    fo = np.ones(n)  # order fade multiplier
+    fb = np.ones(n)  # browsing fade multiplier
+    eff_o = np.zeros((7, n))
+    eff_b = np.zeros((7, n))
+
+    def refresh(rows: np.ndarray | slice) -> None:
+        r = st.rate_now[rows]
+        eff_o[:, rows] = (r * fo[rows]) * dayfac[:, rows]
+        eff_b[:, rows] = (r * pop.browse_ratio[rows] * fb[rows]) * dayfac[:, rows]
+
+    fading, bumped = _Sparse(n), _Sparse(n)
+    pending: dict[int, list] = defaultdict(list)
+    reversals: dict[int, list] = defaultdict(list)
+    orders, tickets, sessions, contacts = _Log(), _Log(), _Log(), _Log()
+    decisions, reversed_log, inj_log = _Log(), _Log(), _Log()
+    n_dec = 0
+    n_prev = 0
+    campaign_days = set()
+    if p.campaigns_enabled:
+        dom = grid.dates(np.arange(grid.n_days)).day.to_numpy()
+        campaign_days = set(np.flatnonzero(dom == p.campaign_day_of_month).tolist())
+    tmp = np.empty(n)
+
+    for k in range(grid.n_days):
+        na = int(np.searchsorted(pop.signup_day, k, side="left"))  # signed up before day k
+        sl = slice(0, na)
+        # Welcome window: a first order shortly after signup for most (activators).
+        st.rate_now[n_prev:na] = pop.base_rate[n_prev:na] + welcome[n_prev:na]
+        refresh(slice(n_prev, na))
+        n_prev = na
+        lo_e = int(np.searchsorted(pop.signup_day, k - 1 - p.welcome_days, side="left"))
+        hi_e = int(np.searchsorted(pop.signup_day, k - 1 - p.welcome_days, side="right"))
+        st.rate_now[lo_e:hi_e] = pop.base_rate[lo_e:hi_e]
+        refresh(slice(lo_e, hi_e))
+
+        # 1. injections felt from today
+        for rows, cause, mass in pending.pop(k, []):
+            np.add.at(st.B, (cause, rows), mass * (1 - rho))
+            bumped.add(rows)
+
+        # 2. hazard of deciding to leave
+        st.H[sl] += h_static[sl]
+        br = bumped.rows
+        st.H[br] += st.B[:, br].sum(axis=0)
+        new = np.flatnonzero(st.H[sl] >= st.E[sl])  # decided customers have E = inf
+        if len(new):
+            comps = np.column_stack([
+                st.B[0, new], st.B[1, new], st.B[2, new] + pop.h_hunter[new],
+                st.h_forget_now[new], pop.h_natural[new]])
+            cum = np.cumsum(comps, axis=1)
+            cause = np.minimum((cum < rng.random(len(new))[:, None] * cum[:, -1:]).sum(axis=1),
+                               len(CAUSES) - 1)
+            idx = np.arange(n_dec, n_dec + len(new))
+            n_dec += len(new)
+            st.dec_day[new] = k
+            st.E[new] = np.inf
+            st.dec_now[new] = idx
+            st.cause_now[new] = cause
+            fading.add(new)
+            decisions.add(row=new, day=np.full(len(new), k),
+                          sec=(k + rng.random(len(new))) * SECONDS_PER_DAY,
+                          cause=cause, lag=pop.lag_days[new])
+            back = k + rng.geometric(-np.expm1(-r_cause[cause]))
+            for d in np.unique(back[back < grid.n_days]):
+                sel = back == d
+                reversals[int(d)].append((new[sel], idx[sel], 0))
+
+        # 3. reversals: the decision is undone and the customer orders again today
+        comeback = []
+        for rows, idx, kind in reversals.pop(k, []):
+            ok = st.dec_now[rows] == idx
+            rows, idx = rows[ok], idx[ok]
+            rows, first = np.unique(rows, return_index=True)
+            idx = idx[first]
+            if not len(rows):
+                continue
+            st.dec_day[rows] = NEVER
+            st.dec_now[rows] = -1
+            st.cause_now[rows] = -1
+            st.H[rows] = 0.0
+            st.E[rows] = rng.exponential(size=len(rows))
+            st.B[:, rows] = 0.0
+            fading.flag[rows] = False
+            fo[rows] = 1.0
+            fb[rows] = 1.0
+            refresh(rows)
+            comeback.append((rows, idx, kind))
+
+        # 4. fades of the customers who decided: browsing from the decision day, buying after
+        # the lag (DOMAIN.md: browsing drops off before purchases stop)
+        fr = fading.refresh()
+        if len(fr):
+            age = k - st.dec_day[fr]
+            fb[fr] = np.exp(-age / p.browse_fade_days)
+            fo[fr] = np.exp(-np.maximum(age - pop.lag_days[fr], 0) / p.order_fade_days)
+            gone = fo[fr] < 1e-6
+            fo[fr[gone]] = 0.0
+            fb[fr[gone]] = 0.0
+            refresh(fr)
+            fading.keep(~gone)
+
+        # 5. orders
+        dow = int(grid.weekday(k))
+        np.multiply(eff_o[dow, sl], season[k], out=tmp[sl])
+        st.Lo[sl] += tmp[sl]
+        fired = _fire(st.Lo, st.To, na, rng)
+        rows_all = [fired]
+        for rows, idx, kind in comeback:
+            rows_all.append(rows)
+        o_rows = np.concatenate(rows_all)
+        o_sec = place_in_utc_day(k, o_rows, pop.slot_prefix, pop.offset, grid, rng)
+        for (rows, idx, kind), start in zip(comeback, np.cumsum([len(fired)] + [
+                len(c[0]) for c in comeback])[:-1], strict=True):
+            reversed_log.add(idx=idx, sec=o_sec[start:start + len(rows)],
+                             kind=np.full(len(rows), kind))
+        if len(o_rows):
+            np.add.at(st.n_orders, o_rows, 1)
+            st.last_order_day[o_rows] = k
+            st.rate_now[o_rows] = pop.base_rate[o_rows]
+            st.h_forget_now[o_rows] = np.where(st.n_orders[o_rows] == 1,
+                                               pop.h_forget[o_rows], 0.0)
+            h_static[o_rows] = pop.h_const[o_rows] + st.h_forget_now[o_rows]
+            refresh(o_rows)
+            ocols, tcols, inj = draw_orders(o_rows, o_sec, k, pop, p, rng)
+            orders.add(**ocols)
+            tickets.add(**tcols)
+            inj_log.add(row=inj.row, day=inj.day, cause=inj.cause, mass=inj.mass,
+                        origin_sec=inj.origin_sec)
+            for d in np.unique(inj.day[inj.day < grid.n_days]):
+                sel = inj.day == d
+                pending[int(d)].append((inj.row[sel], inj.cause[sel], inj.mass[sel]))
+
+        # 6. browsing sessions
+        np.multiply(eff_b[dow, sl], season[k], out=tmp[sl])
+        st.Lb[sl] += tmp[sl]
+        b_rows = _fire(st.Lb, st.Tb, na, rng)
+        if len(b_rows):
+            fresh = np.minimum(1.0, st.B[PRICE_BUMP, b_rows] / p.price_shock_reference)
+            p_cart = (p.cart_abandon_base
+                      + p.cart_abandon_shock_gain * pop.price_sensitivity[b_rows] * fresh
+                      + p.cart_abandon_price_leaver
+                      * (st.cause_now[b_rows] == CAUSES.index("price")))
+            sessions.add(row=b_rows, sec=place_in_utc_day(k, b_rows, pop.slot_prefix,
+                                                          pop.offset, grid, rng),
+                         cart=rng.random(len(b_rows)) < p_cart)
+
+        # 7. the monthly win-back campaign
+        if k in campaign_days and na:
+            ccols, (rrows, rday, ridx) = run_campaign(k, na, st, pop, grid, p, rng, slot_max)
+            contacts.add(**ccols)
+            for d in np.unique(rday[rday < grid.n_days]):
+                sel = rday == d
+                reversals[int(d)].append((rrows[sel], ridx[sel], 1))
+
+        # 8. bumps decay; negligible ones are dropped
+        br = bumped.rows
+        if len(br):
+            st.B[:, br] *= rho
+            alive = st.B[:, br].sum(axis=0) > 1e-9
+            st.B[:, br[~alive]] = 0.0
+            bumped.keep(alive)
+
+    dec = decisions.build({"row": np.int64, "day": np.int64, "sec": float, "cause": np.int64,
+                           "lag": np.int64})
+    rev = reversed_log.build({"idx": np.int64, "sec": float, "kind": np.int64})
+    dec["reversed_sec"] = np.full(len(dec["row"]), np.nan)
+    dec["reversal_kind"] = np.full(len(dec["row"]), -1, dtype=np.int64)
+    dec["reversed_sec"][rev["idx"]] = rev["sec"]
+    dec["reversal_kind"][rev["idx"]] = rev["kind"]
+    inj = inj_log.build({"row": np.int64, "day": np.int64, "cause": np.int8, "mass": float,
+                         "origin_sec": float})
+    return SimResult(
+        orders=orders.build(ORDER_COLS),
+        tickets=tickets.build(TICKET_COLS),
+        sessions=sessions.build({"row": np.int64, "sec": float, "cart": bool}),
+        contacts=contacts.build(CONTACT_COLS),
+        decisions=dec,
+        injections=Injections(**inj),
+        unsub_sec=st.unsub_sec,
+    )

@@ -1,0 +1,76 @@
+"""The baselines every churn model is compared with, fitted on the training rows only.
+
+- **recency**: days since the last order (since signup for customers who never ordered), turned
+  into a probability by a one-feature logistic fit (monotone, so its ranking is plain recency);
+- **btyd**: the BG/NBD probability of no purchase in the horizon (the classic BTYD benchmark),
+  with the population parameters fitted before the cutoff;
+- **rfm_logreg**: logistic regression on log recency, log frequency and log monetary value.
+
+On synthetic data the pipeline adds the generator's **oracle** (the true churn probability),
+the upper bound.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from churnkit.btyd import p_no_purchase
+
+
+def _recency(frame: pd.DataFrame) -> np.ndarray:
+    days = frame["days_since_last_order"].to_numpy(dtype=float)
+    return np.where(np.isnan(days), frame["days_since_signup"].to_numpy(dtype=float), days)
+
+
+def _rfm(frame: pd.DataFrame) -> np.ndarray:
+    never = frame["orders_lifetime"].to_numpy(dtype=float) == 0
+    return np.c_[
+        np.log1p(_recency(frame)),
+        np.log1p(frame["orders_lifetime"].to_numpy(dtype=float)),
+        np.log1p(frame["revenue_lifetime"].to_numpy(dtype=float)),
+        never.astype(float),
+    ]
+
+
+class Baselines:
+    """Fit on training rows (features + ``churned``), then score any other rows."""
+
+    def __init__(self, *, horizon_days: int) -> None:
+        self.horizon_days = horizon_days
+
+    def fit(self, frame: pd.DataFrame, y: np.ndarray) -> Baselines:
+        y = np.asarray(y, dtype=bool)
+        self.recency_ = LogisticRegression(max_iter=1000).fit(
+            np.log1p(_recency(frame))[:, None], y
+        )
+        self.rfm_ = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(
+            _rfm(frame), y
+        )
+        never = frame["orders_lifetime"].to_numpy() == 0
+        # BG/NBD says nothing about customers who never bought: give them their training rate.
+        self.never_bought_rate_ = float(y[never].mean()) if never.any() else float(y.mean())
+        return self
+
+    def score(self, frame: pd.DataFrame, population) -> dict[str, np.ndarray]:
+        """``{"recency": p, "btyd": p, "rfm_logreg": p}``: P(churn) per row of ``frame``."""
+        out = {
+            "recency": self.recency_.predict_proba(np.log1p(_recency(frame))[:, None])[:, 1],
+            "rfm_logreg": self.rfm_.predict_proba(_rfm(frame))[:, 1],
+        }
+        btyd = np.full(len(frame), self.never_bought_rate_)
+        x = frame["btyd_frequency"].to_numpy(dtype=float)
+        buyers = ~np.isnan(x)
+        if population is not None and population.bgnbd is not None and buyers.any():
+            btyd[buyers] = p_no_purchase(
+                population.bgnbd,
+                self.horizon_days,
+                x[buyers],
+                frame["btyd_recency_days"].to_numpy(dtype=float)[buyers],
+                frame["btyd_T_days"].to_numpy(dtype=float)[buyers],
+            )
+        out["btyd"] = btyd
+        return out

@@ -1,0 +1,100 @@
+"""``churnkit train``, ``churnkit evaluate`` and ``churnkit promote``.
+
+These commands live with the training code and join the ``churnkit`` command line through the
+``churnkit.commands`` entry-point group (see pyproject.toml), so the library never imports the
+training pipeline. Heavy imports happen inside the commands: ``churnkit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from churnkit.cli import DataOption, cli_errors, err, out
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML config (default: "
+                                                   "training/configs/default.yaml).")]
+
+
+def _progress():
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False)
+
+
+def train(
+    data: DataOption,
+    as_of: Annotated[str, typer.Option("--as-of", help="End of the data to use (UTC); the "
+                                       "evaluation cutoff is as-of minus the horizon.")],
+    horizon: Annotated[int | None, typer.Option("--horizon", help="Days of the churn label "
+                                                "window.")] = None,
+    trials: Annotated[int | None, typer.Option("--trials", help="Optuna trials.")] = None,
+    train_cutoffs: Annotated[int | None, typer.Option("--train-cutoffs")] = None,
+    seed: Annotated[int | None, typer.Option("--seed")] = None,
+    experiment: Annotated[str | None, typer.Option("--experiment", help="MLflow "
+                                                   "experiment.")] = None,
+    register: Annotated[str | None, typer.Option("--register", help="Register the bundle "
+                                                 "under this name as 'challenger'.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Bundle name.")] = None,
+    models_dir: Annotated[Path | None, typer.Option("--models-dir")] = None,
+    tracking_uri: Annotated[str | None, typer.Option("--tracking-uri")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Train, tune and evaluate a churn model; save the bundle, the report, log to MLflow."""
+    with cli_errors():
+        from training.run import run_training
+
+        run_training(
+            data=data, as_of=as_of, register=register, progress=_progress(),
+            config_path=config,
+            overrides={"horizon_days": horizon, "trials": trials, "train_cutoffs": train_cutoffs,
+                       "seed": seed, "experiment": experiment, "name": name or register,
+                       "models_dir": models_dir, "tracking_uri": tracking_uri},
+            console=out,
+        )
+
+
+def evaluate(
+    data: DataOption,
+    model: Annotated[str, typer.Option("--model", help="Bundle path or models:/NAME@alias.")],
+    as_of: Annotated[str, typer.Option("--as-of", help="End of the data; evaluates at as-of "
+                                       "minus the model's horizon.")],
+    report: Annotated[Path, typer.Option("--report", help="HTML report to write.")] = Path(
+        "evaluation.html"),
+    tracking_uri: Annotated[str | None, typer.Option("--tracking-uri")] = None,
+    experiment: Annotated[str | None, typer.Option("--experiment")] = None,
+) -> None:
+    """Evaluate a saved bundle against the baselines at a later cutoff; write the report."""
+    with cli_errors():
+        from training.run import run_evaluation
+
+        run_evaluation(data=data, model=model, as_of=as_of, report=report, console=out,
+                       tracking_uri=tracking_uri, experiment=experiment)
+
+
+def promote(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    tracking_uri: Annotated[str | None, typer.Option("--tracking-uri")] = None,
+) -> None:
+    """Move the 'champion' alias to the 'challenger' if it is better on the same cutoff."""
+    with cli_errors():
+        from training.config import TrainConfig
+        from training.tracking import promote as _promote
+
+        uri = tracking_uri or TrainConfig.load().tracking_uri
+        result = _promote(name, tracking_uri=uri)
+    if result.promoted:
+        out.print(f"promoted: {result.reason}")
+        return
+    err.print(f"churnkit: not promoted: {result.reason}")
+    raise typer.Exit(4)

@@ -1,0 +1,35 @@
+"""Training configuration: a frozen pydantic model read from YAML, overridable by CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_CONFIG = Path(__file__).with_name("configs") / "default.yaml"
+
+
+class TrainConfig(BaseModel):
+    """How ``churnkit train`` builds snapshots, tunes, evaluates and tracks a churn model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    horizon_days: int = Field(90, ge=7, le=365)
+    train_cutoffs: int = Field(3, ge=1, le=24)
+    cutoff_step_days: int = Field(30, ge=1)
+    trials: int = Field(30, ge=1)
+    seed: int = 0
+    bootstrap: int = Field(200, ge=20)
+    experiment: str = "churnkit"
+    tracking_uri: str = "sqlite:///mlruns.db"
+    models_dir: Path = Path("models")
+    name: str = Field("churn", pattern=r"^[A-Za-z0-9_.-]+$")
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **overrides: object) -> TrainConfig:
+        """The YAML config at ``path`` (default: training/configs/default.yaml) with overrides;
+        overrides that are None are ignored (flags not given)."""
+        data = yaml.safe_load(Path(path or DEFAULT_CONFIG).read_text()) or {}
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**data)

@@ -1,0 +1,397 @@
+"""Held-out evaluation of a churn model against its baselines (and the oracle, on synthetic data).
+
+One Poisson bootstrap (:func:`churnkit.metrics.bootstrap_draws`) serves every score, so each
+"model minus baseline" difference is a *paired* bootstrap: both sides are measured on the same
+resampled customers, which is what makes the difference's interval tight and honest.
+
+Everything here is a number or a small frame; :mod:`training.report` turns an
+:class:`Evaluation` into HTML, and :meth:`Evaluation.flat_metrics` feeds MLflow.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import pandas as pd
+
+from churnkit.metrics import (
+    METRICS,
+    Estimate,
+    average_precision,
+    bootstrap_draws,
+    brier,
+    paired_difference,
+    roc_auc,
+)
+
+#: Segments smaller than this (or with one class only) get NaN metrics in ``by_segment``.
+MIN_SEGMENT_ROWS = 50
+#: Metrics reported per segment (point values, no bootstrap: the CI would cost 7x the time).
+SEGMENT_METRICS = ("roc_auc", "pr_auc", "brier")
+#: ``segments`` column -> group name in ``by_segment``.
+SEGMENT_GROUPS = {"segment": "segment", "has_browsing": "browsing",
+                  "has_complaints": "complaints"}
+#: Display names of the metrics, for tables and verdicts.
+METRIC_LABELS = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "brier": "Brier score",
+                 "log_loss": "log loss", "top_decile_lift": "top-decile lift"}
+CALIBRATION_BINS = 10
+GAIN_POINTS = 101
+LEVEL = 0.95
+_MLFLOW_INVALID = re.compile(r"[^A-Za-z0-9_\-\. /]")
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: frames and arrays have no boolean equality
+class Evaluation:
+    """The evaluation of one model at one held-out cutoff; see :func:`evaluate`."""
+
+    cutoff: pd.Timestamp
+    horizon_days: int
+    n_customers: int
+    churn_rate: float
+    model: str
+    metrics: dict[str, dict[str, Estimate]]
+    best_baseline: str
+    versus_best_baseline: dict[str, Estimate]
+    versus_baselines: dict[str, dict[str, Estimate]]
+    oracle: str | None
+    oracle_margin_share: float | None
+    by_segment: pd.DataFrame
+    calibration: pd.DataFrame
+    gain: pd.DataFrame
+    importance: pd.Series
+    score_distribution: dict[str, np.ndarray] = field(repr=False)
+
+    @property
+    def baselines(self) -> list[str]:
+        """Names of the scores that are neither the model nor the oracle, in input order."""
+        return [s for s in self.metrics if s not in (self.model, self.oracle)]
+
+    @property
+    def score_names(self) -> list[str]:
+        """Model first, then the baselines, then the oracle (the order of every table)."""
+        return [self.model, *self.baselines, *([self.oracle] if self.oracle else [])]
+
+    def verdict(self, metric: str = "roc_auc", baseline: str | None = None) -> str:
+        """One sentence on model − ``baseline`` (default: the best) for ``metric``.
+
+        "Beats" needs the whole 95% interval of the improvement above zero, e.g. "model beats
+        recency by 0.041 ROC-AUC [0.035, 0.047]"; otherwise it says the difference is unclear.
+        """
+        baseline = baseline or self.best_baseline
+        diff = self.versus_baselines[baseline][metric]
+        label = METRIC_LABELS.get(metric, metric)
+        # The gain is model better by this much: the difference itself, or minus it for the
+        # metrics where lower is better (Brier score, log loss).
+        sign = 1.0 if METRICS[metric][1] else -1.0
+        gain = sign * diff.value
+        low, high = sorted([sign * diff.low, sign * diff.high])
+        if low > 0:
+            return f"{self.model} beats {baseline} by {gain:.3f} {label} [{low:.3f}, {high:.3f}]"
+        if high < 0:
+            return (f"{self.model} is worse than {baseline} by {-gain:.3f} {label} "
+                    f"[{-high:.3f}, {-low:.3f}]")
+        return (f"{self.model} is not clearly better than {baseline} on {label}: "
+                f"{gain:+.3f} [{low:+.3f}, {high:+.3f}] includes 0")
+
+    def to_dict(self) -> dict:
+        """JSON-ready: Estimates as ``{value, low, high}``, frames as records, NaN as None.
+
+        The score distribution is summarised as a 50-bin histogram over [min, max] rather than
+        every customer's probability, so the JSON stays small for millions of customers.
+        """
+        both = np.concatenate(list(self.score_distribution.values()))
+        edges = np.histogram_bin_edges(both, bins=50) if both.size else np.array([0.0, 1.0])
+        histogram = {"edges": edges.tolist()} | {
+            k: np.histogram(v, bins=edges)[0].tolist() for k, v in self.score_distribution.items()
+        }
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out |= {"cutoff": self.cutoff.isoformat(), "importance": self.importance.to_dict(),
+                "score_distribution": histogram}
+        out |= {k: out[k].to_dict("records") for k in ("by_segment", "calibration", "gain")}
+        return _jsonable(out)
+
+    def flat_metrics(self) -> dict[str, float]:
+        """Finite numbers keyed by valid MLflow metric names, for ``mlflow.log_metrics``.
+
+        ``<score>.<metric>`` (+ ``_low``/``_high``), ``diff_best.<metric>``,
+        ``diff.<baseline>.<metric>``, ``oracle_margin_share``, ``churn_rate``, ``n_customers``.
+        Characters MLflow refuses in score names become ``_``; NaN/inf values are left out.
+        """
+        out: dict[str, float] = {"churn_rate": self.churn_rate,
+                                 "n_customers": float(self.n_customers)}
+
+        def put(prefix: str, by_metric: Mapping[str, Estimate]) -> None:
+            for metric, est in by_metric.items():
+                out[f"{prefix}.{metric}"] = est.value
+                out[f"{prefix}.{metric}_low"] = est.low
+                out[f"{prefix}.{metric}_high"] = est.high
+
+        for score, by_metric in self.metrics.items():
+            put(_mlflow_name(score), by_metric)
+        put("diff_best", self.versus_best_baseline)
+        for baseline, by_metric in self.versus_baselines.items():
+            put(f"diff.{_mlflow_name(baseline)}", by_metric)
+        if self.oracle_margin_share is not None:
+            out["oracle_margin_share"] = self.oracle_margin_share
+        return {k: float(v) for k, v in out.items() if math.isfinite(v)}
+
+    def summary_table(self) -> pd.DataFrame:
+        """Rows = scores (model first), columns = metrics as ``"0.812 [0.805, 0.819]"``."""
+        rows = {
+            score: {m: (_format(self.metrics[score][m]) if m in self.metrics[score] else "—")
+                    for m in METRICS}
+            for score in self.score_names
+        }
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("score")
+
+
+def evaluate(
+    y,
+    scores: Mapping[str, np.ndarray],
+    *,
+    model: str = "model",
+    oracle: str | None = None,
+    segments: pd.DataFrame | None = None,
+    contributions: pd.DataFrame | None = None,
+    cutoff,
+    horizon_days: int,
+    n_boot: int = 200,
+    random_state: int = 0,
+) -> Evaluation:
+    """Evaluate ``scores[model]`` against every other score on the held-out customers.
+
+    Parameters
+    ----------
+    y
+        Whether each customer churned within ``horizon_days`` after ``cutoff`` (bool or 0/1).
+    scores
+        Score name -> array aligned with ``y`` (by position); higher means more likely to churn.
+        Scores inside [0, 1] are treated as probabilities (calibration, Brier score, log loss);
+        others (recency in days, say) get only the ranking metrics.
+    model
+        Name of the model's score; every other score except ``oracle`` is a baseline.
+    oracle
+        Name of the generator's true churn probability (synthetic data only), the upper bound.
+    segments
+        Aligned with ``y`` by position, with any of the columns ``segment``, ``has_browsing``,
+        ``has_complaints``; metrics are reported per value of each for every score.
+    contributions
+        SHAP values (columns = features, plus ``bias`` which is ignored) for the evaluated rows
+        or a sample of them; gives the global importance (mean absolute value, log-odds).
+    cutoff
+        The evaluation cutoff (UTC; a naive timestamp is taken as UTC).
+    horizon_days
+        Length of the label window, days.
+    n_boot, random_state
+        Number of Poisson bootstrap resamples (shared by all scores) and their seed.
+
+    Returns
+    -------
+    Evaluation
+        Values with 95% percentile intervals; see the class for the fields.
+    """
+    y = _as_outcome(y)
+    scores = _as_scores(scores, len(y))
+    if model not in scores:
+        raise ValueError(f"model score {model!r} is not among the scores {list(scores)}")
+    if oracle is not None and oracle not in scores:
+        raise ValueError(f"oracle score {oracle!r} is not among the scores {list(scores)}")
+    baselines = [s for s in scores if s not in (model, oracle)]
+    if not baselines:
+        raise ValueError("evaluate needs at least one baseline score besides the model/oracle")
+
+    draws = bootstrap_draws(y, scores, n_boot=n_boot, random_state=random_state)
+    metrics = {s: {m: _estimate(point, sample) for m, (point, sample) in by_metric.items()}
+               for s, by_metric in draws.items()}
+    best = max(baselines, key=lambda s: metrics[s]["roc_auc"].value)
+    # Only metrics both sides have: a recency-in-days baseline has no Brier score.
+    versus = {b: {m: paired_difference(draws, model, b, m, level=LEVEL)
+                  for m in draws[model] if m in draws[b]} for b in baselines}
+    share = None
+    if oracle is not None:
+        oracle_margin = metrics[oracle]["roc_auc"].value - 0.5
+        model_margin = metrics[model]["roc_auc"].value - 0.5
+        share = model_margin / oracle_margin if oracle_margin > 0 else float("nan")
+    probability_scores = [s for s in scores if "brier" in draws[s]]
+    return Evaluation(
+        cutoff=_utc(cutoff),
+        horizon_days=int(horizon_days),
+        n_customers=len(y),
+        churn_rate=float(y.mean()),
+        model=model,
+        metrics=metrics,
+        best_baseline=best,
+        versus_best_baseline=versus[best],
+        versus_baselines=versus,
+        oracle=oracle,
+        oracle_margin_share=share,
+        by_segment=_by_segment(y, scores, segments, probability_scores),
+        calibration=_calibration(y, {s: scores[s] for s in probability_scores}),
+        gain=_gain(y, scores),
+        importance=_importance(contributions),
+        score_distribution={"churned": scores[model][y], "stayed": scores[model][~y]},
+    )
+
+
+# -- pieces ------------------------------------------------------------------------------------
+def _by_segment(y: np.ndarray, scores: dict[str, np.ndarray], segments: pd.DataFrame | None,
+                probability_scores: list[str]) -> pd.DataFrame:
+    columns = ["group", "value", "score", "n", "churn_rate", *SEGMENT_METRICS, "note"]
+    if segments is None:
+        return pd.DataFrame(columns=columns)
+    if len(segments) != len(y):
+        raise ValueError(f"segments has {len(segments)} rows, y has {len(y)}")
+    rows = []
+    for column, group in SEGMENT_GROUPS.items():
+        if column not in segments.columns:
+            continue
+        for value, mask in _segment_masks(segments[column]):
+            n, y_seg = int(mask.sum()), y[mask]
+            churn_rate = float(y_seg.mean()) if n else float("nan")
+            note = ("" if n >= MIN_SEGMENT_ROWS and 0 < y_seg.sum() < n else
+                    f"fewer than {MIN_SEGMENT_ROWS} customers" if n < MIN_SEGMENT_ROWS else
+                    "only one outcome")
+            for name, score in scores.items():
+                values = dict.fromkeys(SEGMENT_METRICS, float("nan"))
+                if not note:
+                    s = score[mask]
+                    values["roc_auc"] = float(roc_auc(y_seg, s))
+                    values["pr_auc"] = float(average_precision(y_seg, s))
+                    if name in probability_scores:
+                        values["brier"] = float(brier(y_seg, s))
+                rows.append({"group": group, "value": value, "score": name, "n": n,
+                             "churn_rate": churn_rate, **values, "note": note})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _segment_masks(column: pd.Series) -> list[tuple[str, np.ndarray]]:
+    """(label, boolean mask) per value; booleans read "yes"/"no", missing values "missing"."""
+    values = column.reset_index(drop=True)
+    missing = values.isna().to_numpy()
+    if pd.api.types.is_bool_dtype(values.dtype):
+        present = values.fillna(False).to_numpy(dtype=bool)
+        out = [("yes", present & ~missing), ("no", ~present & ~missing)]
+    else:
+        labels = (list(values.cat.categories) if isinstance(values.dtype, pd.CategoricalDtype)
+                  else sorted(values.dropna().unique(), key=str))
+        out = [(str(v), (values == v).fillna(False).to_numpy(dtype=bool)) for v in labels]
+    if missing.any():
+        out.append(("missing", missing))
+    return out
+
+
+def _calibration(y: np.ndarray, scores: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Reliability table: CALIBRATION_BINS equal-count bins of each probability score.
+
+    Bin edges are quantiles of the score, so tied scores share a bin; heavy ties can leave
+    fewer than 10 bins (never an empty one), and the counts always sum to n.
+    """
+    frames = []
+    for name, p in scores.items():
+        edges = np.unique(np.quantile(p, np.linspace(0, 1, CALIBRATION_BINS + 1)))
+        bins = np.searchsorted(edges[1:-1], p, side="right")
+        n = np.bincount(bins, minlength=len(edges) - 1)
+        keep = n > 0
+        frames.append(pd.DataFrame({
+            "score": name,
+            "bin": np.arange(len(n))[keep],
+            "mean_predicted": np.bincount(bins, weights=p)[keep] / n[keep],
+            "observed_rate": np.bincount(bins, weights=y.astype(float))[keep] / n[keep],
+            "n": n[keep],
+        }))
+    if not frames:
+        return pd.DataFrame(columns=["score", "bin", "mean_predicted", "observed_rate", "n"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _gain(y: np.ndarray, scores: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Cumulative gain: the share of churners among the top x% by score, x on a 0..1 grid.
+
+    Within a run of tied scores the curve is a straight line, i.e. the expected gain when
+    ties are broken at random (so a constant score gives the diagonal, not an artefact).
+    """
+    grid = np.linspace(0.0, 1.0, GAIN_POINTS)
+    n, positives = len(y), max(int(y.sum()), 1)
+    frames = []
+    for name, score in scores.items():
+        order = np.argsort(-score, kind="stable")
+        s = score[order]
+        ends = np.r_[np.flatnonzero(s[1:] != s[:-1]), n - 1]  # last row of each tie run
+        caught = np.cumsum(y[order])[ends] / positives
+        x = np.r_[0.0, (ends + 1) / n]
+        frames.append(pd.DataFrame({"score": name, "share_contacted": grid,
+                                    "share_churners_caught": np.interp(grid, x, np.r_[0, caught])}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _importance(contributions: pd.DataFrame | None) -> pd.Series:
+    if contributions is None or contributions.empty:
+        return pd.Series(dtype=float, name="mean_abs_shap")
+    values = contributions.drop(columns=["bias"], errors="ignore").astype(float)
+    return values.abs().mean().sort_values(ascending=False).rename("mean_abs_shap")
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _as_outcome(y) -> np.ndarray:
+    arr = np.asarray(y)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"y must be a non-empty 1-D array, got shape {arr.shape}")
+    if arr.dtype != bool:
+        if not np.isin(arr, [0, 1]).all():
+            raise ValueError("y must be bool (churned) or 0/1")
+        arr = arr.astype(bool)
+    if arr.all() or not arr.any():
+        raise ValueError("y has only one outcome: no metric can rank churners above stayers")
+    return arr
+
+
+def _as_scores(scores: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    out = {}
+    for name, values in scores.items():
+        arr = np.asarray(values, dtype=float)
+        if arr.shape != (n,):
+            raise ValueError(f"score {name!r} has shape {arr.shape}, expected ({n},) like y")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"score {name!r} has {int((~np.isfinite(arr)).sum())} "
+                             "missing or infinite values")
+        out[str(name)] = arr
+    return out
+
+
+def _estimate(point: float, sample: np.ndarray) -> Estimate:
+    alpha = (1 - LEVEL) / 2
+    low, high = np.quantile(sample, [alpha, 1 - alpha])
+    return Estimate(float(point), float(low), float(high))
+
+
+def _utc(cutoff) -> pd.Timestamp:
+    ts = pd.Timestamp(cutoff)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _format(est: Estimate) -> str:
+    return f"{est.value:.3f} [{est.low:.3f}, {est.high:.3f}]"
+
+
+def _mlflow_name(name: str) -> str:
+    return _MLFLOW_INVALID.sub("_", name)
+
+
+def _jsonable(obj):
+    if isinstance(obj, Estimate):
+        return _jsonable({"value": obj.value, "low": obj.low, "high": obj.high})
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | np.ndarray):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, int | np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        return float(obj) if math.isfinite(obj) else None
+    return obj

@@ -1,0 +1,216 @@
+"""The retraining pipeline: snapshots -> Optuna search -> calibrated model -> honest evaluation.
+
+``train`` is what ``churnkit train`` runs and what data scientists call from notebooks. It is
+point-in-time throughout: features at each cutoff use only what was known before it, the search
+and the calibration see the validation cutoff only, and the evaluation cutoff is scored once, at
+the end, beside the baselines (and, on synthetic data, the generator's oracle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+
+import churnkit as ck
+from churnkit.bundle import FeatureSpec, ModelBundle, TrainingMetadata, reference_quantiles
+from churnkit.churn_model import ChurnModel
+from churnkit.features import all_features, build_features, fit_population
+from churnkit.labels import LABEL_COLUMNS, build_training_set, latest_timestamp
+from churnkit.scoring import lifecycle_segment, model_matrix, score_features
+from training.baselines import Baselines
+from training.config import TrainConfig
+from training.evaluation import Evaluation, evaluate
+from training.snapshots import Cutoffs, plan_cutoffs
+from training.tuning import tune
+
+#: Rows of the evaluation cutoff whose SHAP values feed the global importance plot.
+SHAP_SAMPLE = 5000
+#: ``as_of`` may lie at most this far after the last event in the data (a quiet last day).
+MAX_DATA_LAG_DAYS = 1
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    """Feature + label rows per role, and the population fit at each cutoff."""
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    evaluation: pd.DataFrame
+    populations: dict[pd.Timestamp, object]
+    feature_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    bundle: ModelBundle
+    evaluation: Evaluation
+    cutoffs: Cutoffs
+    study: optuna.Study
+    eval_frame: pd.DataFrame  # the evaluation rows: features, labels and every score
+
+
+def build_snapshots(tables: ck.Tables, cutoffs: Cutoffs, *, data_end: pd.Timestamp,
+                    progress: Progress | None = None) -> Snapshots:
+    """Features and labels at every cutoff (each with the population as known then).
+
+    ``data_end`` is where the data are complete (the training ``as_of``); label windows must
+    close by then.
+    """
+    populations: dict[pd.Timestamp, object] = {}
+    total = len(cutoffs.train) + 2
+    done = 0
+
+    def features(t: ck.Tables, *, as_of: object) -> pd.DataFrame:
+        nonlocal done
+        frame = build_features(t, as_of=as_of)
+        populations[frame.attrs["as_of"]] = frame.attrs["population"]
+        done += 1
+        if progress:
+            progress("features", done, total)
+        return frame
+
+    h = cutoffs.horizon_days
+    train = build_training_set(tables, cutoffs=list(cutoffs.train), horizon_days=h,
+                               features=features, data_end=data_end)
+    valid = build_training_set(tables, cutoffs=[cutoffs.validation], horizon_days=h,
+                               features=features, data_end=data_end)
+    evaluation = build_training_set(tables, cutoffs=[cutoffs.evaluation], horizon_days=h,
+                                    features=features, data_end=data_end)
+    registry = [f.name for f in all_features()]
+    names = tuple(n for n in registry if n in train.columns)
+    return Snapshots(train, valid, evaluation, populations, names)
+
+
+def _segments(frame: pd.DataFrame) -> pd.DataFrame:
+    seg = pd.DataFrame({"segment": lifecycle_segment(frame)}, index=frame.index)
+    none = pd.Series(False, index=frame.index)
+    seg["has_browsing"] = frame["sessions_lifetime"] > 0 if "sessions_lifetime" in frame else none
+    seg["has_complaints"] = frame["tickets_lifetime"] > 0 if "tickets_lifetime" in frame else none
+    return seg
+
+
+def train(
+    tables: ck.Tables,
+    *,
+    as_of: object,
+    config: TrainConfig,
+    created_at: pd.Timestamp,
+    truth: object | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train, calibrate and evaluate a churn model on data known before ``as_of``.
+
+    Parameters
+    ----------
+    tables
+        The shop's validated tables.
+    as_of
+        End of the data used (UTC; required). The evaluation cutoff is ``as_of - horizon``.
+    config
+        Horizon, snapshots, trials, seed (see training/configs/default.yaml).
+    created_at
+        The bundle's creation time (its version stamp); passed in, never read from a clock here.
+    truth
+        The synthetic shop's ``GroundTruth``; adds the oracle to the evaluation.
+    progress
+        Called as ``progress(stage, done, total)`` for features and trials.
+    """
+    cutoff = ck.as_utc_timestamp(as_of)
+    cutoffs = plan_cutoffs(
+        as_of=cutoff, horizon_days=config.horizon_days, n_train=config.train_cutoffs,
+        step_days=config.cutoff_step_days, data_start=tables.customers["signup_at"].min(),
+    )
+    last_event = latest_timestamp(tables)
+    if last_event < cutoff - pd.Timedelta(days=MAX_DATA_LAG_DAYS):
+        raise ValueError(
+            f"the data end at {last_event:%Y-%m-%d %H:%M} UTC, more than {MAX_DATA_LAG_DAYS} "
+            f"day(s) before --as-of {cutoff:%Y-%m-%d}: the last label window would not be "
+            "observed; use an --as-of at or before the end of the data"
+        )
+    snaps = build_snapshots(tables, cutoffs, data_end=cutoff, progress=progress)
+    names = snaps.feature_names
+    X, y = model_matrix(snaps.train, names), snaps.train["churned"].to_numpy()
+    Xv, yv = model_matrix(snaps.validation, names), snaps.validation["churned"].to_numpy()
+
+    def on_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if progress:
+            progress("trials", trial.number + 1, config.trials)
+
+    study = tune(X, y, Xv, yv, trials=config.trials, seed=config.seed, on_trial=on_trial)
+    model = ChurnModel(**study.best_params, calibration="sigmoid", random_state=config.seed)
+    model.fit(X, y, eval_set=(Xv, yv))
+
+    baselines = Baselines(horizon_days=config.horizon_days).fit(snaps.train, y)
+    ev = snaps.evaluation.set_index("customer_id")
+    ye = ev["churned"].to_numpy()
+    population_at_eval = snaps.populations[cutoffs.evaluation]
+    scores = baselines.score(ev, population_at_eval)
+    bundle = _bundle(model, names, tables, cutoff, cutoffs, config, created_at,
+                     n_rows=len(X), params=study.best_params)
+    scored = score_features(ev, _with_reference(bundle, model, ev, names))
+    scores = {"model": scored["churn_probability"].to_numpy(), **scores}
+    oracle = None
+    if truth is not None:
+        oracle_p = truth.churn_probability(cutoffs.evaluation, horizon_days=config.horizon_days,
+                                           customer_ids=ev.index)
+        scores["oracle"] = oracle_p.reindex(ev.index).to_numpy()
+        oracle = "oracle"
+    sample = ev.sample(min(SHAP_SAMPLE, len(ev)), random_state=config.seed)
+    contributions = model.contributions(model_matrix(sample, names))
+    evaluation = evaluate(
+        ye, scores, model="model", oracle=oracle, segments=_segments(ev),
+        contributions=contributions, cutoff=cutoffs.evaluation,
+        horizon_days=config.horizon_days, n_boot=config.bootstrap, random_state=config.seed,
+    )
+    bundle = _with_reference(bundle, model, ev, names, metrics=evaluation.flat_metrics())
+    eval_frame = ev.drop(columns=[c for c in LABEL_COLUMNS if c != "churned"]).assign(
+        **{f"score_{k}": v for k, v in scores.items()}
+    )
+    return TrainResult(bundle, evaluation, cutoffs, study, eval_frame)
+
+
+def _bundle(model, names, tables, as_of, cutoffs, config, created_at, *, n_rows, params):
+    from churnkit.bundle import version_stamp
+
+    metadata = TrainingMetadata(
+        name=config.name,
+        version=version_stamp(created_at),
+        created_at=created_at.isoformat(),
+        as_of=as_of.isoformat(),
+        horizon_days=config.horizon_days,
+        cutoffs={"train": [c.isoformat() for c in cutoffs.train],
+                 "validation": cutoffs.validation.isoformat(),
+                 "evaluation": cutoffs.evaluation.isoformat()},
+        n_train_rows=int(n_rows),
+        code_version=ck.__version__,
+        params={k: (float(v) if isinstance(v, float) else v) for k, v in params.items()},
+    )
+    # Scoring after training uses the population as known at as_of (the newest data).
+    return ModelBundle(
+        churn_model=model,
+        feature_spec=FeatureSpec.from_names(list(names)),
+        population=fit_population(tables, as_of=as_of),
+        metadata=metadata,
+        risk_reference=np.linspace(0, 1, 1001),
+    )
+
+
+def _with_reference(bundle: ModelBundle, model: ChurnModel, ev: pd.DataFrame, names,
+                    metrics: dict | None = None) -> ModelBundle:
+    """The bundle with its risk reference set from the evaluation cutoff's probabilities."""
+    from dataclasses import replace
+
+    p = model.predict_proba(model_matrix(ev, names))[:, 1]
+    metadata = bundle.metadata if metrics is None else replace(bundle.metadata, metrics=metrics)
+    return replace(bundle, risk_reference=reference_quantiles(p), metadata=metadata)
+
+
+def bundle_dir(config: TrainConfig, bundle: ModelBundle) -> Path:
+    """Where a bundle lands locally: models/<name>/<version>/."""
+    return Path(config.models_dir) / bundle.metadata.name / bundle.metadata.version

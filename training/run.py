@@ -1,0 +1,141 @@
+"""What the ``train`` and ``evaluate`` commands do, step by step, with progress and a summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.progress import Progress
+
+import churnkit as ck
+from churnkit.console import print_frame
+from training.config import TrainConfig
+
+REPORT_NAME = "evaluation.html"
+
+
+def _truth_for(data: Path):
+    """The ground truth of a synthetic shop (regenerated from its recipe), else None."""
+    recipe = ck.synth.read_recipe(data)
+    if recipe is None:
+        return None
+    _, truth = ck.synth.generate(recipe["n_customers"], seed=recipe["seed"],
+                                 start=recipe["start"], end=recipe["end"])
+    return truth
+
+
+def print_evaluation(console: Console, evaluation) -> None:
+    print_frame(console, evaluation.summary_table(), index_name="score",
+                title=f"Held-out evaluation at {evaluation.cutoff:%Y-%m-%d} "
+                      f"({evaluation.n_customers:,} customers, churn rate "
+                      f"{evaluation.churn_rate:.1%}); 95% bootstrap intervals")
+    diff = evaluation.versus_best_baseline["roc_auc"]
+    console.print(f"model - {evaluation.best_baseline} (best baseline), ROC-AUC: "
+                  f"{diff.value:+.4f} [{diff.low:+.4f}, {diff.high:+.4f}]")
+    if evaluation.oracle_margin_share is not None:
+        console.print(f"share of the oracle's margin above 0.5 reached: "
+                      f"{evaluation.oracle_margin_share:.1%}")
+
+
+def run_training(*, data: Path, as_of: str, register: str | None, progress: Progress,
+                 config_path: Path | None, overrides: dict, console: Console):
+    from training.pipeline import bundle_dir, train
+    from training.report import write_report
+    from training.tracking import log_training_run
+
+    config = TrainConfig.load(config_path, **overrides)
+    with progress:
+        task = progress.add_task(f"Loading {data}", total=None)
+        tables = ck.load_tables(data)
+        truth = _truth_for(data)
+        progress.update(task, description=f"Loaded {data}", total=1, completed=1)
+        tasks: dict[str, int] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                label = {"features": "Features per cutoff", "trials": "Optuna trials"}[stage]
+                tasks[stage] = progress.add_task(label, total=total)
+            progress.update(tasks[stage], completed=done)
+
+        result = train(tables, as_of=as_of, config=config, truth=truth, progress=on_progress,
+                       created_at=pd.Timestamp.now(tz="UTC"))
+    target = bundle_dir(config, result.bundle)
+    result.bundle.save(target)
+    report = write_report(result.evaluation, target / REPORT_NAME,
+                          title=f"churnkit: {config.name} {result.bundle.metadata.version}",
+                          details=_details(data, result))
+    logged = log_training_run(
+        tracking_uri=config.tracking_uri, experiment=config.experiment, bundle_path=target,
+        params={**result.bundle.metadata.params, "horizon_days": config.horizon_days,
+                "train_cutoffs": config.train_cutoffs, "trials": config.trials,
+                "seed": config.seed, "as_of": result.bundle.metadata.as_of},
+        metrics=result.evaluation.flat_metrics(), artifacts=[report],
+        evaluation=result.evaluation.to_dict(), register_as=register,
+    )
+    print_evaluation(console, result.evaluation)
+    console.print(f"bundle: {target}\nreport: {report}\nMLflow run: {logged.run_id}"
+                  + (f"\nregistered: {register} v{logged.registered_version} @challenger"
+                     if register else ""))
+    return result, target, logged
+
+
+def _details(data: Path, result) -> dict:
+    meta = result.bundle.metadata
+    return {
+        "data": str(data),
+        "model": f"{meta.name} {meta.version}",
+        "cutoffs": result.cutoffs.describe(),
+        "training rows": f"{meta.n_train_rows:,}",
+        "best parameters": ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                     for k, v in meta.params.items()),
+        "features": f"{len(result.bundle.feature_spec.names)} "
+                    f"({', '.join(result.bundle.feature_spec.families)})",
+    }
+
+
+def run_evaluation(*, data: Path, model: str, as_of: str, report: Path, console: Console,
+                   tracking_uri: str | None, experiment: str | None):
+    """Evaluate a bundle at ``as_of - horizon``, with baselines fitted one horizon earlier."""
+    import mlflow
+
+    from churnkit.labels import build_training_set
+    from churnkit.scoring import lifecycle_segment
+    from training.baselines import Baselines
+    from training.evaluation import evaluate
+    from training.report import write_report
+
+    bundle = ck.ModelBundle.load(model)
+    tables = ck.load_tables(data)
+    h = bundle.metadata.horizon_days
+    cutoff = ck.as_utc_timestamp(as_of, name="--as-of") - pd.Timedelta(days=h)
+    fit_at = cutoff - pd.Timedelta(days=h)
+    base_rows = build_training_set(tables, cutoffs=[fit_at], horizon_days=h)
+    ev = build_training_set(tables, cutoffs=[cutoff], horizon_days=h).set_index("customer_id")
+    baselines = Baselines(horizon_days=h).fit(base_rows, base_rows["churned"].to_numpy())
+    scored = ck.scoring.score_features(ev, bundle)
+    scores = {"model": scored["churn_probability"].to_numpy(),
+              **baselines.score(ev, ck.features.fit_population(tables, as_of=cutoff))}
+    truth = _truth_for(data)
+    if truth is not None:
+        scores["oracle"] = truth.churn_probability(cutoff, horizon_days=h,
+                                                   customer_ids=ev.index).reindex(ev.index)\
+            .to_numpy()
+    segments = pd.DataFrame({"segment": lifecycle_segment(ev)}, index=ev.index)
+    segments["has_browsing"] = ev.get("sessions_lifetime", pd.Series(0, index=ev.index)) > 0
+    segments["has_complaints"] = ev.get("tickets_lifetime", pd.Series(0, index=ev.index)) > 0
+    evaluation = evaluate(ev["churned"].to_numpy(), scores, model="model",
+                          oracle="oracle" if truth is not None else None, segments=segments,
+                          cutoff=cutoff, horizon_days=h)
+    path = write_report(evaluation, report, title=f"churnkit evaluation: {model}",
+                        details={"data": str(data), "model": model})
+    config = TrainConfig.load(tracking_uri=tracking_uri, experiment=experiment)
+    mlflow.set_tracking_uri(config.tracking_uri)
+    mlflow.set_experiment(config.experiment)
+    with mlflow.start_run(run_name=f"evaluate {bundle.metadata.name} "
+                                   f"{bundle.metadata.version} at {cutoff:%Y-%m-%d}"):
+        mlflow.log_metrics(evaluation.flat_metrics())
+        mlflow.log_artifact(str(path))
+    print_evaluation(console, evaluation)
+    console.print(f"report: {path}")
+    return evaluation

@@ -1,0 +1,55 @@
+"""Which cutoffs train, validate and evaluate a model: point-in-time, no tuning on the test.
+
+Given the end of the available data ``as_of`` and a horizon ``h`` (days)::
+
+    ... t3  t2  t1  t0 ──h──► v ──h──► e ──h──► as_of
+        training cutoffs      validation  evaluation
+
+- the **evaluation** cutoff ``e = as_of - h`` is the latest whose label window closes by
+  ``as_of``; nothing is tuned, calibrated or early-stopped on it;
+- the **validation** cutoff ``v = e - h`` (its labels close when the evaluation features start)
+  drives Optuna, early stopping and calibration;
+- the **training** cutoffs ``t_i = v - h - i * step`` have label windows that close by ``v``.
+
+Features at every cutoff use only what was known strictly before it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from churnkit.contracts import as_utc_timestamp
+
+
+@dataclass(frozen=True)
+class Cutoffs:
+    train: tuple[pd.Timestamp, ...]
+    validation: pd.Timestamp
+    evaluation: pd.Timestamp
+    horizon_days: int
+
+    def describe(self) -> str:
+        days = ", ".join(f"{t:%Y-%m-%d}" for t in self.train)
+        return (f"train at {days}; validate at {self.validation:%Y-%m-%d}; evaluate at "
+                f"{self.evaluation:%Y-%m-%d} (horizon {self.horizon_days} days)")
+
+
+def plan_cutoffs(*, as_of: object, horizon_days: int, n_train: int, step_days: int,
+                 data_start: object) -> Cutoffs:
+    """The cutoffs for data available before ``as_of``; refuses plans that start before
+    ``data_start`` plus one horizon of history (a first snapshot needs some past)."""
+    end = as_utc_timestamp(as_of)
+    h = pd.Timedelta(days=horizon_days)
+    evaluation = end - h
+    validation = evaluation - h
+    train = tuple(validation - h - pd.Timedelta(days=step_days * i) for i in range(n_train))
+    earliest = as_utc_timestamp(data_start, name="data_start") + h
+    if min(train) < earliest:
+        raise ValueError(
+            f"not enough history: the earliest training cutoff {min(train):%Y-%m-%d} is less "
+            f"than {horizon_days} days after the data starts ({earliest - h:%Y-%m-%d}); use a "
+            "later --as-of, fewer --train-cutoffs or a shorter --horizon"
+        )
+    return Cutoffs(tuple(sorted(train)), validation, evaluation, horizon_days)
