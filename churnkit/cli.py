@@ -10,7 +10,6 @@ output cannot be read or written; 4 a model was not promoted (``promote``).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -137,27 +136,33 @@ def features(
             tables = load_tables(data)
         with err.status(f"Building features as of {cutoff:%Y-%m-%d}..."):
             frame = build_features(tables, as_of=cutoff)
+        # Parquet keeps JSON-ready attrs: the cutoff, the families and the population fit.
+        frame.attrs = {"as_of": cutoff.isoformat(), "families": frame.attrs["families"],
+                       "population": frame.attrs["population"].to_dict()}
         with atomic_file(output) as tmp:
             frame.to_parquet(tmp)
     out.print(f"Wrote {output}: {len(frame):,} customers x {frame.shape[1]} features "
               f"as of {cutoff:%Y-%m-%d %H:%M} UTC")
 
 
+_plugins_added = False
+
+
 def _add_plugin_commands() -> None:
     """Commands from other packages (``training``, ``serving``) registered under the
-    ``churnkit.commands`` entry-point group; the library itself never imports them."""
+    ``churnkit.commands`` entry-point group; the library itself never imports them. Loaded when
+    the command line runs, not at import, so those packages may import this module freely."""
+    global _plugins_added
+    if _plugins_added:
+        return
     from importlib.metadata import entry_points
 
     for entry in sorted(entry_points(group="churnkit.commands"), key=lambda e: e.name):
         app.command(entry.name)(entry.load())
+    _plugins_added = True
 
 
-_add_plugin_commands()
-
-
-def main() -> None:  # pragma: no cover - console entry point
+def main() -> None:
+    """The ``churnkit`` console script (and ``python -m churnkit``)."""
+    _add_plugin_commands()
     app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())

@@ -76,31 +76,41 @@ def top_drivers(contributions: pd.DataFrame, features: pd.DataFrame,
     """Per row, the ``n`` features pushing churn up the most (largest positive SHAP values),
     each as ``{"feature", "value", "contribution"}`` (contribution in log-odds)."""
     values = contributions.drop(columns="bias")
-    matrix = values.to_numpy()
-    order = np.argsort(-matrix, axis=1)[:, :n]
     names = np.asarray(values.columns)
+    matrix = values.to_numpy()
+    picked = np.argsort(-matrix, axis=1)[:, :n]
+    rows = np.arange(len(matrix))
+    shown = np.empty(picked.shape, dtype=object)
+    # Gather the picked features' values column by column, not row by row.
+    for k in range(picked.shape[1]):
+        for j in np.unique(picked[:, k]):
+            hit = picked[:, k] == j
+            shown[hit, k] = features[names[j]].to_numpy(dtype=object)[hit]
     out = []
-    for i, idx in enumerate(order):
-        row = []
-        for j in idx:
-            if matrix[i, j] <= 0:
+    for i in rows:
+        drivers = []
+        for k, j in enumerate(picked[i]):
+            contribution = matrix[i, j]
+            if contribution <= 0:
                 break
-            value = features.iloc[i][names[j]]
-            row.append({
+            value = shown[i, k]
+            drivers.append({
                 "feature": str(names[j]),
                 "value": None if pd.isna(value) else (value if isinstance(value, str)
                                                       else float(value)),
-                "contribution": round(float(matrix[i, j]), 4),
+                "contribution": round(float(contribution), 4),
             })
-        out.append(row)
+        out.append(drivers)
     return out
 
 
-def score_features(features: pd.DataFrame, bundle: ModelBundle) -> pd.DataFrame:
+def score_features(features: pd.DataFrame, bundle: ModelBundle, *,
+                   explain: bool = True) -> pd.DataFrame:
     """Score a feature frame (index ``customer_id``) with ``bundle``.
 
     Returns one row per customer: ``churn_probability``, ``risk_percentile`` (0-100, against the
-    bundle's reference population), ``risk_band``, ``segment``, ``activity``, ``top_drivers``.
+    bundle's reference population), ``risk_band``, ``segment``, ``activity`` and, with
+    ``explain``, ``top_drivers`` (from LightGBM's SHAP values).
     """
     X = model_matrix(features, bundle.feature_spec.names)
     probability = bundle.churn_model.predict_proba(X)[:, 1]
@@ -115,8 +125,9 @@ def score_features(features: pd.DataFrame, bundle: ModelBundle) -> pd.DataFrame:
         },
         index=features.index,
     )
-    contributions = bundle.churn_model.contributions(X) if len(X) else None
-    out["top_drivers"] = top_drivers(contributions, features) if contributions is not None else []
+    if explain:
+        contributions = bundle.churn_model.contributions(X)
+        out["top_drivers"] = top_drivers(contributions, features) if len(X) else []
     return out
 
 

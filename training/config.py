@@ -25,6 +25,9 @@ class TrainConfig(BaseModel):
     tracking_uri: str = "sqlite:///mlruns.db"
     models_dir: Path = Path("models")
     name: str = Field("churn", pattern=r"^[A-Za-z0-9_.-]+$")
+    #: LightGBM threads; None uses every core. Use 1 when other processes share the cores
+    #: (parallel test workers): OpenMP threads competing for busy cores run far slower.
+    threads: int | None = Field(None, ge=1)
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides: object) -> TrainConfig:

@@ -142,8 +142,10 @@ def train(
         if progress:
             progress("trials", trial.number + 1, config.trials)
 
-    study = tune(X, y, Xv, yv, trials=config.trials, seed=config.seed, on_trial=on_trial)
-    model = ChurnModel(**study.best_params, calibration="sigmoid", random_state=config.seed)
+    study = tune(X, y, Xv, yv, trials=config.trials, seed=config.seed, n_jobs=config.threads,
+                 on_trial=on_trial)
+    model = ChurnModel(**study.best_params, calibration="sigmoid", random_state=config.seed,
+                       n_jobs=config.threads)
     model.fit(X, y, eval_set=(Xv, yv))
 
     baselines = Baselines(horizon_days=config.horizon_days).fit(snaps.train, y)
@@ -153,7 +155,7 @@ def train(
     scores = baselines.score(ev, population_at_eval)
     bundle = _bundle(model, names, tables, cutoff, cutoffs, config, created_at,
                      n_rows=len(X), params=study.best_params)
-    scored = score_features(ev, _with_reference(bundle, model, ev, names))
+    scored = score_features(ev, _with_reference(bundle, model, ev, names), explain=False)
     scores = {"model": scored["churn_probability"].to_numpy(), **scores}
     oracle = None
     if truth is not None:

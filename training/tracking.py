@@ -33,7 +33,7 @@ class BundlePyfunc(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from churnkit.scoring import score_features
 
-        return score_features(model_input, self.bundle).drop(columns=["top_drivers"])
+        return score_features(model_input, self.bundle, explain=False)
 
 
 def _client(tracking_uri: str) -> MlflowClient:
@@ -93,6 +93,12 @@ class Promotion:
     reason: str
     challenger: str | None = None
     champion: str | None = None
+
+    def __post_init__(self) -> None:  # the registry hands out int versions; keep them as text
+        for name in ("challenger", "champion"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, str(value))
 
 
 def _metrics_of(client: MlflowClient, name: str, alias: str):

@@ -15,7 +15,6 @@ import pyarrow as pa
 
 from churnkit.contracts import (
     ACTIONS,
-    BROWSING_EVENTS,
     CHANNELS,
     CONTACT_GROUPS,
     ORDER_STATUSES,
@@ -31,7 +30,7 @@ _MS_BITS = 37
 _STR = pd.StringDtype("pyarrow", na_value=np.nan)  # what validation turns text columns into
 
 
-def _ms(sec: np.ndarray) -> np.ndarray:
+def ms_of(sec: np.ndarray) -> np.ndarray:
     """Seconds since the origin to whole milliseconds (int64; NaN becomes -1)."""
     sec = np.asarray(sec, dtype=np.float64)
     out = np.full(sec.shape, -1, dtype=np.int64)
@@ -40,7 +39,7 @@ def _ms(sec: np.ndarray) -> np.ndarray:
     return out
 
 
-def _ts(grid: DayGrid, ms: np.ndarray) -> pd.Series:
+def ts_column(grid: DayGrid, ms: np.ndarray) -> pd.Series:
     """Milliseconds since the origin (-1 = missing) to a ``datetime64[us, UTC]`` column."""
     us = grid.origin.value // 1000 + ms * 1000
     values = us.astype("datetime64[us]")
@@ -48,7 +47,7 @@ def _ts(grid: DayGrid, ms: np.ndarray) -> pd.Series:
     return pd.Series(values).dt.tz_localize("UTC")
 
 
-def _text(codes: np.ndarray, values: tuple[str, ...]) -> pd.Series:
+def text_column(codes: np.ndarray, values: tuple[str, ...]) -> pd.Series:
     """Codes (-1 = missing) to a text column, built through Arrow (fast, no Python strings)."""
     codes = np.asarray(codes)
     arr = pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32), mask=codes < 0),
@@ -56,7 +55,7 @@ def _text(codes: np.ndarray, values: tuple[str, ...]) -> pd.Series:
     return pd.Series(arr.cast(pa.large_string()), dtype=_STR)
 
 
-def _order_by(rows: np.ndarray, ms: np.ndarray) -> np.ndarray:
+def order_by(rows: np.ndarray, ms: np.ndarray) -> np.ndarray:
     """Order by (customer, time): one int64 key, so validation's stable sort keeps it as is."""
     if len(rows) and ms.max() >= (1 << _MS_BITS):
         raise ValueError("the period is too long for the synthetic shop's sort keys (~4 years)")
@@ -66,17 +65,17 @@ def _order_by(rows: np.ndarray, ms: np.ndarray) -> np.ndarray:
 def customers_frame(pop: Population, res: SimResult, grid: DayGrid,
                     params: SynthParams) -> pd.DataFrame:
     end_ms = grid.n_days * 86_400_000
-    unsub = _ms(res.unsub_sec)
+    unsub = ms_of(res.unsub_sec)
     unsub[unsub >= end_ms] = -1
     frame = pd.DataFrame({
         "customer_id": pop.customer_id,
-        "signup_at": _ts(grid, _ms(pop.signup_sec)),
-        "region": _text(pop.tz_index, tuple(z[2] for z in params.timezones)),
-        "timezone": _text(pop.tz_index, tuple(z[0] for z in params.timezones)),
+        "signup_at": ts_column(grid, ms_of(pop.signup_sec)),
+        "region": text_column(pop.tz_index, tuple(z[2] for z in params.timezones)),
+        "timezone": text_column(pop.tz_index, tuple(z[0] for z in params.timezones)),
     })
     for j, ch in enumerate(CHANNELS):
         frame[f"consent_{ch}"] = pop.consent[:, j]
-    frame["unsubscribed_at"] = _ts(grid, unsub)
+    frame["unsubscribed_at"] = ts_column(grid, unsub)
     return frame
 
 
@@ -84,11 +83,11 @@ def orders_frame(pop: Population, res: SimResult, grid: DayGrid,
                  params: SynthParams) -> pd.DataFrame:
     o = res.orders
     end_ms = grid.n_days * 86_400_000
-    ms = _ms(o["sec"])
-    idx = _order_by(o["row"], ms)
+    ms = ms_of(o["sec"])
+    idx = order_by(o["row"], ms)
     ms = ms[idx]
     status = o["status"][idx]
-    status_ms = np.maximum(_ms(o["status_sec"][idx]), ms)
+    status_ms = np.maximum(ms_of(o["status_sec"][idx]), ms)
     delay = o["delay"][idx]
     pending = status_ms >= end_ms
     status[pending] = ORDER_STATUSES.index("placed")
@@ -97,49 +96,27 @@ def orders_frame(pop: Population, res: SimResult, grid: DayGrid,
     return pd.DataFrame({
         "order_id": np.arange(1, len(idx) + 1, dtype=np.int64),
         "customer_id": pop.customer_id[o["row"][idx]],
-        "ordered_at": _ts(grid, ms),
+        "ordered_at": ts_column(grid, ms),
         "amount": np.round(o["amount"][idx], 2),
         "discount_amount": np.round(o["discount"][idx], 2),
         "delivery_cost": np.round(o["delivery_cost"][idx], 2),
         "n_items": o["n_items"][idx].astype(np.int64),
-        "category": _text(o["category"][idx], params.categories),
-        "status": _text(status, ORDER_STATUSES),
-        "status_at": _ts(grid, status_ms),
+        "category": text_column(o["category"][idx], params.categories),
+        "status": text_column(status, ORDER_STATUSES),
+        "status_at": ts_column(grid, status_ms),
         "delivery_delay_days": np.round(delay, 2),
-    })
-
-
-def browsing_frame(pop: Population, events: dict[str, np.ndarray], grid: DayGrid,
-                   params: SynthParams) -> pd.DataFrame:
-    """Events in ``[start, end)``; session ids numbered by (customer, session start)."""
-    end_ms = grid.n_days * 86_400_000
-    ms = _ms(events["sec"])
-    keep = np.flatnonzero((ms >= 0) & (ms < end_ms))
-    rows, ms = events["row"][keep], ms[keep]
-    idx = _order_by(rows, ms)
-    keep = keep[idx]
-    rows, ms = rows[idx], ms[idx]
-    srank = np.empty(len(events["session_row"]), dtype=np.int64)
-    srank[_order_by(events["session_row"], _ms(events["session_start"]))] = np.arange(
-        1, len(srank) + 1)
-    return pd.DataFrame({
-        "customer_id": pop.customer_id[rows],
-        "session_id": srank[events["session"][keep]],
-        "ts": _ts(grid, ms),
-        "event": _text(events["event"][keep], BROWSING_EVENTS),
-        "category": _text(events["category"][keep], params.categories),
     })
 
 
 def tickets_frame(pop: Population, res: SimResult, grid: DayGrid) -> pd.DataFrame:
     t = res.tickets
     end_ms = grid.n_days * 86_400_000
-    opened = _ms(t["opened_sec"])
+    opened = ms_of(t["opened_sec"])
     keep = np.flatnonzero(opened < end_ms)
-    keep = keep[_order_by(t["row"][keep], opened[keep])]
+    keep = keep[order_by(t["row"][keep], opened[keep])]
     opened = opened[keep]
-    resolved = np.maximum(_ms(t["resolved_sec"][keep]), opened)
-    later = (_ms(t["resolved_sec"][keep]) < 0) | (resolved >= end_ms)  # not resolved yet
+    resolved = np.maximum(ms_of(t["resolved_sec"][keep]), opened)
+    later = (ms_of(t["resolved_sec"][keep]) < 0) | (resolved >= end_ms)  # not resolved yet
     resolved[later] = -1
     comp = np.where(later, 0.0, t["compensation"][keep])
     sat = t["satisfaction"][keep].astype("float64")
@@ -147,9 +124,9 @@ def tickets_frame(pop: Population, res: SimResult, grid: DayGrid) -> pd.DataFram
     return pd.DataFrame({
         "ticket_id": np.arange(1, len(keep) + 1, dtype=np.int64),
         "customer_id": pop.customer_id[t["row"][keep]],
-        "opened_at": _ts(grid, opened),
-        "topic": _text(t["topic"][keep], TICKET_TOPICS),
-        "resolved_at": _ts(grid, resolved),
+        "opened_at": ts_column(grid, opened),
+        "topic": text_column(t["topic"][keep], TICKET_TOPICS),
+        "resolved_at": ts_column(grid, resolved),
         "compensation_amount": np.round(comp, 2),
         "satisfaction": pd.array(sat, dtype="Int64"),
     })
@@ -158,7 +135,7 @@ def tickets_frame(pop: Population, res: SimResult, grid: DayGrid) -> pd.DataFram
 def first_order_after(res: SimResult, rows: np.ndarray, ms: np.ndarray, within_ms: int,
                       end_ms: int) -> np.ndarray:
     """Milliseconds of each (row, ms)'s first order in ``[ms, ms + within)`` before end, else -1."""
-    okey = np.sort((res.orders["row"].astype(np.int64) << _MS_BITS) | _ms(res.orders["sec"]))
+    okey = np.sort((res.orders["row"].astype(np.int64) << _MS_BITS) | ms_of(res.orders["sec"]))
     key = (rows.astype(np.int64) << _MS_BITS) | ms
     pos = np.minimum(np.searchsorted(okey, key, side="left"), max(len(okey) - 1, 0))
     if not len(okey):
@@ -172,10 +149,10 @@ def contacts_frame(pop: Population, res: SimResult, grid: DayGrid,
                    params: SynthParams) -> pd.DataFrame:
     c = res.contacts
     end_ms = grid.n_days * 86_400_000
-    sent = _ms(c["sent_sec"])
-    idx = _order_by(c["row"], sent)
+    sent = ms_of(c["sent_sec"])
+    idx = order_by(c["row"], sent)
     rows, sent = c["row"][idx], sent[idx]
-    opened = _ms(c["opened_sec"][idx])
+    opened = ms_of(c["opened_sec"][idx])
     opened[opened >= end_ms] = -1
     # Attribution (campaigns.py): first order within attribution_days of sent_at, both groups.
     converted = first_order_after(res, rows, sent, params.attribution_days * 86_400_000, end_ms)
@@ -184,11 +161,11 @@ def contacts_frame(pop: Population, res: SimResult, grid: DayGrid,
     return pd.DataFrame({
         "contact_id": np.arange(1, len(idx) + 1, dtype=np.int64),
         "customer_id": pop.customer_id[rows],
-        "sent_at": _ts(grid, sent),
-        "channel": _text(c["channel"][idx], CHANNELS),
-        "action": _text(action_codes, ACTIONS),
-        "group": _text(c["control"][idx].astype(np.int64), CONTACT_GROUPS),
-        "opened_at": _ts(grid, opened),
-        "converted_at": _ts(grid, converted),
-        "campaign": _text(campaign_codes, tuple(str(x) for x in campaigns)),
+        "sent_at": ts_column(grid, sent),
+        "channel": text_column(c["channel"][idx], CHANNELS),
+        "action": text_column(action_codes, ACTIONS),
+        "group": text_column(c["control"][idx].astype(np.int64), CONTACT_GROUPS),
+        "opened_at": ts_column(grid, opened),
+        "converted_at": ts_column(grid, converted),
+        "campaign": text_column(campaign_codes, tuple(str(x) for x in campaigns)),
     })

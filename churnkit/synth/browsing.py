@@ -17,10 +17,13 @@ from the customer's preferences (the order's category for checkout sessions); ``
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from churnkit.contracts import BROWSING_EVENTS
+from churnkit.synth.assemble import ms_of, order_by, text_column, ts_column
 from churnkit.synth.params import SynthParams
 from churnkit.synth.population import Population
+from churnkit.synth.timegrid import DayGrid
 
 EV = {name: i for i, name in enumerate(BROWSING_EVENTS)}
 #: Event mix of the extra events of a plain browsing session.
@@ -96,3 +99,53 @@ def expand_sessions(
         "session_row": np.concatenate([sessions["row"], orders["row"]]),
         "session_start": np.concatenate([sessions["sec"], sec_o[first_o]]),
     }
+
+
+def browsing_frame(
+    pop: Population,
+    sessions: dict[str, np.ndarray],
+    orders: dict[str, np.ndarray],
+    grid: DayGrid,
+    params: SynthParams,
+    rng: np.random.Generator,
+    chunk_customers: int = 100_000,
+) -> pd.DataFrame:
+    """The browsing table: events in ``[start, end)``, sorted by customer then time.
+
+    Built by chunks of customers (events of different customers are independent), which keeps
+    the peak memory of tens of millions of events low. Session ids are numbered by (customer,
+    session start); sessions entirely outside the period leave gaps in the numbering.
+    """
+    end_ms = grid.n_days * 86_400_000
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("row", "ms", "event", "category",
+                                                         "session")}
+    n_sessions = 0
+    for lo in range(0, pop.n, chunk_customers):
+        hi = lo + chunk_customers
+        s_sel = (sessions["row"] >= lo) & (sessions["row"] < hi)
+        o_sel = (orders["row"] >= lo) & (orders["row"] < hi)
+        ev = expand_sessions({k: v[s_sel] for k, v in sessions.items()},
+                             {k: orders[k][o_sel] for k in ("row", "sec", "category")},
+                             pop, params, rng)
+        ms = ms_of(ev["sec"])
+        keep = np.flatnonzero((ms >= 0) & (ms < end_ms))
+        keep = keep[order_by(ev["row"][keep], ms[keep])]
+        rank = np.empty(len(ev["session_row"]), dtype=np.int64)
+        rank[order_by(ev["session_row"], ms_of(ev["session_start"]))] = np.arange(
+            n_sessions + 1, n_sessions + len(rank) + 1)
+        n_sessions += len(rank)
+        parts["row"].append(ev["row"][keep].astype(np.int32))
+        parts["ms"].append(ms[keep])
+        parts["event"].append(ev["event"][keep])
+        parts["category"].append(ev["category"][keep])
+        parts["session"].append(rank[ev["session"][keep]])
+        del ev, ms, keep, rank
+    cols = {k: np.concatenate(v) for k, v in parts.items()}
+    del parts
+    return pd.DataFrame({
+        "customer_id": pop.customer_id[cols.pop("row")],
+        "session_id": cols.pop("session"),
+        "ts": ts_column(grid, cols.pop("ms")),
+        "event": text_column(cols.pop("event"), BROWSING_EVENTS),
+        "category": text_column(cols.pop("category"), params.categories),
+    })

@@ -99,7 +99,7 @@ def run_campaign(
     inactive = day - state.last_order_day[:n_active]
     consent = pop.consent[:n_active]
     eligible = ((inactive >= lo) & (inactive <= hi)
-                & (state.unsub_sec[:n_active] > day * SECONDS_PER_DAY) & consent.any(axis=1))
+                & (state.unsub_sec[:n_active] > (day + 1) * SECONDS_PER_DAY) & consent.any(axis=1))
     rows = np.flatnonzero(eligible)
     rows = rows[rng.random(len(rows)) < p.campaign_coverage]
     m = len(rows)

@@ -45,7 +45,9 @@ class Population:
     h_hunter: np.ndarray
     h_forget: np.ndarray  # per-day hazard while the customer has exactly one order
     slots: np.ndarray  # (n, 168) float32 local hour-of-week weights, rows sum to 1
-    slot_prefix: np.ndarray  # (n, 169) float32 cumulative slots (0 at column 0, 1 at 168)
+    #: (n, 169) float32 cumulative slots (0 at column 0, 1 at 168); only the simulation needs
+    #: it (placing events in active hours), so ``generate`` drops it afterwards (None).
+    slot_prefix: np.ndarray | None
     dayfac: np.ndarray  # (7, n) float32 UTC-weekday activity multiplier, mean 1
 
     @property

@@ -1,22 +1,27 @@
 """The vectorized simulation kernel: one numpy step per UTC day across all signed-up customers.
 
-Per day, in this order (the ground truth in ``truth.py`` replays the same formulas):
+Per day ``k``, in this order (the ground truth in ``truth.py`` replays the same formulas):
 
-1. incident hazard injected today is added to the per-cause bump levels ``B`` (delivery, service,
-   price); a bump of mass ``m`` adds ``m·(1-ρ)·ρ^t`` to the hazard ``t`` days later, ρ = e^(-1/κ);
+1. incident hazard felt from today is added to the per-cause bump levels ``B`` (delivery,
+   service, price); a bump of mass ``m`` adds ``m·(1-ρ)·ρ^t`` to the hazard ``t`` days later,
+   ρ = e^(-1/κ), so that its total is ``m``;
 2. the hazard of deciding to leave, ``h = natural + hunter's price drift + forgotten (while the
    customer has exactly one order) + Σ B``, accumulates into ``H``; the customer decides on the
    day ``H`` crosses an Exp(1) threshold (competing hazards; the cause is drawn in proportion to
    the components that day, DOMAIN.md "Why customers leave");
 3. reversals due today (an unprompted return, or a campaign's) undo the decision, clear the bumps
    and place a comeback order;
-4. orders: intensity ``λ = (base rate + welcome boost) × season × weekday profile × fade``, where
-   the fade after a decision on day ``D`` is ``exp(-max(0, k-D-lag)/τ_order)``; an order fires
-   when the accumulated intensity crosses an Exp(1) threshold (a Poisson process on the grid);
-5. browsing sessions the same way with ``fade = exp(-(k-D)/τ_browse)``: browsing starts fading on
-   the decision day, buying only after the lag (DOMAIN.md: browsing drops off first);
-6. on campaign days, the monthly win-back campaign (``campaigns.py``);
-7. bumps decay by ρ.
+4. fades of the customers who decided on day ``D``: browsing ``exp(-(k-D)/τ_browse)`` from the
+   decision on, buying ``exp(-max(0, k-D-lag)/τ_order)`` only after the lag (DOMAIN.md: browsing
+   drops off before purchases stop);
+5. orders: intensity ``λ = (base rate + welcome boost) × season × weekday profile × fade``; an
+   order fires when the accumulated intensity crosses an Exp(1) threshold (a Poisson process on
+   the day grid), at an hour drawn from the customer's active hours;
+6. browsing sessions the same way, with ``browse_ratio`` and the browsing fade;
+7. on campaign days, the monthly win-back campaign (``campaigns.py``);
+8. bumps decay by ρ.
+
+Customers are sorted by signup, so the signed-up ones are a prefix of every array (a view).
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ from churnkit.synth.timegrid import SECONDS_PER_DAY, DayGrid, place_in_utc_day, 
 
 #: "Not decided" sentinel for the decision day: makes every fade exponent negative (no fade).
 NEVER = np.int64(1) << 40
-NATURAL, FORGOTTEN = CAUSES.index("natural"), CAUSES.index("forgotten")
 PRICE_BUMP = BUMP_CAUSES.index("price")
 
 
@@ -47,7 +51,9 @@ class SimState:
     dec_day: np.ndarray
     dec_now: np.ndarray  # index of the decision in force, -1 if none
     cause_now: np.ndarray  # CAUSES index of the decision in force, -1 if none
-    B: np.ndarray  # (3, n) bump hazard levels per BUMP_CAUSES
+    B: np.ndarray  # (n, 3) bump hazard levels per BUMP_CAUSES as of day B_day (lazy decay)
+    B_day: np.ndarray  # day each row of B was last brought up to date
+    B_sum: np.ndarray  # total bump hazard today (decayed densely every day)
     n_orders: np.ndarray
     last_order_day: np.ndarray
     rate_now: np.ndarray  # base rate + welcome boost while in the welcome window
@@ -64,7 +70,8 @@ class SimState:
         return cls(
             H=np.zeros(n), E=rng.exponential(size=n), dec_day=np.full(n, NEVER),
             dec_now=np.full(n, -1, dtype=np.int64), cause_now=np.full(n, -1, dtype=np.int8),
-            B=np.zeros((len(BUMP_CAUSES), n)), n_orders=np.zeros(n, dtype=np.int64),
+            B=np.zeros((n, len(BUMP_CAUSES))), B_day=np.zeros(n, dtype=np.int64),
+            B_sum=np.zeros(n), n_orders=np.zeros(n, dtype=np.int64),
             last_order_day=np.full(n, -(10**6), dtype=np.int64), rate_now=pop.base_rate.copy(),
             h_forget_now=np.zeros(n), Lo=np.zeros(n), To=rng.exponential(size=n),
             Lb=np.zeros(n), Tb=rng.exponential(size=n), unsub_sec=pop.unsub_sec.copy(),
@@ -146,9 +153,9 @@ def simulate(pop: Population, grid: DayGrid, params: SynthParams,
 
     For speed, only three full-length array passes remain per day (hazard, orders, browsing);
     everything that changes for few customers is updated sparsely: the per-weekday intensities
-    ``eff_*`` (rate × fade × weekday profile) when a rate or fade changes, the fades of customers
-    who decided within the last months (a fade below 1e-6 is set to 0), and the incident bumps of
-    customers who had an incident recently (a bump below 1e-9 per day is dropped).
+    ``eff_*`` (rate × weekday profile) when a rate changes, the fades ``fo``/``fb`` of customers
+    who decided within the last months (a fade below 1e-6 is set to 0), and the per-cause incident
+    bumps (decayed lazily when read; only their total decays densely).
     """
     p = params
     n = pop.n
@@ -168,10 +175,16 @@ def simulate(pop: Population, grid: DayGrid, params: SynthParams,
 
     def refresh(rows: np.ndarray | slice) -> None:
         r = st.rate_now[rows]
-        eff_o[:, rows] = (r * fo[rows]) * dayfac[:, rows]
-        eff_b[:, rows] = (r * pop.browse_ratio[rows] * fb[rows]) * dayfac[:, rows]
+        eff_o[:, rows] = r * dayfac[:, rows]
+        eff_b[:, rows] = (r * pop.browse_ratio[rows]) * dayfac[:, rows]
 
-    fading, bumped = _Sparse(n), _Sparse(n)
+    fading = _Sparse(n)
+
+    def bumps(rows: np.ndarray, day: int) -> np.ndarray:
+        """Per-cause bump levels of ``rows`` on ``day`` (brought up to date in place)."""
+        st.B[rows] *= (rho ** (day - st.B_day[rows]))[:, None]
+        st.B_day[rows] = day
+        return st.B[rows]
     pending: dict[int, list] = defaultdict(list)
     reversals: dict[int, list] = defaultdict(list)
     orders, tickets, sessions, contacts = _Log(), _Log(), _Log(), _Log()
@@ -198,17 +211,18 @@ def simulate(pop: Population, grid: DayGrid, params: SynthParams,
 
         # 1. injections felt from today
         for rows, cause, mass in pending.pop(k, []):
-            np.add.at(st.B, (cause, rows), mass * (1 - rho))
-            bumped.add(rows)
+            bumps(rows, k)
+            np.add.at(st.B, (rows, cause), mass * (1 - rho))
+            np.add.at(st.B_sum, rows, mass * (1 - rho))
 
         # 2. hazard of deciding to leave
         st.H[sl] += h_static[sl]
-        br = bumped.rows
-        st.H[br] += st.B[:, br].sum(axis=0)
+        st.H[sl] += st.B_sum[sl]
         new = np.flatnonzero(st.H[sl] >= st.E[sl])  # decided customers have E = inf
         if len(new):
+            b = bumps(new, k)
             comps = np.column_stack([
-                st.B[0, new], st.B[1, new], st.B[2, new] + pop.h_hunter[new],
+                b[:, 0], b[:, 1], b[:, 2] + pop.h_hunter[new],
                 st.h_forget_now[new], pop.h_natural[new]])
             cum = np.cumsum(comps, axis=1)
             cause = np.minimum((cum < rng.random(len(new))[:, None] * cum[:, -1:]).sum(axis=1),
@@ -242,11 +256,11 @@ def simulate(pop: Population, grid: DayGrid, params: SynthParams,
             st.cause_now[rows] = -1
             st.H[rows] = 0.0
             st.E[rows] = rng.exponential(size=len(rows))
-            st.B[:, rows] = 0.0
+            st.B[rows] = 0.0
+            st.B_sum[rows] = 0.0
             fading.flag[rows] = False
             fo[rows] = 1.0
             fb[rows] = 1.0
-            refresh(rows)
             comeback.append((rows, idx, kind))
 
         # 4. fades of the customers who decided: browsing from the decision day, buying after
@@ -259,18 +273,15 @@ def simulate(pop: Population, grid: DayGrid, params: SynthParams,
             gone = fo[fr] < 1e-6
             fo[fr[gone]] = 0.0
             fb[fr[gone]] = 0.0
-            refresh(fr)
             fading.keep(~gone)
 
         # 5. orders
         dow = int(grid.weekday(k))
         np.multiply(eff_o[dow, sl], season[k], out=tmp[sl])
+        tmp[sl] *= fo[sl]
         st.Lo[sl] += tmp[sl]
         fired = _fire(st.Lo, st.To, na, rng)
-        rows_all = [fired]
-        for rows, idx, kind in comeback:
-            rows_all.append(rows)
-        o_rows = np.concatenate(rows_all)
+        o_rows = np.concatenate([fired] + [c[0] for c in comeback])
         o_sec = place_in_utc_day(k, o_rows, pop.slot_prefix, pop.offset, grid, rng)
         for (rows, idx, kind), start in zip(comeback, np.cumsum([len(fired)] + [
                 len(c[0]) for c in comeback])[:-1], strict=True):
@@ -295,10 +306,11 @@ def simulate(pop: Population, grid: DayGrid, params: SynthParams,
 
         # 6. browsing sessions
         np.multiply(eff_b[dow, sl], season[k], out=tmp[sl])
+        tmp[sl] *= fb[sl]
         st.Lb[sl] += tmp[sl]
         b_rows = _fire(st.Lb, st.Tb, na, rng)
         if len(b_rows):
-            fresh = np.minimum(1.0, st.B[PRICE_BUMP, b_rows] / p.price_shock_reference)
+            fresh = np.minimum(1.0, bumps(b_rows, k)[:, PRICE_BUMP] / p.price_shock_reference)
             p_cart = (p.cart_abandon_base
                       + p.cart_abandon_shock_gain * pop.price_sensitivity[b_rows] * fresh
                       + p.cart_abandon_price_leaver
@@ -315,13 +327,8 @@ def simulate(pop: Population, grid: DayGrid, params: SynthParams,
                 sel = rday == d
                 reversals[int(d)].append((rrows[sel], ridx[sel], 1))
 
-        # 8. bumps decay; negligible ones are dropped
-        br = bumped.rows
-        if len(br):
-            st.B[:, br] *= rho
-            alive = st.B[:, br].sum(axis=0) > 1e-9
-            st.B[:, br[~alive]] = 0.0
-            bumped.keep(alive)
+        # 8. bumps decay (the per-cause levels lazily, when read)
+        st.B_sum[sl] *= rho
 
     dec = decisions.build({"row": np.int64, "day": np.int64, "sec": float, "cause": np.int64,
                            "lag": np.int64})

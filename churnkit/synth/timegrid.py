@@ -44,16 +44,6 @@ class DayGrid:
         """Fractional day index of a UTC timestamp."""
         return (ts - self.origin) / pd.Timedelta(days=1)
 
-    def to_timestamps(self, seconds: np.ndarray) -> np.ndarray:
-        """Seconds since ``origin`` (NaN = missing) to ``datetime64[us]`` values (naive UTC)."""
-        seconds = np.asarray(seconds, dtype=np.float64)
-        origin_us = self.origin.value // 1000
-        us = np.round(seconds * 1e6)
-        out = np.full(seconds.shape, np.datetime64("NaT"), dtype="datetime64[us]")
-        ok = np.isfinite(us)
-        out[ok] = (origin_us + us[ok].astype(np.int64)).astype("datetime64[us]")
-        return out
-
 
 def make_grid(start: object, end: object) -> DayGrid:
     """The day grid for ``[start, end)``; both must be midnight UTC (dates)."""

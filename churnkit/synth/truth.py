@@ -73,6 +73,16 @@ class GroundTruth:
         unprompted return; customers with no consent get ``none`` everywhere.
     action_response_if_opened
         The same, conditional on the message being opened (independent of channel and hour).
+    kernel
+        The latent state :meth:`churn_probability` replays (traits, decisions, incident
+        injections, order times); internal.
+
+    Methods
+    -------
+    churn_probability(as_of, horizon_days=90, customer_ids=None)
+        True probability of no order in ``[as_of, as_of + horizon_days)``.
+    action_response_at(as_of)
+        ``action_response`` for the leave decision in force at ``as_of`` (NaN if none).
     """
 
     customers: pd.DataFrame

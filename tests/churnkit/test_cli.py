@@ -14,7 +14,7 @@ import churnkit as ck
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "churnkit.cli", *args], capture_output=True, text=True, cwd=cwd,
+        [sys.executable, "-m", "churnkit", *args], capture_output=True, text=True, cwd=cwd,
         timeout=300,
     )
 

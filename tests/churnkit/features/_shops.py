@@ -55,7 +55,7 @@ def _t(k: int) -> pd.Timestamp:
 
 
 steps = st.integers(0, N_STEPS)
-later = st.one_of(st.none(), st.integers(0, 400))  # steps after the event, None = never
+later = st.one_of(st.none(), st.integers(0, 3), st.integers(0, 400))  # steps after; None: never
 
 
 @st.composite
@@ -134,5 +134,20 @@ def shops(draw, *, tables: tuple[str, ...] = ("browsing", "tickets", "contacts")
             if col.endswith("_at") or col == "ts":
                 frame[col] = pd.to_datetime(frame[col], utc=True)
     tables_ = ck.validate(ck.Tables(**raw))
-    as_of = _t(draw(st.integers(0, N_STEPS)))
-    return tables_, as_of
+    # as_of where leaks would show: mostly at or just before a moment something became known
+    # (a status, resolution, open, conversion, unsubscribe), so the row exists but the value is
+    # not known yet; otherwise near any event, or anywhere
+    learned = ("status_at", "resolved_at", "opened_at", "converted_at", "unsubscribed_at")
+    def moments(cols: tuple[str, ...] | None) -> list[int]:
+        return [int(k) for frame in raw.values() for col in frame.columns
+                if (col in cols if cols else col.endswith("_at") or col == "ts")
+                for k in ((frame[col].dropna() - T0) // STEP)]
+    later_moments, any_moments = moments(learned), moments(None)
+    how = draw(st.sampled_from(["learned", "learned", "learned", "any", "uniform"]))
+    if how == "learned" and later_moments:
+        step = draw(st.sampled_from(later_moments)) - draw(st.integers(0, 1))
+    elif how != "uniform" and any_moments:
+        step = draw(st.sampled_from(any_moments)) + draw(st.integers(-1, 1))
+    else:
+        step = draw(st.integers(0, N_STEPS))
+    return tables_, _t(max(step, 0))

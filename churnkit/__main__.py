@@ -1,0 +1,5 @@
+"""``python -m churnkit``: the command line."""
+
+from churnkit.cli import main
+
+main()
