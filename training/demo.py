@@ -69,7 +69,7 @@ def demo(
         print_shop_summary(out, summarize(tables, as_of=END))
 
         out.rule(f"2. Train and evaluate (as of {END}, {trials} Optuna trials)")
-        result, bundle_path, _ = run_training(
+        _, bundle_path, _ = run_training(
             data=shop, as_of=END, register="churn-demo", progress=_progress(),
             config_path=None, console=out,
             overrides={"trials": trials, "seed": seed, "name": "churn-demo",
