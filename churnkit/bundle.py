@@ -97,7 +97,8 @@ class ModelBundle:
     population: PopulationFit
     metadata: TrainingMetadata
     #: 1001 quantiles (0.0 .. 100.0 %) of churn probability in the reference population (the
-    #: evaluation cutoff), so that a customer scored alone gets the percentile of the full run.
+    #: customers who bought in the year before the evaluation cutoff), so that a customer scored
+    #: alone gets the percentile of the full run.
     risk_reference: np.ndarray
     risk_bands: dict = field(default_factory=lambda: dict(DEFAULT_RISK_BANDS))
 

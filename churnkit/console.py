@@ -57,6 +57,8 @@ def print_frame(console: Console, frame: pd.DataFrame, *, title: str, float_form
         for value in row:
             if value is None or (not isinstance(value, str) and pd.isna(value)):
                 cells.append("-")
+            elif isinstance(value, float) and value.is_integer():
+                cells.append(f"{value:,.0f}")
             elif isinstance(value, float):
                 cells.append(float_format.format(value))
             else:

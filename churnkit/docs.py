@@ -66,7 +66,7 @@ def data_contract_markdown() -> str:
 
 
 def _features_markdown() -> str:
-    from churnkit.features.reference import feature_reference_markdown
+    from churnkit.features.registry import feature_reference_markdown
 
     return HEADER + feature_reference_markdown()
 

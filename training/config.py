@@ -19,6 +19,10 @@ class TrainConfig(BaseModel):
     train_cutoffs: int = Field(3, ge=1, le=24)
     cutoff_step_days: int = Field(30, ge=1)
     trials: int = Field(30, ge=1)
+    #: Optuna trials fit on at most this many training rows (a seeded sample) and validate on
+    #: at most ``tune_valid_rows``; the final model is fit on every row.
+    tune_rows: int = Field(150_000, ge=1000)
+    tune_valid_rows: int = Field(100_000, ge=1000)
     seed: int = 0
     bootstrap: int = Field(200, ge=20)
     experiment: str = "churnkit"

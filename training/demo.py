@@ -40,7 +40,7 @@ def _ensure_shop(directory: Path, customers: int, seed: int):
 
 def _drivers_text(drivers: list[dict]) -> str:
     parts = []
-    for d in drivers:
+    for d in drivers[:2]:
         value = d["value"]
         shown = value if isinstance(value, str) or value is None else f"{value:.3g}"
         parts.append(f"{d['feature']}={shown}")
@@ -97,9 +97,9 @@ def demo(
             "band": picks["risk_band"],
             "segment": picks["segment"],
             "activity": picks["activity"],
-            "days idle": features.loc[picks.index, "days_since_last_order"],
+            "days idle": features.loc[picks.index, "days_since_last_order"].round(),
             "orders": features.loc[picks.index, "orders_lifetime"],
-            "spent 365d": picks["value_365d"],
+            "spent 365d": picks["value_365d"].round(),
             "why (top drivers)": [_drivers_text(d) for d in picks["top_drivers"]],
         })
         print_frame(out, view, index_name="customer",

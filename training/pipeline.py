@@ -142,8 +142,10 @@ def train(
         if progress:
             progress("trials", trial.number + 1, config.trials)
 
-    study = tune(X, y, Xv, yv, trials=config.trials, seed=config.seed, n_jobs=config.threads,
-                 on_trial=on_trial)
+    rows = _sample(len(X), config.tune_rows, config.seed)
+    vrows = _sample(len(Xv), config.tune_valid_rows, config.seed + 1)
+    study = tune(X.iloc[rows], y[rows], Xv.iloc[vrows], yv[vrows], trials=config.trials,
+                 seed=config.seed, n_jobs=config.threads, on_trial=on_trial)
     model = ChurnModel(**study.best_params, calibration="sigmoid", random_state=config.seed,
                        n_jobs=config.threads)
     model.fit(X, y, eval_set=(Xv, yv))
@@ -177,6 +179,13 @@ def train(
     return TrainResult(bundle, evaluation, cutoffs, study, eval_frame)
 
 
+def _sample(n: int, limit: int, seed: int) -> np.ndarray:
+    """Sorted positions of a seeded random sample of at most ``limit`` of ``n`` rows."""
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
 def _bundle(model, names, tables, as_of, cutoffs, config, created_at, *, n_rows, params):
     from churnkit.bundle import version_stamp
 
@@ -205,10 +214,15 @@ def _bundle(model, names, tables, as_of, cutoffs, config, created_at, *, n_rows,
 
 def _with_reference(bundle: ModelBundle, model: ChurnModel, ev: pd.DataFrame, names,
                     metrics: dict | None = None) -> ModelBundle:
-    """The bundle with its risk reference set from the evaluation cutoff's probabilities."""
+    """The bundle with its risk reference set from the evaluation cutoff's probabilities.
+
+    The reference is the customers who bought in the year before the cutoff: percentiles and
+    bands then rank risk within the base a CRM still works with, not against customers long gone.
+    """
     from dataclasses import replace
 
-    p = model.predict_proba(model_matrix(ev, names))[:, 1]
+    current = ev[ev["orders_365d"] > 0] if (ev["orders_365d"] > 0).any() else ev
+    p = model.predict_proba(model_matrix(current, names))[:, 1]
     metadata = bundle.metadata if metrics is None else replace(bundle.metadata, metrics=metrics)
     return replace(bundle, risk_reference=reference_quantiles(p), metadata=metadata)
 
