@@ -28,8 +28,9 @@ import pandas as pd
 
 import churnkit as ck
 from churnkit.features import build_features
-from churnkit.features.engine import _cutoff, engine
+from churnkit.features.engine import SHARD_SIZE, _cutoff, _registered, computed_families, engine
 from churnkit.features.registry import family
+from churnkit.features.views import compose_sql
 
 START, END, AS_OF = "2022-01-01", "2024-07-01", "2024-04-01"
 
@@ -104,6 +105,42 @@ def pandas_purchases(orders: pd.DataFrame, customers: pd.DataFrame, as_of: pd.Ti
     return out
 
 
+def one_customer_stages(tables: ck.Tables, cid: object, as_of: pd.Timestamp) -> str:
+    """Where one customer's time goes: slicing, registering, DuckDB's stages, the result."""
+    import json
+
+    eng, fams = engine(), computed_families(tables)
+    con, params = eng.small, {"as_of": as_of.to_pydatetime()}
+    sql = compose_sql(tuple(f.name for f in fams), frozenset(tables.present()))
+    one, t_slice = timed(tables.for_customers, [cid])
+    _, t_parse = timed(con.extract_statements, sql)
+    statement = con.extract_statements(sql)[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "profile.json"
+        con.execute(f"SET enable_profiling = 'json'; SET profiling_output = '{out}'")
+        try:
+            with _registered(con, one):
+                _, t_exec = timed(lambda: con.execute(statement, params).fetchnumpy())
+        finally:
+            con.execute("RESET enable_profiling")
+        prof = json.loads(out.read_text())
+    reg = [timed(lambda: _registered(con, one).__enter__())[1]]
+    for name in one.present():
+        con.unregister(f"raw_{name}")
+    ms = {
+        "slice": t_slice, "register 5 tables": reg[0], "parse (cached: not paid)": t_parse,
+        "bind": prof["planner"]["binding_time"],
+        "other planning": prof["planner"]["total_time"] - prof["planner"]["binding_time"],
+        "optimizer (off)": prof["optimizer"]["total_time"],
+        "physical plan": prof["physical_planner"]["total_time"],
+        "operators (cpu)": prof["query"]["cpu_time"],
+        "executor setup, result": t_exec - prof["planner"]["total_time"]
+        - prof["optimizer"]["total_time"] - prof["physical_planner"]["total_time"]
+        - prof["query"]["cpu_time"],
+    }
+    return ", ".join(f"{k} {v * 1000:.1f}" for k, v in ms.items()) + " (ms)"
+
+
 def timed(fn, *args, **kwargs):
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
@@ -128,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     # (1) the whole base
     full, seconds = timed(build_features, tables, as_of=AS_OF)
     print(f"[1] build_features, whole base: {seconds:.1f} s, {full.shape[0]:,} customers x "
-          f"{full.shape[1]} features, families {full.attrs['families']}")
+          f"{full.shape[1]} features, shards of {SHARD_SIZE:,} customers, "
+          f"families {full.attrs['families']}")
     print(f"    peak RSS of the process: {peak_rss_gb():.2f} GB "
           f"(of which {rss_loaded:.2f} GB tables and generation before the call)")
 
@@ -151,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[2] one customer: median {np.median(times):.1f} ms, p95 "
           f"{np.percentile(times, 95):.1f} ms over {len(ids)} customers; rows differing from "
           f"the full run: {mismatches}")
+    print(f"    stages of one call: {one_customer_stages(tables, ids[0], _cutoff(AS_OF))}")
 
     # (3) purchases family: churnkit (DuckDB) vs plain pandas, same data, same run
     cutoff = _cutoff(AS_OF)

@@ -2,7 +2,7 @@
 
 A :class:`Feature` says what a column means, in which unit and from which tables; a
 :class:`Family` holds the features computed together by one SQL statement over the
-*known-at-as_of* views of :mod:`churnkit.features.engine` (plus, for a few, a Python step that
+*known-at-as_of* views of :mod:`churnkit.features.views` (plus, for a few, a Python step that
 needs population-level quantities). :func:`families` is the single list the engine builds from,
 the bundle's feature spec is read from, and :func:`feature_reference_markdown` documents.
 
