@@ -104,5 +104,5 @@ def demo(
         })
         print_frame(out, view, index_name="customer",
                     title=f"The {top} customers to act on first (risk x last year's spend)")
-    out.print(f"Report: {bundle_path / 'evaluation.html'}  |  MLflow: mlflow ui "
+    out.print(f"Report: {bundle_path / 'evaluation.html'}  |  MLflow: .venv/bin/mlflow ui "
               f"--backend-store-uri sqlite:///{workdir / 'mlruns.db'}")
