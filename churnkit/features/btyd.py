@@ -1,14 +1,13 @@
 """BTYD: P(alive) and expected purchases from a BG/NBD model fitted on the population.
 
-The classic "buy till you die" baseline (Fader, Hardie & Lee 2005), as features. The
-per-customer inputs follow :func:`churnkit.btyd_data.summarize_purchases` exactly: purchase
-*days* are UTC calendar days of orders placed before ``as_of``; ``btyd_frequency`` = distinct
-purchase days - 1, ``btyd_recency_days`` = days from the first to the last purchase day,
-``btyd_T_days`` = days from the first purchase day (00:00 UTC) to ``as_of``. The parameters come from the
+The classic "buy till you die" baseline (Fader, Hardie & Lee 2005), as features. The per-customer
+inputs follow :func:`churnkit.btyd_data.summarize_purchases` exactly: purchase *days* are UTC
+calendar days of orders placed before ``as_of``; ``btyd_frequency`` = distinct purchase days - 1,
+``btyd_recency_days`` = days from the first to the last purchase day, ``btyd_T_days`` = days from
+the first purchase day (00:00 UTC) to ``as_of``. The parameters come from the
 :class:`~churnkit.features.population.PopulationFit` (fitted once on every customer known before
 ``as_of``), so a customer's probabilities do not depend on who else is scored. Customers without
-orders, or a population too small to fit, get empty values.
-"""
+orders, or a population too small to fit, get empty values. """
 
 from __future__ import annotations
 
