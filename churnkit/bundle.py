@@ -1,13 +1,16 @@
 """The model bundle: everything scoring needs, saved together and checked on load.
 
 A bundle directory holds ``bundle.json`` (feature spec, population fit, risk reference,
-training metadata and metrics) and ``churn_model/`` (LightGBM text model + calibrator). Loading
+training metadata and metrics), ``churn_model/`` (LightGBM text model + calibrator) and one
+subdirectory per optional component present (``timing/``, ``value/``, ``uplift/``, ``policy/``,
+``drift/``; see :data:`COMPONENTS`). Loading
 compares the bundle's feature spec with the features this code computes and refuses a mismatch,
 naming each difference, so a model never silently scores features that changed meaning.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -23,6 +26,23 @@ from churnkit.features.population import PopulationFit
 BUNDLE_FORMAT = 1
 #: Risk bands by percentile of churn probability among the reference population (lowest bound).
 DEFAULT_RISK_BANDS = {"critical": 95.0, "high": 80.0, "medium": 50.0, "low": 0.0}
+
+
+#: Optional parts of a bundle: attribute -> "module:Class". Each class has ``save(directory)``
+#: and a classmethod ``load(directory)``; a bundle saves each present part in ``<name>/`` and
+#: loads it when that directory exists, so older bundles without a part still load.
+COMPONENTS = {
+    "timing": "churnkit.timing:TimingModel",
+    "value": "churnkit.value:ValueModel",
+    "uplift": "churnkit.uplift:UpliftModel",
+    "policy": "churnkit.policy:PolicyConfig",
+    "drift": "churnkit.drift:DriftReference",
+}
+
+
+def _component_class(name: str) -> type:
+    module, _, attr = COMPONENTS[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 class BundleMismatchError(ValueError):
@@ -101,6 +121,21 @@ class ModelBundle:
     #: alone gets the percentile of the full run.
     risk_reference: np.ndarray
     risk_bands: dict = field(default_factory=lambda: dict(DEFAULT_RISK_BANDS))
+    #: Contact timing: day, local hour and weekday, channel (None: not trained).
+    timing: object | None = None
+    #: Expected customer value over the horizon (None: the policy falls back to past spend).
+    value: object | None = None
+    #: Per-action uplift on coming back, learned from campaign holdouts (None: rules only).
+    uplift: object | None = None
+    #: The win-back policy config the bundle scores with (None: the packaged defaults).
+    policy: object | None = None
+    #: Feature distributions at training time, for drift checks (None: no drift check).
+    drift: object | None = None
+
+    def components(self) -> dict[str, object]:
+        """The optional parts this bundle holds, by name."""
+        return {name: getattr(self, name) for name in COMPONENTS
+                if getattr(self, name) is not None}
 
     def risk_percentile(self, probability: np.ndarray) -> np.ndarray:
         """Percent of the reference population with a lower churn probability (0-100)."""
@@ -121,6 +156,9 @@ class ModelBundle:
         """Write the bundle to the directory ``path`` atomically (whole or not at all)."""
         with atomic_directory(path, overwrite=overwrite) as tmp:
             self.churn_model.save(tmp / "churn_model")
+            for name, part in self.components().items():
+                (tmp / name).mkdir()
+                part.save(tmp / name)
             doc = {
                 "format": BUNDLE_FORMAT,
                 "feature_spec": self.feature_spec.to_dict(),
@@ -159,6 +197,8 @@ class ModelBundle:
                 f"the bundle at {path_or_uri} does not match this code's features: "
                 + "; ".join(problems) + ". Retrain it with this version of churnkit."
             )
+        parts = {name: _component_class(name).load(directory / name)
+                 for name in COMPONENTS if (directory / name).is_dir()}
         return cls(
             churn_model=ChurnModel.load(directory / "churn_model"),
             feature_spec=spec,
@@ -166,6 +206,7 @@ class ModelBundle:
             metadata=TrainingMetadata(**doc["metadata"]),
             risk_reference=np.asarray(doc["risk_reference"], dtype=float),
             risk_bands=doc["risk_bands"],
+            **parts,
         )
 
 

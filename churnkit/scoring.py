@@ -128,6 +128,12 @@ def score_features(features: pd.DataFrame, bundle: ModelBundle, *,
     if explain:
         contributions = bundle.churn_model.contributions(X)
         out["top_drivers"] = top_drivers(contributions, features) if len(X) else []
+    # The bundle's optional stages, in order; each adds columns (see ModelBundle.components).
+    as_of = features.attrs.get("as_of")
+    if bundle.timing is not None:
+        out = out.join(bundle.timing.predict(features, as_of=as_of))
+    if bundle.value is not None:
+        out["expected_value"] = bundle.value.predict(features)
     return out
 
 
