@@ -107,6 +107,7 @@ or only one outcome are not scored.</p>
 <td class="num">{{ r.brier|number }}</td><td>{{ r.note }}</td></tr>
 {% endfor %}</table>{% else %}<p class="muted">No segments were given.</p>{% endif %}
 </section>
+{{ timing_html|safe }}
 <script>
 // Marks each figure once decoded, so a headless browser can tell that the plots rendered.
 function markFigures() {
@@ -122,7 +123,7 @@ window.addEventListener("load", markFigures);
 
 
 def write_report(evaluation: Evaluation, path: str | Path, *, title: str,
-                 details: dict | None = None) -> Path:
+                 details: dict | None = None, timing: object | None = None) -> Path:
     """Write the evaluation as one self-contained HTML file and return its path.
 
     Parameters
@@ -138,15 +139,17 @@ def write_report(evaluation: Evaluation, path: str | Path, *, title: str,
         Key/value facts for the header (model name/version, data, cutoffs, best params);
         non-string values are shown as JSON.
     """
-    html = render_report(evaluation, title=title, details=details)
+    html = render_report(evaluation, title=title, details=details, timing=timing)
     path = Path(path)
     with atomic_file(path) as tmp:
         tmp.write_text(html, encoding="utf-8")
     return path
 
 
-def render_report(evaluation: Evaluation, *, title: str, details: dict | None = None) -> str:
-    """The report's HTML as a string (what :func:`write_report` writes)."""
+def render_report(evaluation: Evaluation, *, title: str, details: dict | None = None,
+                  timing: object | None = None) -> str:
+    """The report's HTML as a string (what :func:`write_report` writes); ``timing`` (a
+    :class:`training.timing.TimingEvaluation`) adds the contact-timing section."""
     ev = evaluation
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["estimate"] = lambda e: f"{e.value:.3f} [{e.low:.3f}, {e.high:.3f}]"
@@ -172,7 +175,17 @@ def render_report(evaluation: Evaluation, *, title: str, details: dict | None = 
                for s in ev.score_names},
         oracle_sentence=_oracle_sentence(ev), figures=figures,
         segments=ev.by_segment.to_dict("records"),
+        timing_html=_timing_html(timing),  # issue 5
     )
+
+
+def _timing_html(timing: object | None) -> str:
+    """The contact-timing section (issue 5), or nothing without a timing evaluation."""
+    if timing is None:
+        return ""
+    from training.timing import render_html
+
+    return render_html(timing)
 
 
 def _oracle_sentence(ev: Evaluation) -> str:
