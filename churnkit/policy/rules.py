@@ -1,0 +1,238 @@
+"""The win-back policy: a pure, vectorized function from scores and features to decisions.
+
+:func:`decide` applies DOMAIN.md's rules as configured in a :class:`PolicyConfig`:
+
+1. **Cause** of risk per customer (:mod:`churnkit.policy.causes`).
+2. **Do not contact**: no consent on any channel, unsubscribed, serial complainer, came back
+   less than ``quiet_period_days`` ago (these hold whatever else is true).
+3. **Paid but not received** (known within the lookback): front of the queue, no economic gate.
+4. **Action**: the playbook's candidates for the customer's segment and cause, in order; the
+   first whose cost passes the **economic gate** (value > ``economic_gate_multiple`` × cost;
+   compensation scales with value) is chosen, else no contact (value below cost, or the gate).
+5. With an **uplift** model, among the actions allowed by rules 2 and the gate, the one with the
+   highest ``uplift × value − cost``; no contact when none is positive.
+
+Each row gets ``cause``, ``action``, ``action_reason`` (plain words with numbers),
+``policy_trace`` (the rules that fired), ``priority``, ``action_cost`` and
+``expected_incremental_profit``. The customer's value is ``value_if_returned`` from the
+bundle's value model when scoring has it, else the mean basket × the orders expected in the
+config's horizon at last year's pace (at least one basket).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from churnkit.contracts import CHANNELS
+from churnkit.policy.causes import column, infer_causes
+from churnkit.policy.config import CAUSES, EVIDENCE_CAUSES, SEGMENTS, PolicyConfig
+
+POLICY_COLUMNS = ("cause", "action", "action_reason", "policy_trace", "priority", "action_cost",
+                  "expected_incremental_profit")
+#: Feature columns the policy cannot work without (consent and purchases families).
+REQUIRED_FEATURES = ("orders_lifetime", "days_since_last_order", "mean_basket", "unsubscribed")
+DNC = "do_not_contact"
+_FLAGS = ("at_risk", "not_at_risk", "paid_not_received", "no_consent", "unsubscribed", "serial",
+          "quiet", "hunter", "segment_playbook", "value_below_cost", "gate", "uplift_choice",
+          "uplift_none", "uplift_missing", *(f"evidence:{c}" for c in EVIDENCE_CAUSES))
+
+
+def customer_value(scored: pd.DataFrame, features: pd.DataFrame,
+                   config: PolicyConfig) -> np.ndarray:
+    """Value (currency) of a customer who comes back, over the horizon.
+
+    ``value_if_returned`` from the bundle's value model when present; else the mean basket ×
+    max(1, orders in the last 365 days × horizon / 365).
+    """
+    if "value_if_returned" in scored.columns:
+        v = pd.to_numeric(scored["value_if_returned"], errors="coerce").to_numpy(dtype=float)
+        return np.nan_to_num(v, nan=0.0)
+    basket = np.nan_to_num(column(features, "mean_basket"), nan=0.0)
+    pace = column(features, "orders_365d", 0.0) * config.horizon_days / 365.0
+    return basket * np.maximum(1.0, np.nan_to_num(pace))
+
+
+def _check(scored: pd.DataFrame, features: pd.DataFrame) -> None:
+    missing = [c for c in ("churn_probability", "risk_percentile") if c not in scored.columns]
+    if missing:
+        raise ValueError(f"decide: the scored frame lacks {missing} (expected the output of "
+                         "churnkit.scoring.score_features)")
+    missing = [c for c in REQUIRED_FEATURES if c not in features.columns]
+    if missing:
+        raise ValueError(f"decide: the feature frame lacks {missing} (the purchases and consent "
+                         "families are required)")
+    absent = scored.index.difference(features.index)
+    if len(absent):
+        raise ValueError(f"decide: {len(absent)} scored customers have no feature row, e.g. "
+                         f"customer_id {list(absent[:5])}")
+
+
+def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
+           uplift: pd.DataFrame | None = None, *,
+           contributions: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The win-back decision for every scored customer (pure: inputs are not modified).
+
+    Parameters
+    ----------
+    scored
+        Index ``customer_id``: ``churn_probability``, ``risk_percentile`` and, when present,
+        ``segment`` and ``value_if_returned`` (currency over the horizon).
+    features
+        The feature frame the scores came from (index ``customer_id``; as of the same date).
+    config
+        The policy (:meth:`PolicyConfig.default` for DOMAIN.md's defaults).
+    uplift
+        Optional, index ``customer_id``, one column per action: predicted increase in
+        P(return within the horizon) if contacted with it rather than not.
+    contributions
+        Optional per-row SHAP values of the churn model (columns = features + ``bias``), used
+        to pick the cause among several with evidence.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``scored`` plus :data:`POLICY_COLUMNS`.
+    """
+    _check(scored, features)
+    # A plain frame: pandas deep-copies ``attrs`` (e.g. the population fit) on every column read.
+    f = pd.DataFrame(dict(features.items()), index=features.index, copy=False)
+    f = f.reindex(scored.index)
+    n = len(scored)
+    rows = np.arange(n)
+    value = customer_value(scored, f, config)
+    p_churn = scored["churn_probability"].to_numpy(dtype=float)
+    pct = scored["risk_percentile"].to_numpy(dtype=float)
+    if "segment" in scored.columns:
+        segment = scored["segment"].to_numpy(dtype=object)
+    else:
+        from churnkit.scoring import lifecycle_segment
+        segment = lifecycle_segment(f)
+    seg_code = np.maximum(pd.Categorical(segment, categories=SEGMENTS).codes, 0).astype(np.int64)
+
+    # -- who may not be contacted at all (DOMAIN.md "do not contact") -------------------------
+    if "allowed_channels" in f.columns:
+        allowed = column(f, "allowed_channels", 0.0)
+    else:
+        allowed = sum(column(f, f"can_contact_{ch}", 0.0) for ch in CHANNELS)
+    no_consent = ~(np.nan_to_num(allowed) > 0)
+    unsubscribed = column(f, "unsubscribed", 0.0) > 0
+    s = config.serial_complainer
+    with np.errstate(invalid="ignore"):
+        serial = ((column(f, "tickets_lifetime", 0.0) >= s["min_tickets"])
+                  & (column(f, "tickets_per_order", 0.0) >= s["min_tickets_per_order"])
+                  & (column(f, "compensated_tickets", 0.0) >= s["min_compensated_tickets"]))
+        q = config.quiet_period_days
+        since_order = column(f, "days_since_last_order")
+        quiet = ((column(f, "days_since_last_comeback") < q)
+                 | ((column(f, "gap_last_days") >= config.comeback_gap_days) & (since_order < q)))
+        pnr = column(f, "days_since_paid_not_received") <= config.paid_not_received["lookback_days"]
+        h = config.discount_hunter
+        hunter = ((column(f, "discounted_order_share") >= h["min_discounted_order_share"])
+                  & (column(f, "orders_lifetime", 0.0) >= h["min_orders"]))
+    quiet &= ~pnr  # an apology for a lost parcel is not a promotional mailing
+    hard = no_consent | unsubscribed | serial | quiet
+    at_risk = (pct >= config.at_risk_percentile) | pnr
+    cause, evidence = infer_causes(f, at_risk, config, contributions)
+
+    # -- the rules' choice: playbook candidates through the economic gate ----------------------
+    names = list(config.actions)
+    dnc = names.index(DNC)
+    cost = np.column_stack([config.action_cost(a, value) for a in names]) if n else \
+        np.zeros((0, len(names)))
+    passes = value[:, None] > config.economic_gate_multiple * cost
+    width = max(len(v) for seg in [config.playbook, *config.segment_playbook.values()]
+                for v in seg.values())
+    cand = np.full((n, width), -1, dtype=np.int64)
+    by_segment = np.zeros(n, dtype=bool)
+    for si, seg in enumerate(SEGMENTS):
+        for ci, c in enumerate(CAUSES):
+            hit = (seg_code == si) & (cause == ci)
+            if hit.any():
+                actions = config.candidates(seg, c)
+                cand[hit, :len(actions)] = [names.index(a) for a in actions]
+                by_segment[hit] = c in config.segment_playbook.get(seg, {})
+    chosen = np.full(n, dnc, dtype=np.int64)
+    decided = np.zeros(n, dtype=bool)
+    gate_failed = np.zeros((n, len(names)), dtype=bool)
+    cheapest = np.full(n, np.inf)
+    for j in range(width):
+        a = cand[:, j]
+        live = (a >= 0) & ~decided
+        stop = live & (a == dnc)
+        decided |= stop
+        real = live & ~stop
+        a_ = np.maximum(a, 0)
+        ok = real & (passes[rows, a_] | pnr)
+        chosen[ok] = a[ok]
+        decided |= ok
+        failed = real & ~ok
+        gate_failed[rows[failed], a[failed]] = True
+        cheapest[failed] = np.minimum(cheapest[failed], cost[rows[failed], a[failed]])
+    gated = gate_failed.any(axis=1) & (chosen == dnc)
+    below_cost = gated & (value < cheapest)
+    chosen[hard] = dnc
+
+    # -- the uplift choice: highest uplift × value − cost among allowed actions ---------------
+    profit = np.full(n, np.nan)
+    by_rules = np.ones(n, dtype=bool)  # rows whose action the rules (not uplift) chose
+    uplift_choice = uplift_none = uplift_missing = np.zeros(n, dtype=bool)
+    if uplift is not None:
+        u = uplift.reindex(scored.index)
+        offered = [a for a in names if a != DNC and a in u.columns]
+        if not offered:
+            raise ValueError(f"decide: the uplift frame has no column for any action of the "
+                             f"policy ({', '.join(a for a in names if a != DNC)}); it has "
+                             f"{list(uplift.columns)}")
+        idx = np.array([names.index(a) for a in offered])
+        U = u[offered].to_numpy(dtype=float)
+        gain = U * value[:, None] - cost[:, idx]
+        eligible = passes[:, idx] & ~np.isnan(U) & ~hard[:, None]
+        masked = np.where(eligible, gain, -np.inf)
+        best = np.argmax(masked, axis=1) if n else np.zeros(0, dtype=np.int64)
+        best_gain = masked[rows, best] if n else np.zeros(0)
+        uplift_missing = np.isnan(U).all(axis=1) & ~hard
+        use = ~uplift_missing & ~pnr
+        by_rules = ~use
+        pays = best_gain > 0
+        chosen = np.where(use, np.where(pays, idx[best], dnc), chosen)
+        uplift_choice = use & pays
+        uplift_none = use & ~pays & ~hard
+        # The expected incremental profit of what was chosen (0 for no contact).
+        lookup = np.full(len(names), -1)
+        lookup[idx] = np.arange(len(idx))
+        col = lookup[chosen]
+        has = (col >= 0) & (chosen != dnc)
+        profit = np.zeros(n)
+        profit[has] = gain[rows[has], col[has]]
+        profit = np.where(np.isnan(profit), 0.0, profit)
+
+    contact = chosen != dnc
+    action_cost = np.where(contact, cost[rows, chosen] if n else 0.0, 0.0)
+    base = profit if uplift is not None else p_churn * value
+    base = np.where(hunter, base * h["priority_factor"], base)
+    priority = np.where(contact, np.maximum(base, 0.0)
+                        + np.where(pnr, config.paid_not_received["priority_boost"], 0.0), 0.0)
+
+    flags = {
+        "at_risk": at_risk, "not_at_risk": ~at_risk, "paid_not_received": pnr & ~hard,
+        "no_consent": no_consent, "unsubscribed": unsubscribed, "serial": serial,
+        "quiet": quiet, "hunter": hunter & contact, "segment_playbook": by_segment & ~hard,
+        "value_below_cost": below_cost & ~hard & ~contact & by_rules,
+        "gate": gated & ~below_cost & ~hard & ~contact & by_rules,
+        "uplift_choice": uplift_choice,
+        "uplift_none": uplift_none, "uplift_missing": uplift_missing,
+        **{f"evidence:{c}": evidence[c] & at_risk for c in EVIDENCE_CAUSES},
+    }
+    from churnkit.policy.text import action_reasons, traces
+
+    out = scored.copy()
+    out["cause"] = np.asarray(CAUSES, dtype=object)[cause]
+    out["action"] = np.asarray(names, dtype=object)[chosen]
+    out["action_reason"] = action_reasons(f, cause, out["action"].to_numpy(dtype=object), pct,
+                                          flags, value, action_cost, config, names, cheapest)
+    out["policy_trace"] = traces(flags, cause, seg_code, chosen, gate_failed, names, config)
+    out["priority"] = priority
+    out["action_cost"] = np.round(action_cost, 2)
+    out["expected_incremental_profit"] = profit
+    return out

@@ -1,0 +1,261 @@
+"""Plain words for the policy's decisions: ``action_reason`` and ``policy_trace``.
+
+Built column-wise: each sentence piece is formatted for the rows it concerns only, and traces are
+built once per distinct combination of rules (a handful) and shared by the rows that have it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from churnkit.policy.causes import column
+from churnkit.policy.config import CAUSES, EVIDENCE_CAUSES, SEGMENTS, PolicyConfig
+
+DNC = "do_not_contact"
+
+
+class Text:
+    """A column of strings held as an Arrow array, so that sentences are assembled by Arrow's
+    compute kernels instead of per-row Python string operations.
+
+    ``a + b`` joins element-wise (``b`` a :class:`Text` of the same length or a ``str``);
+    ``t[mask]`` selects rows; ``t[mask] = value`` replaces them with a ``str`` or a
+    :class:`Text` holding one string per selected row.
+    """
+
+    __slots__ = ("a",)
+
+    def __init__(self, a: pa.Array) -> None:
+        self.a = a
+
+    @classmethod
+    def full(cls, n: int, value: str) -> Text:
+        return cls(pc.fill_null(pa.nulls(n, pa.string()), value))
+
+    @staticmethod
+    def _arg(x: Text | str) -> pa.Array | pa.Scalar:
+        return x.a if isinstance(x, Text) else pa.scalar(str(x), pa.string())
+
+    def __add__(self, other: Text | str) -> Text:
+        return Text(pc.binary_join_element_wise(self.a, self._arg(other), ""))
+
+    def __radd__(self, other: str) -> Text:
+        return Text(pc.binary_join_element_wise(self._arg(other), self.a, ""))
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def __getitem__(self, mask: np.ndarray) -> Text:
+        return Text(self.a.filter(pa.array(np.asarray(mask, dtype=bool))))
+
+    def __setitem__(self, mask: np.ndarray, value: Text | str) -> None:
+        mask = np.asarray(mask, dtype=bool)
+        if isinstance(value, Text):
+            self.a = pc.replace_with_mask(self.a, pa.array(mask), value.a)
+        else:
+            self.a = pc.if_else(pa.array(mask), pa.scalar(value, pa.string()), self.a)
+
+    def to_pandas(self) -> pd.api.extensions.ExtensionArray:
+        return pd.array(self.a, dtype="str")
+
+
+def _int(x: np.ndarray) -> Text:
+    """Whole numbers as text ('?' for missing)."""
+    x = np.asarray(x, dtype=float)
+    text = Text(pc.cast(pa.array(np.round(np.nan_to_num(x, nan=0.0)).astype(np.int64)),
+                        pa.string()))
+    missing = np.isnan(x)
+    if missing.any():
+        text[missing] = "?"
+    return text
+
+
+def _plural(n: np.ndarray, one: str, many: str) -> Text:
+    return Text(pc.if_else(pa.array(np.round(np.nan_to_num(n)) == 1), pa.scalar(one),
+                           pa.scalar(many)))
+
+
+def cause_texts(f: pd.DataFrame, cause: np.ndarray, pnr: np.ndarray, risk_percentile: np.ndarray,
+                config: PolicyConfig) -> Text:
+    """Why the customer is at risk, in plain words with numbers (one string per row)."""
+    n = len(f)
+    out = Text.full(n, "")
+    code = {c: k for k, c in enumerate(CAUSES)}
+
+    m = cause == code["delivery_failure"]
+    if m.any():
+        failures = column(f, "delivery_failures_lifetime")[m]
+        last = column(f, "days_since_last_failure")[m]
+        text = (_int(failures) + _plural(failures, " late, lost or undelivered order",
+                                         " late, lost or undelivered orders")
+                + ", the last known " + _int(last) + " days ago")
+        paid = pnr[m]
+        since = column(f, "days_since_paid_not_received")[m]
+        text[paid] = ("Paid for an order that never arrived (known " + _int(since[paid])
+                      + " days ago)")
+        out[m] = text
+    m = cause == code["unresolved_complaint"]
+    if m.any():
+        open_ = column(f, "unresolved_tickets", 0.0)[m]
+        oldest = column(f, "oldest_unresolved_ticket_days")[m]
+        rating = column(f, "min_satisfaction")[m]
+        text = "A complaint rated " + _int(rating) + "/5"
+        has_open = open_ > 0
+        text[has_open] = (_int(open_[has_open])
+                          + _plural(open_[has_open], " complaint", " complaints")
+                          + " still unanswered, the oldest for " + _int(oldest[has_open])
+                          + " days")
+        out[m] = text
+    m = cause == code["price"]
+    if m.any():
+        p = config.causes["price"]
+        checkouts = column(f, "abandoned_checkouts_90d", 0.0)[m]
+        share = column(f, "delivery_cost_share")[m]
+        disc = column(f, "discounted_order_share")[m]
+        tickets = column(f, "tickets_price_365d", 0.0)[m]
+        text = (_int(tickets) + _plural(tickets, " complaint", " complaints")
+                + " about price in the last 365 days")
+        with np.errstate(invalid="ignore"):
+            k = disc >= p["min_discounted_order_share"]
+            text[k] = _int(100 * disc[k]) + "% of their orders bought with a discount"
+            k = share >= p["min_delivery_cost_share"]
+            text[k] = "Delivery cost " + _int(100 * share[k]) + "% of what they paid"
+            k = checkouts >= p["min_abandoned_checkouts_90d"]
+        text[k] = (_int(checkouts[k]) + _plural(checkouts[k], " cart", " carts")
+                   + " abandoned at checkout in the last 90 days")
+        out[m] = text
+    m = cause == code["forgotten"]
+    if m.any():
+        out[m] = ("One order " + _int(column(f, "days_since_last_order")[m])
+                  + " days ago and no visit since")
+    m = cause == code["natural"]
+    if m.any():
+        days = column(f, "days_since_last_order")[m]
+        text = ("Activity fading with no incident (" + _int(days)
+                + " days since the last order)")
+        text[np.isnan(days)] = "No order yet"
+        out[m] = text
+    m = cause == code["none"]
+    if m.any():
+        out[m] = ("Not at risk (risk percentile " + _int(risk_percentile[m]) + ", below "
+                  + f"{config.at_risk_percentile:g})")
+    return out
+
+
+def action_reasons(f: pd.DataFrame, cause: np.ndarray, action: np.ndarray,
+                   risk_percentile: np.ndarray, flags: dict[str, np.ndarray],
+                   value: np.ndarray, action_cost: np.ndarray, config: PolicyConfig,
+                   names: list[str], cheapest: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """``action_reason``: the cause in plain words, then what to do or why not to contact.
+
+    ``cause`` holds indices into :data:`CAUSES`, ``action`` the action names.
+    """
+    why = cause_texts(f, cause, flags["paid_not_received"], risk_percentile, config)
+    what = Text.full(len(f), "")
+    for name in names:
+        m = action == name
+        if not m.any() or name == DNC:
+            continue
+        template = config.actions[name].text
+        if "{cost}" in template:
+            head, _, tail = template.partition("{cost}")
+            what[m] = "offer " + head + _int(action_cost[m]) + tail
+        else:
+            what[m] = "offer " + template
+        if flags["uplift_choice"].any():
+            u = m & flags["uplift_choice"]
+            what[u] = what[u] + " (the best expected incremental profit)"
+    # Do-not-contact reasons, the first that holds wins (most binding first).
+    q = config.quiet_period_days
+    dnc = action == DNC
+    reasons = [
+        ("unsubscribed", "do not contact: unsubscribed"),
+        ("no_consent", "do not contact: no consent on any channel"),
+        ("serial", "do not contact: serial complainer (regular compensation demands)"),
+        ("quiet", f"do not contact: came back less than {q:g} days ago (quiet period)"),
+    ]
+    left = dnc.copy()
+    for flag, text in reasons:
+        k = left & flags[flag]
+        what[k] = text
+        left &= ~k
+    k = left & flags["value_below_cost"]
+    what[k] = ("do not contact: value " + _int(value[k]) + " is below the cost "
+               + _int(cheapest[k]) + " of the cheapest fitting action")
+    left &= ~k
+    k = left & flags["gate"]
+    what[k] = ("do not contact: value " + _int(value[k]) + " is under "
+               + f"{config.economic_gate_multiple:g}× the cost " + _int(cheapest[k])
+               + " of the cheapest fitting action")
+    left &= ~k
+    k = left & flags["uplift_none"]
+    what[k] = "do not contact: no action is expected to pay for itself"
+    left &= ~k
+    k = left & (cause == CAUSES.index("natural"))
+    what[k] = "do not contact: natural churn is rarely worth fighting"
+    left &= ~k
+    what[left] = "do not contact"
+    # Every cause text starts with a capital or a number.
+    return (why + "; " + what).to_pandas()
+
+
+def _trace_texts(config: PolicyConfig, names: list[str]) -> dict[str, str]:
+    s, pnr, h = config.serial_complainer, config.paid_not_received, config.discount_hunter
+    texts = {
+        "at_risk": f"at risk: risk percentile >= {config.at_risk_percentile:g}",
+        "not_at_risk": f"not at risk: risk percentile < {config.at_risk_percentile:g}",
+        "paid_not_received": (f"paid but not received in the last {pnr['lookback_days']:g} "
+                              "days: front of the queue, no economic gate"),
+        "no_consent": "no consent on any channel: do not contact",
+        "unsubscribed": "unsubscribed: do not contact",
+        "serial": (f"serial complainer (>= {s['min_tickets']:g} tickets, >= "
+                   f"{s['min_tickets_per_order']:g} per order, >= "
+                   f"{s['min_compensated_tickets']:g} compensated): do not contact"),
+        "quiet": (f"came back less than {config.quiet_period_days:g} days ago: quiet period, "
+                  "do not contact"),
+        "hunter": (f"discount hunter (>= {100 * h['min_discounted_order_share']:g}% discounted "
+                   f"orders): priority x {h['priority_factor']:g}"),
+        "value_below_cost": "value below the cost of every fitting action: do not contact",
+        "gate": (f"economic gate: value not above {config.economic_gate_multiple:g}x the cost "
+                 "of any fitting action: do not contact"),
+        "uplift_choice": "uplift: highest expected incremental profit (uplift x value - cost)",
+        "uplift_none": "uplift: no allowed action has a positive uplift x value - cost",
+        "uplift_missing": "uplift: no prediction for this customer, the rules decided",
+        **{f"evidence:{c}": f"evidence of {c.replace('_', ' ')}" for c in EVIDENCE_CAUSES},
+    }
+    for a in names:
+        texts[f"gate_failed:{a}"] = (f"economic gate: {a} costs more than value / "
+                                     f"{config.economic_gate_multiple:g}")
+    return texts
+
+
+def traces(flags: dict[str, np.ndarray], cause: np.ndarray, seg_code: np.ndarray,
+           chosen: np.ndarray, gate_failed: np.ndarray, names: list[str],
+           config: PolicyConfig) -> np.ndarray:
+    """``policy_trace``: the rules that fired, in the order they apply (a list per row)."""
+    n = len(cause)
+    order = ["at_risk", "not_at_risk", *(f"evidence:{c}" for c in EVIDENCE_CAUSES),
+             "paid_not_received", "no_consent", "unsubscribed", "serial", "quiet",
+             "segment_playbook", *(f"gate_failed:{a}" for a in names), "value_below_cost",
+             "gate", "uplift_choice", "uplift_none", "uplift_missing", "hunter"]
+    columns = [flags[k] if k in flags else gate_failed[:, names.index(k.split(":", 1)[1])]
+               for k in order]
+    bits = np.zeros(n, dtype=np.int64)
+    for b, col in enumerate(columns):
+        bits |= np.asarray(col, dtype=np.int64) << b
+    key = ((bits * len(CAUSES) + cause) * len(SEGMENTS) + seg_code) * len(names) + chosen
+    uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    texts = _trace_texts(config, names)
+    lists = np.empty(len(uniq), dtype=object)
+    for u, i in enumerate(first):
+        texts["segment_playbook"] = f"playbook for {SEGMENTS[seg_code[i]]} customers"
+        fired = [texts[k] for b, k in enumerate(order) if (bits[i] >> b) & 1]
+        # The cause goes right after its evidence (the first six rules are risk and evidence).
+        where = sum(1 for b in range(6) if (bits[i] >> b) & 1)
+        fired.insert(where, f"cause: {CAUSES[cause[i]].replace('_', ' ')}")
+        fired.append(f"action: {names[chosen[i]]}")
+        lists[u] = fired
+    return lists[inverse.ravel()] if n else np.empty(0, dtype=object)
