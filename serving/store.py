@@ -1,0 +1,207 @@
+"""The event store the service scores from: the rows of the requested customers, fresh per call.
+
+:class:`ParquetStore` (the default) reads a directory of contract tables through one persistent
+DuckDB connection. Every call re-reads the files, filtered to the requested customers, so rows
+appended since the service started (a new Parquet part in ``tickets/``, a rewritten
+``tickets.parquet``) are seen by the next request; files sorted by ``customer_id`` (as
+:func:`churnkit.save_tables` writes them) let DuckDB skip every row group that cannot hold the
+customers. :class:`DatabaseStore` does the same against PostgreSQL with one filtered query per
+table. Both return :func:`churnkit.validate`-normalized :class:`churnkit.Tables`, so scoring sees
+exactly the kinds the batch job sees.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Protocol
+
+import duckdb
+import pandas as pd
+
+import churnkit as ck
+from churnkit.contracts import TABLES
+from churnkit.tables import find_table_file
+
+
+class StoreError(RuntimeError):
+    """The store cannot be read (a file vanished, the database is down)."""
+
+
+class EventStore(Protocol):
+    #: "int" when customer ids are integers, else "str".
+    id_kind: str
+
+    def tables_for(self, customer_ids: Sequence[object]) -> ck.Tables: ...
+
+    def describe(self) -> str: ...
+
+    def close(self) -> None: ...
+
+
+def open_store(source: str) -> EventStore:
+    """A :class:`DatabaseStore` for a URL (``postgresql://...``), else a :class:`ParquetStore`."""
+    if "://" in source:
+        return DatabaseStore(source)
+    return ParquetStore(Path(source))
+
+
+def _sql_literal(value: object) -> str:
+    if isinstance(value, int):
+        return str(int(value))
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+class ParquetStore:
+    """Contract tables in ``directory`` (``NAME.parquet``, ``NAME/`` parts, or ``NAME.csv``).
+
+    Which files exist is looked up on every call, so a table created after the start (say the
+    first ``tickets`` file) is picked up too. Thread-safe: one lock around the connection (the
+    service scores on one worker thread anyway).
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        if not self.directory.is_dir():
+            raise ck.DataSourceError(f"data directory {self.directory} does not exist")
+        self._con = duckdb.connect(config={"threads": 1})
+        self._con.sql("SET TimeZone = 'UTC'")
+        self._lock = threading.Lock()
+        missing = [n for n, s in TABLES.items() if s.required
+                   and find_table_file(self.directory, n) is None]
+        if missing:
+            raise ck.DataSourceError(f"data directory {self.directory} lacks the required "
+                                     f"table(s) {', '.join(missing)} (NAME.parquet, NAME/ or "
+                                     "NAME.csv)")
+        kind = self._con.sql(
+            f"SELECT typeof(customer_id) FROM {self._source('customers')} LIMIT 1"
+        ).fetchall()
+        kind = kind[0] if kind else None
+        self.id_kind = "int" if kind and "INT" in kind[0].upper() else "str"
+
+    def describe(self) -> str:
+        return f"parquet directory {self.directory}"
+
+    def _source(self, name: str) -> str | None:
+        path = find_table_file(self.directory, name)
+        if path is None:
+            return None
+        if path.is_dir():
+            return f"read_parquet({_sql_literal(str(path / '**' / '*.parquet'))}, " \
+                   "union_by_name = true)"
+        if path.suffix == ".csv":
+            return f"read_csv({_sql_literal(str(path))}, header = true, all_varchar = true)"
+        return f"read_parquet({_sql_literal(str(path))})"
+
+    def tables_for(self, customer_ids: Sequence[object]) -> ck.Tables:
+        """The rows of these customers in every present table, validated and normalized."""
+        ids = list(dict.fromkeys(customer_ids))
+        frames: dict[str, pd.DataFrame | None] = {}
+        with self._lock:
+            for name in TABLES:
+                source = self._source(name)
+                if source is None:
+                    frames[name] = None
+                    continue
+                if ids:
+                    # Literal ids (not a list parameter) let DuckDB prune row groups by their
+                    # customer_id statistics.
+                    where = f"customer_id IN ({', '.join(_sql_literal(i) for i in ids)})"
+                else:
+                    where = "false"
+                try:
+                    frames[name] = self._con.sql(
+                        f"SELECT * FROM {source} WHERE {where}").to_arrow_table().to_pandas()
+                except duckdb.Error as exc:
+                    raise StoreError(f"cannot read table {name} from {self.directory}: "
+                                     f"{exc}") from exc
+        return ck.validate(ck.Tables(**frames))  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+
+class DatabaseStore:
+    """Contract tables in a PostgreSQL database (tables named as in the contract; a
+    ``?options=-csearch_path=shop`` in the URL picks another schema, as for
+    :func:`churnkit.load_tables`).
+
+    One query per present table per call, ``WHERE customer_id = ANY(%s)``; the connection is
+    opened once and re-opened after an error.
+    """
+
+    def __init__(self, url: str) -> None:
+        from churnkit.db import redact
+
+        self.url = url
+        self._redacted = redact(url)
+        self._lock = threading.Lock()
+        self._conn = None
+        with self._lock:
+            present = self._present()
+        missing = [n for n, s in TABLES.items() if s.required and n not in present]
+        if missing:
+            raise ck.DataSourceError(f"{self.describe()} lacks the required table(s) "
+                                     f"{', '.join(missing)}")
+        self.id_kind = "int" if "int" in present["customers"].get("customer_id", "") else "str"
+
+    def describe(self) -> str:
+        return f"database {self._redacted}"  # never shows a password
+
+    def _connection(self):
+        from churnkit.db import connect
+
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self.url, autocommit=True)
+        return self._conn
+
+    def _present(self) -> dict[str, dict[str, str]]:
+        rows = self._connection().execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = ANY(%s)",
+            [list(TABLES)],
+        ).fetchall()
+        out: dict[str, dict[str, str]] = {}
+        for table, column, kind in rows:
+            out.setdefault(table, {})[column] = kind
+        return out
+
+    def tables_for(self, customer_ids: Sequence[object]) -> ck.Tables:
+        """The rows of these customers in every present table, validated and normalized."""
+        import psycopg
+
+        ids = list(dict.fromkeys(customer_ids))
+        frames: dict[str, pd.DataFrame | None] = {}
+        with self._lock:
+            try:
+                present = self._present()
+                for name in TABLES:
+                    if name not in present:
+                        frames[name] = None
+                        continue
+                    # name is a contract table name, not user input; the ids are a parameter
+                    cur = self._connection().execute(
+                        f"SELECT * FROM {name} WHERE customer_id = ANY(%s)", [ids])
+                    columns = [d.name for d in cur.description or []]
+                    numeric = [d.name for d in cur.description or [] if d.type_code == 1700]
+                    rows = cur.fetchall()
+                    frame = pd.DataFrame.from_records(rows, columns=columns) if rows else \
+                        pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
+                    for column in numeric:  # NUMERIC -> float, as ck.load_tables reads it
+                        frame[column] = frame[column].map(
+                            lambda v: float(v) if isinstance(v, Decimal) else v)
+                    frames[name] = frame
+            except (psycopg.Error, ck.DataSourceError) as exc:
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = None
+                raise StoreError(f"cannot read {self.describe()}: {exc}") from exc
+        return ck.validate(ck.Tables(**frames))  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()

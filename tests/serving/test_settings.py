@@ -1,0 +1,51 @@
+"""Settings from the environment and a config file; bad values name the variable."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from serving.service import RequestError, parse_as_of
+from serving.settings import Settings, SettingsError
+
+BASE = {"CHURNKIT_MODEL": "models:/churn@champion", "CHURNKIT_DATA": "/data"}
+
+
+def test_environment_gives_the_settings_and_defaults():
+    s = Settings.from_env({**BASE, "CHURNKIT_MAX_IDS": "20", "CHURNKIT_API_KEY": "k"})
+    assert (s.model, s.data, s.max_ids, s.api_key, s.port) == (
+        "models:/churn@champion", "/data", 20, "k", 3000)
+    assert Settings.from_env(s.to_env()) == s
+
+
+def test_config_file_and_environment_overrides_it(tmp_path):
+    config = tmp_path / "serve.yaml"
+    config.write_text("max_ids: 7\nport: 8080\ndata: /from-file\n")
+    s = Settings.from_env({**BASE, "CHURNKIT_CONFIG": str(config)})
+    assert (s.max_ids, s.port, s.data) == (7, 8080, "/data")
+    config.write_text("max_idz: 7\n")
+    with pytest.raises(SettingsError, match="unknown settings max_idz"):
+        Settings.from_env({**BASE, "CHURNKIT_CONFIG": str(config)})
+
+
+@pytest.mark.parametrize(("env", "words"), [
+    ({"CHURNKIT_DATA": "/data"}, "CHURNKIT_MODEL is not set"),
+    ({"CHURNKIT_MODEL": "m"}, "CHURNKIT_DATA is not set"),
+    ({**BASE, "CHURNKIT_MAX_IDS": "many"}, "CHURNKIT_MAX_IDS='many': expected a number"),
+    ({**BASE, "CHURNKIT_MAX_IDS": "0"}, "CHURNKIT_MAX_IDS must be >= 1"),
+    ({**BASE, "CHURNKIT_BATCH_WAIT_MS": "-1"}, "CHURNKIT_BATCH_WAIT_MS must be >= 0"),
+])
+def test_bad_settings_name_the_variable(env, words):
+    with pytest.raises(SettingsError, match=words):
+        Settings.from_env(env)
+
+
+def test_as_of_rules():
+    s = Settings.from_env(BASE)
+    now = pd.Timestamp("2026-01-01T12:00:00Z")
+    assert parse_as_of(None, s, now) == now
+    given = pd.Timestamp("2025-07-01T03:00:00+03:00").to_pydatetime()
+    assert parse_as_of(given, s, now) == pd.Timestamp("2025-07-01T00:00:00Z")
+    assert parse_as_of((now + pd.Timedelta(hours=23)).to_pydatetime(), s, now) > now
+    with pytest.raises(RequestError, match="in the future"):
+        parse_as_of((now + pd.Timedelta(days=2)).to_pydatetime(), s, now)
