@@ -186,7 +186,8 @@ def load_tables(source: str | Path, *, validate: bool = True) -> Tables:
     source
         A directory holding ``customers``, ``orders`` and optionally ``browsing``, ``tickets``,
         ``contacts``, each as ``NAME.parquet``, a ``NAME/`` directory of Parquet files, or
-        ``NAME.csv``.
+        ``NAME.csv``; or a ``postgresql://`` URL whose database holds tables of those names
+        (see :mod:`churnkit.db`).
     validate
         Validate and normalize (the default). With ``False`` the tables come back as read, for
         :func:`churnkit.validate` to report on.
@@ -199,6 +200,10 @@ def load_tables(source: str | Path, *, validate: bool = True) -> Tables:
         ``validate=True`` and the data breaks the contract; the error lists every problem.
     """
     text = str(source)
+    if text.startswith(("postgresql://", "postgres://")):  # issue 8: PostgreSQL source
+        from churnkit.db import load_tables_from_db
+
+        return load_tables_from_db(text, validate=validate)
     if "://" in text:
         raise DataSourceError(
             f"cannot read {text!r}: database sources are not supported yet; "

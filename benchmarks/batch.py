@@ -1,0 +1,132 @@
+"""Benchmark of the nightly batch job (``churnkit score``) on a large synthetic shop.
+
+Usage::
+
+    .venv/bin/python benchmarks/batch.py --customers 1000000 [--shard-size 100000] [--data DIR]
+
+1. generates the shop (``churnkit generate`` in a child process, cached as Parquet under
+   ``--data``, default a folder in the system temp directory);
+2. trains a small bundle on a separate ``--train-customers`` shop (3 Optuna trials; cached) and
+   adds its drift reference, as the training pipeline does;
+3. runs the real command ``churnkit score --data SHOP --model BUNDLE --as-of AS_OF --out
+   FILE.parquet`` in a child process, end to end: load + validate, features, models and policy,
+   write the shard parts, assemble. The child's peak RSS comes from ``os.wait4`` (its own, not
+   the generator's), the time per stage from the run summary the job writes.
+
+Goal (issue 8): 1M customers in <= 3 minutes and <= 8 GB peak on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+START, END, AS_OF = "2022-01-01", "2024-07-01", "2024-07-01"
+
+
+def ensure_shop(n: int, seed: int, folder: Path) -> Path:
+    if (folder / "customers.parquet").exists():
+        print(f"using cached shop {folder}")
+        return folder
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "churnkit", "generate", "--customers", str(n),
+                    "--seed", str(seed), "--start", START, "--end", END, "--out", str(folder),
+                    "--force"], check=True)
+    print(f"generated {n:,} customers in {time.perf_counter() - t0:.1f} s -> {folder}")
+    return folder
+
+
+def ensure_bundle(n: int, seed: int, folder: Path, trials: int) -> Path:
+    if (folder / "bundle.json").exists():
+        print(f"using cached bundle {folder}")
+        return folder
+    import pandas as pd
+
+    import churnkit as ck
+    from churnkit.drift import DriftReference
+    from training.config import TrainConfig
+    from training.pipeline import train
+
+    t0 = time.perf_counter()
+    tables, _ = ck.synth.generate(n, seed=seed + 1, start=START, end=END)
+    scratch = Path(tempfile.mkdtemp(prefix="churnkit-bench-train-"))
+    config = TrainConfig.load(trials=trials, bootstrap=20, train_cutoffs=2, name="bench",
+                              models_dir=scratch, tracking_uri=f"sqlite:///{scratch / 'ml.db'}")
+    result = train(tables, as_of=AS_OF, config=config,
+                   created_at=pd.Timestamp("2024-07-01T06:00:00Z"))
+    names = list(result.bundle.feature_spec.names)
+    rows = ck.build_features(tables, as_of=result.cutoffs.validation)[names]
+    bundle = replace(result.bundle, drift=DriftReference().fit(rows))
+    bundle.save(folder, overwrite=True)
+    shutil.rmtree(scratch, ignore_errors=True)
+    print(f"trained the bundle on {n:,} customers in {time.perf_counter() - t0:.1f} s -> {folder}")
+    return folder
+
+
+def run_score(shop: Path, bundle: Path, out: Path, shard_size: int) -> dict:
+    command = [sys.executable, "-m", "churnkit", "score", "--data", str(shop), "--model",
+               str(bundle), "--as-of", AS_OF, "--out", str(out), "--shard-size", str(shard_size)]
+    print("$", " ".join(command))
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(command)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"churnkit score failed with exit code {proc.returncode}")
+    summary = json.loads(out.with_name(f"{out.stem}.summary.json").read_text())
+    return {"wall_s": wall, "peak_rss_gb": usage.ru_maxrss / 1024**2, "summary": summary,
+            "cpu_s": usage.ru_utime + usage.ru_stime, "bytes": out.stat().st_size}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--shard-size", type=int, default=100_000)
+    parser.add_argument("--train-customers", type=int, default=20_000)
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--bundle", type=Path, default=None,
+                        help="score with this bundle instead of training one")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="cache folder (default: the system temp folder)")
+    args = parser.parse_args()
+    root = args.data or Path(tempfile.gettempdir())
+    shop = ensure_shop(args.customers, args.seed,
+                       root / f"churnkit-bench-batch-{args.customers}-{args.seed}")
+    bundle = args.bundle or ensure_bundle(
+        args.train_customers, args.seed,
+        root / f"churnkit-bench-batch-bundle-{args.train_customers}-{args.seed}", args.trials)
+    out_dir = Path(tempfile.mkdtemp(prefix="churnkit-bench-scores-"))
+    try:
+        r = run_score(shop, bundle, out_dir / "scores.parquet", args.shard_size)
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    s = r["summary"]
+    stages = s["stage_seconds"]
+    total = sum(stages.values())
+    print(f"\n{s['rows']:,} customers scored in {r['wall_s']:.1f} s wall "
+          f"(process start and imports included; job {s['duration_seconds']:.1f} s), "
+          f"peak RSS {r['peak_rss_gb']:.2f} GB, CPU {r['cpu_s']:.0f} s, "
+          f"output {r['bytes'] / 1024**2:.0f} MiB, {s['shards']} shards of {args.shard_size:,}")
+    print(f"{s['rows'] / s['duration_seconds']:,.0f} customers/s")
+    print("stage                  seconds   share")
+    for name, value in stages.items():
+        print(f"{name:<22} {value:8.1f}  {value / total:6.1%}")
+    goal_t, goal_m = 180.0, 8.0
+    ok = r["wall_s"] <= goal_t and r["peak_rss_gb"] <= goal_m
+    print(f"goal <= {goal_t:.0f} s and <= {goal_m:.0f} GB: {'met' if ok else 'NOT met'} "
+          f"(machine: {os.cpu_count()} cores; load average at the end "
+          f"{os.getloadavg()[0]:.1f})")
+
+
+if __name__ == "__main__":
+    main()
