@@ -21,7 +21,7 @@ $(BASE): pyproject.toml constraints.txt | $(VENV)/bin/python
 	@touch $@
 
 $(DEV): pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(PIP) -e ".[dev,postgres]"
+	$(PIP) -e ".[dev,postgres,spark]"
 	@touch $@ $(BASE)
 
 demo: $(BASE) ## Synthetic shop -> validate -> features -> the customers to look at
@@ -41,7 +41,7 @@ docs: $(BASE) ## Regenerate docs/data-contract.md and docs/features.md from the 
 
 lock: ## Re-resolve constraints.txt from pyproject.toml in a scratch venv
 	rm -rf /tmp/churnkit-lock && $(PYTHON) -m venv /tmp/churnkit-lock
-	/tmp/churnkit-lock/bin/pip install --quiet -e ".[dev,postgres]"
+	/tmp/churnkit-lock/bin/pip install --quiet -e ".[dev,postgres,spark]"
 	( sed -n '1,2p' constraints.txt; /tmp/churnkit-lock/bin/pip freeze --exclude-editable ) > constraints.new
 	mv constraints.new constraints.txt
 

@@ -154,6 +154,8 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         return X
 
     def _raw_proba(self, X: pd.DataFrame) -> np.ndarray:
+        if len(X) == 0:  # LightGBM refuses an empty matrix; no rows, no scores
+            return np.empty(0)
         return self.booster_.predict(self._prepare(X), num_iteration=self.best_iteration_)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
@@ -172,8 +174,11 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         Columns are the features plus ``bias``; each row sums to the raw (uncalibrated)
         log-odds of churning.
         """
-        values = self.booster_.predict(self._prepare(X), num_iteration=self.best_iteration_,
-                                       pred_contrib=True)
+        if len(X) == 0:
+            values = np.empty((0, len(self.feature_names_in_) + 1))
+        else:
+            values = self.booster_.predict(self._prepare(X), num_iteration=self.best_iteration_,
+                                           pred_contrib=True)
         return pd.DataFrame(values, index=X.index, columns=[*self.feature_names_in_, "bias"])
 
     def feature_importance(self) -> pd.Series:

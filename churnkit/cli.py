@@ -147,6 +147,62 @@ def features(
               f"as of {cutoff:%Y-%m-%d %H:%M} UTC")
 
 
+# --- score: the nightly batch job (issue 8; implementation in churnkit/batch.py) ---------------
+@app.command("score")
+def score_command(
+    data: Annotated[str, typer.Option("--data", help="Directory of the shop's tables, or a "
+                                      "postgresql:// URL holding them.")],
+    model: Annotated[str, typer.Option("--model", help="Bundle directory or MLflow URI "
+                                       "(models:/NAME@champion).")],
+    output: Annotated[str, typer.Option("--out", help="Parquet file to write, or "
+                                        "postgresql://...#table (default table churn_scores).")],
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Score as known strictly before "
+                                              "this date (UTC). Default: today.")] = None,
+    shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Customers per shard "
+                                            "(memory bound and unit of resumption).")] = 50_000,
+    psi_threshold: Annotated[float | None, typer.Option(
+        "--psi-threshold", help="Warn about features whose PSI against the training data "
+        "exceeds this (default 0.25).")] = None,
+    work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Where finished shards "
+                                                  "wait for a resume (default: beside --out).")]
+    = None,
+) -> None:
+    """Score every customer (resumable, atomic) and write the scores and a run summary."""
+    from churnkit.batch import print_summary, run_batch
+
+    with cli_errors():
+        cutoff = _as_of_or_today(as_of)
+        result = run_batch(data, model=model, as_of=cutoff, out=output, shard_size=shard_size,
+                           psi_threshold=psi_threshold, work_dir=work_dir, console=err)
+    print_summary(out, result)
+
+
+# --- report: one win-back campaign against its control group (issue 6; churnkit/campaigns.py) --
+@app.command("report")
+def report_command(
+    data: DataOption,
+    campaign: Annotated[str, typer.Option("--campaign", help="Campaign id: the contacts' "
+                                          "'campaign' value, or the send month YYYY-MM.")],
+    output: Annotated[Path | None, typer.Option("--out", help="HTML file to write (default "
+                                                "campaign-ID.html).")] = None,
+    window: Annotated[int, typer.Option("--window-days", min=1, help="Days after the send "
+                                        "that count for revenue and repeat orders.")] = 90,
+    n_boot: Annotated[int, typer.Option("--bootstrap", min=100)] = 1000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Campaign metrics against the control group, with confidence intervals, as HTML."""
+    from churnkit.campaign_report import campaign_report_command
+
+    with cli_errors(), err.status(f"Measuring campaign {campaign}..."):
+        metrics, path = campaign_report_command(data, campaign, output, window_days=window,
+                                                n_boot=n_boot, seed=seed)
+    r = metrics.table.loc["winback_rate"]
+    out.print(f"Wrote {path}: campaign {metrics.campaign}, {metrics.n_treatment:,} contacted, "
+              f"{metrics.n_control:,} held out; win-back rate {100 * r['treatment']:.1f}% vs "
+              f"{100 * r['control']:.1f}% (increment {100 * r['difference']:+.1f} pp "
+              f"[{100 * r['difference_low']:+.1f}, {100 * r['difference_high']:+.1f}])")
+
+
 _plugins_added = False
 
 

@@ -74,43 +74,57 @@ def activity_state(features: pd.DataFrame) -> np.ndarray:
 def top_drivers(contributions: pd.DataFrame, features: pd.DataFrame,
                 n: int = N_DRIVERS) -> list[list[dict]]:
     """Per row, the ``n`` features pushing churn up the most (largest positive SHAP values),
-    each as ``{"feature", "value", "contribution"}`` (contribution in log-odds)."""
+    each as ``{"feature", "value", "contribution", "text"}`` (contribution in log-odds; text:
+    plain words with numbers, from :mod:`churnkit.reasons`)."""
+    from churnkit.reasons import explain
+
     values = contributions.drop(columns="bias")
     names = np.asarray(values.columns)
     matrix = values.to_numpy()
-    picked = np.argsort(-matrix, axis=1)[:, :n]
     rows = np.arange(len(matrix))
+    # The n largest per row (argpartition, then order those n): no full sort of every row.
+    n = min(n, matrix.shape[1])
+    top = np.argpartition(-matrix, n - 1, axis=1)[:, :n] if n else np.zeros((len(rows), 0), int)
+    picked = np.take_along_axis(top, np.argsort(-np.take_along_axis(matrix, top, axis=1),
+                                                 axis=1, kind="stable"), axis=1)
+    texts = explain(picked, names, features)
+    # Gather the picked features' values column by column, not row by row (issue 6: only the
+    # hit rows become Python objects; floats, str or None as before).
     shown = np.empty(picked.shape, dtype=object)
-    # Gather the picked features' values column by column, not row by row.
     for k in range(picked.shape[1]):
         for j in np.unique(picked[:, k]):
-            hit = picked[:, k] == j
-            shown[hit, k] = features[names[j]].to_numpy(dtype=object)[hit]
-    out = []
-    for i in rows:
-        drivers = []
-        for k, j in enumerate(picked[i]):
-            contribution = matrix[i, j]
-            if contribution <= 0:
-                break
-            value = shown[i, k]
-            drivers.append({
-                "feature": str(names[j]),
-                "value": None if pd.isna(value) else (value if isinstance(value, str)
-                                                      else float(value)),
-                "contribution": round(float(contribution), 4),
-            })
-        out.append(drivers)
-    return out
+            hit = np.flatnonzero(picked[:, k] == j)
+            col = features[names[j]].iloc[hit]
+            if pd.api.types.is_string_dtype(col.dtype) or col.dtype == object:
+                vals = col.to_numpy(dtype=object)
+                vals[pd.isna(col).to_numpy()] = None
+            else:
+                num = col.to_numpy(dtype=float, na_value=np.nan)
+                vals = np.array(num.tolist(), dtype=object)
+                vals[np.isnan(num)] = None
+            shown[hit, k] = vals
+    contribution = np.round(np.take_along_axis(matrix, picked, axis=1), 4)
+    keep = (np.take_along_axis(matrix, picked, axis=1) > 0).tolist()
+    feature_names = names.astype(str)[picked].tolist()
+    # Contributions are sorted, so the positive ones come first (DOMAIN: drivers push churn up).
+    return [
+        [{"feature": f, "value": v, "contribution": c, "text": t}
+         for f, v, c, t, ok in zip(fr, vr, cr, tr, kr, strict=True) if ok]
+        for fr, vr, cr, tr, kr in zip(feature_names, shown.tolist(), contribution.tolist(),
+                                      texts.tolist(), keep, strict=True)
+    ]
 
 
 def score_features(features: pd.DataFrame, bundle: ModelBundle, *,
-                   explain: bool = True) -> pd.DataFrame:
+                   explain: bool = True, as_of: object | None = None) -> pd.DataFrame:
     """Score a feature frame (index ``customer_id``) with ``bundle``.
 
     Returns one row per customer: ``churn_probability``, ``risk_percentile`` (0-100, against the
     bundle's reference population), ``risk_band``, ``segment``, ``activity`` and, with
-    ``explain``, ``top_drivers`` (from LightGBM's SHAP values).
+    ``explain``, ``top_drivers`` (from LightGBM's SHAP values); then the optional stages'
+    columns (timing; ``expected_value`` and ``value_if_returned`` from a value model) and the
+    win-back policy's (:data:`churnkit.policy.POLICY_COLUMNS`, with the bundle's policy config
+    or the packaged defaults, and the uplift model's predictions when the bundle has one).
     """
     X = model_matrix(features, bundle.feature_spec.names)
     probability = bundle.churn_model.predict_proba(X)[:, 1]
@@ -125,15 +139,30 @@ def score_features(features: pd.DataFrame, bundle: ModelBundle, *,
         },
         index=features.index,
     )
+    contributions = None
     if explain:
         contributions = bundle.churn_model.contributions(X)
         out["top_drivers"] = top_drivers(contributions, features) if len(X) else []
     # The bundle's optional stages, in order; each adds columns (see ModelBundle.components).
-    as_of = features.attrs.get("as_of")
+    if as_of is None:
+        as_of = features.attrs.get("as_of")
     if bundle.timing is not None:
         out = out.join(bundle.timing.predict(features, as_of=as_of))
-    if bundle.value is not None:
+    # -- issue 6 (value, policy) ----------------------------------------------------------------
+    # value_if_returned (what a customer who comes back is worth) backs the economic gate and
+    # uplift x value - cost; without a value model the policy falls back to past spend.
+    if bundle.value is not None and hasattr(bundle.value, "predict_frame"):
+        value = bundle.value.predict_frame(features)
+        out["expected_value"] = value["expected_value"]
+        out["value_if_returned"] = value["value_if_returned"]
+    elif bundle.value is not None:
         out["expected_value"] = bundle.value.predict(features)
+    from churnkit.policy import PolicyConfig, decide
+
+    uplift = bundle.uplift.predict(features) if bundle.uplift is not None else None
+    out = decide(out, features, bundle.policy or PolicyConfig.default(), uplift,
+                 contributions=contributions)
+    # -- end issue 6 ----------------------------------------------------------------------------
     return out
 
 
@@ -149,7 +178,9 @@ def score(tables: Tables, *, as_of: object, bundle: ModelBundle,
     cutoff = as_utc_timestamp(as_of)
     features = build_features(tables, as_of=cutoff, customer_ids=customer_ids,
                               population=bundle.population)
-    scored = score_features(features, bundle)
+    # pandas deep-copies ``attrs`` on every operation; scoring needs none of them.
+    features.attrs = {}
+    scored = score_features(features, bundle, as_of=cutoff)
     scored.attrs = {"as_of": cutoff, "model": bundle.metadata.name,
                     "model_version": bundle.metadata.version}
     return scored

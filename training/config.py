@@ -32,6 +32,10 @@ class TrainConfig(BaseModel):
     #: LightGBM threads; None uses every core. Use 1 when other processes share the cores
     #: (parallel test workers): OpenMP threads competing for busy cores run far slower.
     threads: int | None = Field(None, ge=1)
+    #: The win-back policy config (YAML) the bundle scores with; None = the packaged defaults.
+    policy: Path | None = None
+    #: Learn which action pays from the campaign holdouts (needs closed campaigns in contacts).
+    uplift: bool = True
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides: object) -> TrainConfig:

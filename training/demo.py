@@ -1,7 +1,8 @@
 """``churnkit demo`` (what ``make demo`` runs): the main job on an embedded synthetic shop.
 
-synthetic shop -> validate -> features -> train and evaluate against the baselines -> score
-the whole base -> the customers to act on, with their risk and the reasons behind it.
+synthetic shop -> validate -> train and evaluate (churn, timing, value, uplift) against their
+baselines -> the nightly batch job scores the whole base -> the customers to act on, with action,
+reason, timing and channel -> the last campaign's report -> one call to the scoring service.
 Everything lands in one work directory (default ``demo/``): the shop, the bundle, the HTML
 report and the MLflow store. A second run reuses the shop when its recipe is unchanged.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import pandas as pd
 import typer
 
@@ -38,13 +40,83 @@ def _ensure_shop(directory: Path, customers: int, seed: int):
                                                     tables.n_rows().items()))
 
 
-def _drivers_text(drivers: list[dict]) -> str:
-    parts = []
-    for d in drivers[:2]:
-        value = d["value"]
-        shown = value if isinstance(value, str) or value is None else f"{value:.3g}"
-        parts.append(f"{d['feature']}={shown}")
-    return "; ".join(parts)
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _action_view(picks: pd.DataFrame) -> pd.DataFrame:
+    """The columns a CRM manager reads, from the batch job's rows."""
+    def when(row: pd.Series) -> str:
+        if pd.isna(row["contact_date"]):
+            return "-"
+        return (f"{row['contact_date']:%Y-%m-%d} {WEEKDAYS[int(row['contact_weekday'])]} "
+                f"{int(row['contact_hour_local']):02d}:00 local")
+
+    return pd.DataFrame({
+        "p(churn)": picks["churn_probability"],
+        "segment": picks["segment"],
+        "cause": picks["cause"],
+        "action": picks["action"],
+        "when": [when(r) for _, r in picks.iterrows()],
+        "channel": picks["channel"].fillna("-"),
+        "value": picks["expected_value"].round() if "expected_value" in picks else np.nan,
+        "cost": picks["action_cost"].round(),
+        "top driver": [d[0].get("text") or d[0]["feature"] if d else "-"
+                       for d in picks["top_drivers"]],
+    }, index=picks.index)
+
+
+def _last_campaign(tables) -> str | None:
+    """The latest campaign whose attribution window closed by the end of the data."""
+    from training.uplift import closed_campaigns
+
+    closed = closed_campaigns(tables, as_of=END) if tables.contacts is not None else []
+    return closed[-1] if closed else None
+
+
+def _ask_service(bundle_path: Path, shop: Path, ids: list) -> None:
+    """Start `churnkit serve` on a free port, POST /score for ``ids``, show the answer, stop."""
+    import json
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "churnkit", "serve", "--model", str(bundle_path),
+               "--data", str(shop), "--port", str(port)]
+    out.print("$ churnkit serve --model " + f"{bundle_path} --data {shop} --port {port}")
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise RuntimeError("the service stopped: "
+                                   + server.stderr.read().decode(errors="replace")[-500:])
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("the service did not become ready within 120 s")
+        body = {"customer_ids": [*ids, "no-such-customer"], "as_of": f"{END}T00:00:00Z"}
+        out.print(f"$ curl -X POST {base}/score -d '{json.dumps(body)}'")
+        answer = httpx.post(f"{base}/score", json=body, timeout=60).json()
+        for customer in answer.get("customers", []):
+            customer.pop("top_drivers", None)  # shown above, in words
+        out.print_json(data=answer)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
 
 
 def demo(
@@ -54,8 +126,10 @@ def demo(
     workdir: Annotated[Path, typer.Option("--workdir")] = Path("demo"),
     top: Annotated[int, typer.Option("--top", min=1)] = 12,
 ) -> None:
-    """Synthetic shop -> validate -> train -> score -> the customers to act on."""
+    """Synthetic shop -> train -> nightly batch -> customers to act on -> campaign -> service."""
     import churnkit as ck
+    from churnkit.batch import print_summary, read_scores, run_batch
+    from churnkit.campaign_report import campaign_report_command
     from churnkit.console import print_frame, print_shop_summary
     from churnkit.summary import summarize
     from training.cli import _progress
@@ -78,31 +152,33 @@ def demo(
                        "experiment": "churnkit-demo"},
         )
 
-        out.rule(f"3. Score the whole base as of {END}")
-        bundle = ck.ModelBundle.load(bundle_path)
-        scored = ck.score(tables, as_of=END, bundle=bundle)
-        features = ck.build_features(tables, as_of=END, population=bundle.population)
-        counts = scored.groupby(["risk_band", "activity"]).size().unstack(fill_value=0)
-        print_frame(out, counts, title="Customers by risk band and activity", index_name="band")
+        out.rule(f"3. The nightly batch job: every customer as of {END}")
+        scores_path = workdir / "scores.parquet"
+        result = run_batch(shop, model=bundle_path, as_of=END, out=scores_path, console=err,
+                           work_dir=workdir / "scores.work")
+        print_summary(out, result)
 
-        # Worth acting on (DOMAIN.md): customers still reachable (not lapsed for good), who have
-        # bought before, ranked by risk x what they have spent in the last year.
-        reachable = scored[(scored["activity"] != "lapsed") & (scored["segment"] != "prospect")]
-        value = features.loc[reachable.index, "revenue_365d"]
-        ranked = reachable.assign(value_365d=value,
-                                  priority=reachable["churn_probability"] * value)
-        picks = ranked.sort_values("priority", ascending=False).head(top)
-        view = pd.DataFrame({
-            "p(churn)": picks["churn_probability"],
-            "band": picks["risk_band"],
-            "segment": picks["segment"],
-            "activity": picks["activity"],
-            "days idle": features.loc[picks.index, "days_since_last_order"].round(),
-            "orders": features.loc[picks.index, "orders_lifetime"],
-            "spent 365d": picks["value_365d"].round(),
-            "why (top drivers)": [_drivers_text(d) for d in picks["top_drivers"]],
-        })
-        print_frame(out, view, index_name="customer",
-                    title=f"The {top} customers to act on first (risk x last year's spend)")
+        out.rule("4. The customers to act on, with action, reason, timing and channel")
+        scored = read_scores(scores_path)
+        print_frame(out, scored.groupby(["cause", "action"]).size().unstack(fill_value=0),
+                    title="Customers by likely cause of leaving and action", index_name="cause")
+        act = scored[scored["action"] != "do_not_contact"]
+        picks = act.sort_values("priority", ascending=False).head(top)
+        print_frame(out, _action_view(picks), index_name="customer", float_format="{:,.2f}",
+                    title=f"The {top} customers to act on first (policy priority)")
+        for customer, row in picks.head(3).iterrows():
+            out.print(f"[bold]{customer}[/]: {row['action_reason']}  |  why at risk: "
+                      + "; ".join(d.get("text") or d["feature"] for d in row["top_drivers"]))
+
+        out.rule("5. Which action pays: the last campaign against its control group")
+        campaign = _last_campaign(tables)
+        if campaign is not None:
+            _, report = campaign_report_command(shop, campaign, workdir / "campaign.html",
+                                                window_days=30, n_boot=200, seed=seed)
+            out.print(f"Campaign report for {campaign}: {report}")
+
+        out.rule("6. The scoring service: one HTTP call")
+        _ask_service(bundle_path, shop, [c.item() if hasattr(c, "item") else c
+                                          for c in picks.index[:2]])
     out.print(f"Report: {bundle_path / 'evaluation.html'}  |  MLflow: .venv/bin/mlflow ui "
               f"--backend-store-uri sqlite:///{workdir / 'mlruns.db'}")

@@ -9,7 +9,7 @@ the end, beside the baselines (and, on synthetic data, the generator's oracle).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +19,19 @@ import pandas as pd
 import churnkit as ck
 from churnkit.bundle import FeatureSpec, ModelBundle, TrainingMetadata, reference_quantiles
 from churnkit.churn_model import ChurnModel
+from churnkit.drift import DriftReference
 from churnkit.features import all_features, build_features, fit_population
 from churnkit.labels import LABEL_COLUMNS, build_training_set, latest_timestamp
+from churnkit.policy import PolicyConfig
 from churnkit.scoring import lifecycle_segment, model_matrix, score_features
 from training.baselines import Baselines
 from training.config import TrainConfig
 from training.evaluation import Evaluation, evaluate
 from training.snapshots import Cutoffs, plan_cutoffs
+from training.timing import TimingEvaluation, evaluate_timing, fit_timing  # issue 5
 from training.tuning import tune
+from training.uplift import UpliftEvaluation, fit_and_evaluate_uplift
+from training.value import ValueEvaluation, evaluate_value, fit_value
 
 #: Rows of the evaluation cutoff whose SHAP values feed the global importance plot.
 SHAP_SAMPLE = 5000
@@ -53,6 +58,10 @@ class TrainResult:
     cutoffs: Cutoffs
     study: optuna.Study
     eval_frame: pd.DataFrame  # the evaluation rows: features, labels and every score
+    # -- issue 5 (timing) -----------------------------------------------------------------------
+    timing_evaluation: TimingEvaluation | None = None  # the timing model at the evaluation cutoff
+    value_evaluation: ValueEvaluation | None = None  # value vs realized revenue, same cutoff
+    uplift_evaluation: UpliftEvaluation | None = None  # policies on the held-out campaign
 
 
 def build_snapshots(tables: ck.Tables, cutoffs: Cutoffs, *, data_end: pd.Timestamp,
@@ -172,11 +181,45 @@ def train(
         contributions=contributions, cutoff=cutoffs.evaluation,
         horizon_days=config.horizon_days, n_boot=config.bootstrap, random_state=config.seed,
     )
-    bundle = _with_reference(bundle, model, ev, names, metrics=evaluation.flat_metrics())
+    # -- issue 5 (timing): fitted on the training and validation snapshots (their label windows
+    # close by the evaluation cutoff), evaluated once on the held-out evaluation cutoff.
+    timing = fit_timing(pd.concat([snaps.train, snaps.validation], ignore_index=True),
+                        horizon_days=config.horizon_days, seed=config.seed,
+                        n_jobs=config.threads)
+    timing_ev = evaluate_timing(timing, ev, cutoff=cutoffs.evaluation, truth=truth)
+    bundle = replace(bundle, timing=timing)
+    # -- end issue 5 ----------------------------------------------------------------------------
+    # Value (issue 6): expected revenue over the horizon, fitted on the same snapshots and
+    # judged against the revenue realized after the evaluation cutoff.
+    value = fit_value(tables, pd.concat([snaps.train, snaps.validation], ignore_index=True),
+                      horizon_days=config.horizon_days, seed=config.seed, threads=config.threads)
+    value_ev = evaluate_value(value, tables, snaps.evaluation, horizon_days=config.horizon_days)
+    policy = PolicyConfig.from_yaml(config.policy) if config.policy else PolicyConfig.default()
+    # Drift (issue 8): the training features' distributions, for the nightly job's PSI check.
+    drift = DriftReference().fit(snaps.train[list(names)])
+    bundle = replace(bundle, value=value, policy=policy, drift=drift)
+    metrics = evaluation.flat_metrics() | timing_ev.flat_metrics() | value_ev.flat_metrics()
+    # Uplift (issue 6): which action pays, learned from the randomized campaign holdouts closed
+    # by as_of; evaluated on the latest of them with a model fitted on the earlier ones.
+    uplift_ev = None
+    if config.uplift:
+        try:
+            uplift, uplift_ev = fit_and_evaluate_uplift(
+                tables, as_of=cutoff, truth=truth, bundle=_with_reference(bundle, model, ev, names),
+                n_boot=config.bootstrap, seed=config.seed, n_jobs=config.threads or 1)
+        except ValueError as exc:  # no contacts table, too few closed campaigns or controls
+            if progress:
+                progress(f"uplift skipped: {exc}", 1, 1)
+        else:
+            bundle = replace(bundle, uplift=uplift)
+            metrics |= uplift_ev.flat_metrics()
+    bundle = _with_reference(bundle, model, ev, names, metrics=metrics)
     eval_frame = ev.drop(columns=[c for c in LABEL_COLUMNS if c != "churned"]).assign(
         **{f"score_{k}": v for k, v in scores.items()}
     )
-    return TrainResult(bundle, evaluation, cutoffs, study, eval_frame)
+    return TrainResult(bundle, evaluation, cutoffs, study, eval_frame,
+                       timing_evaluation=timing_ev, value_evaluation=value_ev,
+                       uplift_evaluation=uplift_ev)
 
 
 def _sample(n: int, limit: int, seed: int) -> np.ndarray:

@@ -64,20 +64,52 @@ def run_training(*, data: Path, as_of: str, register: str | None, progress: Prog
     result.bundle.save(target)
     report = write_report(result.evaluation, target / REPORT_NAME,
                           title=f"churnkit: {config.name} {result.bundle.metadata.version}",
-                          details=_details(data, result))
+                          details=_details(data, result), timing=result.timing_evaluation)
     logged = log_training_run(
         tracking_uri=config.tracking_uri, experiment=config.experiment, bundle_path=target,
         params={**result.bundle.metadata.params, "horizon_days": config.horizon_days,
                 "train_cutoffs": config.train_cutoffs, "trials": config.trials,
                 "seed": config.seed, "as_of": result.bundle.metadata.as_of},
-        metrics=result.evaluation.flat_metrics(), artifacts=[report],
+        # churn, timing, value and uplift figures, as the bundle's metadata holds them
+        metrics=result.bundle.metadata.metrics, artifacts=[report],
         evaluation=result.evaluation.to_dict(), register_as=register,
     )
     print_evaluation(console, result.evaluation)
+    if result.timing_evaluation is not None:  # issue 5
+        from training.timing import summary_lines
+
+        for line in summary_lines(result.timing_evaluation):
+            console.print(line)
+    print_winback_evaluation(console, result)
     console.print(f"bundle: {target}\nreport: {report}\nMLflow run: {logged.run_id}"
                   + (f"\nregistered: {register} v{logged.registered_version} @challenger"
                      if register else ""))
     return result, target, logged
+
+
+def print_winback_evaluation(console: Console, result) -> None:
+    """The value model against realized revenue, and the policies on the held-out campaign."""
+    from churnkit.console import print_frame
+
+    if result.value_evaluation is not None:
+        v = result.value_evaluation
+        print_frame(console, v.table(), index_name="predictor", float_format="{:.3f}",
+                    title=f"Customer value vs revenue realized in the {v.horizon_days} days after "
+                          f"{v.cutoff:%Y-%m-%d} ({v.n_customers:,} customers)")
+    if result.uplift_evaluation is not None:
+        u = result.uplift_evaluation
+        shown = [c for c in ("contacted_share", "profit_per_1000_true", "profit_per_1000_ipw",
+                             "profit_per_1000_ipw_low", "profit_per_1000_ipw_high")
+                 if c in u.policies]
+        print_frame(console, u.policies[shown], index_name="policy", float_format="{:,.2f}",
+                    title=f"Incremental profit per 1000 customers on the held-out campaign "
+                          f"{u.holdout} (trained on {len(u.train_campaigns)} earlier ones)")
+        r = u.ratios()
+        line = (f"uplift policy vs best alternative ({r['best_alternative']}): "
+                f"{r['vs_best_alternative']:.2f}x")
+        if "vs_oracle" in r:
+            line += f"; vs the oracle: {r['vs_oracle']:.0%}"
+        console.print(line)
 
 
 def _details(data: Path, result) -> dict:
@@ -127,14 +159,20 @@ def run_evaluation(*, data: Path, model: str, as_of: str, report: Path, console:
     evaluation = evaluate(ev["churned"].to_numpy(), scores, model="model",
                           oracle="oracle" if truth is not None else None, segments=segments,
                           cutoff=cutoff, horizon_days=h)
+    timing_ev = None  # issue 5: the bundle's timing model at the same held-out cutoff
+    if bundle.timing is not None:
+        from training.timing import evaluate_timing
+
+        timing_ev = evaluate_timing(bundle.timing, ev, cutoff=cutoff, truth=truth)
     path = write_report(evaluation, report, title=f"churnkit evaluation: {model}",
-                        details={"data": str(data), "model": model})
+                        details={"data": str(data), "model": model}, timing=timing_ev)
     config = TrainConfig.load(tracking_uri=tracking_uri, experiment=experiment)
     mlflow.set_tracking_uri(config.tracking_uri)
     mlflow.set_experiment(config.experiment)
     with mlflow.start_run(run_name=f"evaluate {bundle.metadata.name} "
                                    f"{bundle.metadata.version} at {cutoff:%Y-%m-%d}"):
-        mlflow.log_metrics(evaluation.flat_metrics())
+        mlflow.log_metrics(evaluation.flat_metrics()
+                           | (timing_ev.flat_metrics() if timing_ev is not None else {}))
         mlflow.log_artifact(str(path))
     print_evaluation(console, evaluation)
     console.print(f"report: {path}")

@@ -36,6 +36,8 @@ SHARD_SIZE = 100_000
 
 def _connect(threads: int, *, optimize: bool = True) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(config={"threads": threads})
+    # No DuckDB progress bar: long runs (the nightly job) show churnkit's own.
+    con.execute("SET enable_progress_bar = false")
     # Session time zone UTC: date parts and day truncation of TIMESTAMPTZ are then UTC; local
     # times are computed explicitly with timezone(customer_tz, ts).
     con.execute("SET TimeZone = 'UTC'")
