@@ -45,6 +45,8 @@ OUTPUT_COLUMNS: dict[str, tuple[str, str]] = {
     "channel_confidence": (_F, "Confidence (0-1) in channel."),
     "expected_days_to_next_order": (_F, "Expected days until the customer's next order."),
     "expected_value": (_F, "Expected revenue over the bundle horizon (shop currency)."),
+    "value_if_returned": (_F, "What the customer is worth if they come back (shop currency): "
+                              "backs the economic gate and uplift x value - cost."),
     "cause": (_S, "Likely cause of leaving: delivery_failure, unresolved_complaint, price, "
                   "forgotten, natural or none."),
     "action": (_S, "Win-back action (one of ck.ACTIONS)."),

@@ -86,6 +86,8 @@ class CustomerScore(BaseModel):
     expected_incremental_profit: float | None = None
     expected_value: float | None = Field(default=None, description="Expected revenue over the "
                                                                    "horizon (currency).")
+    value_if_returned: float | None = Field(default=None, description="What the customer is "
+                                            "worth if they come back (currency).")
     # timing (null when the bundle has no timing component)
     contact_date: datetime | None = Field(default=None, description="Day to contact (UTC).")
     contact_date_confidence: float | None = None

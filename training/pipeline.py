@@ -62,6 +62,7 @@ class TrainResult:
     timing_evaluation: TimingEvaluation | None = None  # the timing model at the evaluation cutoff
     value_evaluation: ValueEvaluation | None = None  # value vs realized revenue, same cutoff
     uplift_evaluation: UpliftEvaluation | None = None  # policies on the held-out campaign
+    uplift_skipped: str | None = None  # why the bundle has no uplift model (config or data)
 
 
 def build_snapshots(tables: ck.Tables, cutoffs: Cutoffs, *, data_end: pd.Timestamp,
@@ -201,15 +202,14 @@ def train(
     metrics = evaluation.flat_metrics() | timing_ev.flat_metrics() | value_ev.flat_metrics()
     # Uplift (issue 6): which action pays, learned from the randomized campaign holdouts closed
     # by as_of; evaluated on the latest of them with a model fitted on the earlier ones.
-    uplift_ev = None
+    uplift_ev, uplift_skipped = None, None
     if config.uplift:
         try:
             uplift, uplift_ev = fit_and_evaluate_uplift(
                 tables, as_of=cutoff, truth=truth, bundle=_with_reference(bundle, model, ev, names),
                 n_boot=config.bootstrap, seed=config.seed, n_jobs=config.threads or 1)
         except ValueError as exc:  # no contacts table, too few closed campaigns or controls
-            if progress:
-                progress(f"uplift skipped: {exc}", 1, 1)
+            uplift_skipped = str(exc)
         else:
             bundle = replace(bundle, uplift=uplift)
             metrics |= uplift_ev.flat_metrics()
@@ -219,7 +219,7 @@ def train(
     )
     return TrainResult(bundle, evaluation, cutoffs, study, eval_frame,
                        timing_evaluation=timing_ev, value_evaluation=value_ev,
-                       uplift_evaluation=uplift_ev)
+                       uplift_evaluation=uplift_ev, uplift_skipped=uplift_skipped)
 
 
 def _sample(n: int, limit: int, seed: int) -> np.ndarray:

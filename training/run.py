@@ -96,6 +96,8 @@ def print_winback_evaluation(console: Console, result) -> None:
         print_frame(console, v.table(), index_name="predictor", float_format="{:.3f}",
                     title=f"Customer value vs revenue realized in the {v.horizon_days} days after "
                           f"{v.cutoff:%Y-%m-%d} ({v.n_customers:,} customers)")
+    if result.uplift_skipped:
+        console.print(f"No uplift model: {result.uplift_skipped}")
     if result.uplift_evaluation is not None:
         u = result.uplift_evaluation
         shown = [c for c in ("contacted_share", "profit_per_1000_true", "profit_per_1000_ipw",
@@ -105,8 +107,9 @@ def print_winback_evaluation(console: Console, result) -> None:
                     title=f"Incremental profit per 1000 customers on the held-out campaign "
                           f"{u.holdout} (trained on {len(u.train_campaigns)} earlier ones)")
         r = u.ratios()
-        line = (f"uplift policy vs best alternative ({r['best_alternative']}): "
-                f"{r['vs_best_alternative']:.2f}x")
+        ratio = r["vs_best_alternative"]
+        line = (f"uplift policy vs the best alternative ({r['best_alternative']}): "
+                + (f"{ratio:.2f}x" if ratio == ratio else "n/a (every alternative loses money)"))
         if "vs_oracle" in r:
             line += f"; vs the oracle: {r['vs_oracle']:.0%}"
         console.print(line)

@@ -121,7 +121,7 @@ def _scored(features: pd.DataFrame, tables: ck.Tables, day: pd.Timestamp,
     if bundle is not None:
         from churnkit.scoring import score_features
 
-        return score_features(features, bundle, explain=False)
+        return score_features(features, bundle, explain=False, as_of=day)
     from churnkit.scoring import activity_state, lifecycle_segment
 
     base = ck.build_features(tables, as_of=day)

@@ -8,6 +8,7 @@ for large scopes, and adds the families' Python steps with the population fit.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterable, Sequence
@@ -36,8 +37,10 @@ SHARD_SIZE = 100_000
 
 def _connect(threads: int, *, optimize: bool = True) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(config={"threads": threads})
-    # No DuckDB progress bar: long runs (the nightly job) show churnkit's own.
-    con.execute("SET enable_progress_bar = false")
+    # No DuckDB progress bar: long runs (the nightly job) show churnkit's own. (In Jupyter
+    # without ipywidgets DuckDB refuses to change the setting at all; its bar is off there.)
+    with contextlib.suppress(duckdb.InvalidInputException):
+        con.execute("SET enable_progress_bar = false")
     # Session time zone UTC: date parts and day truncation of TIMESTAMPTZ are then UTC; local
     # times are computed explicitly with timezone(customer_tz, ts).
     con.execute("SET TimeZone = 'UTC'")

@@ -7,7 +7,6 @@ with :meth:`PolicyConfig.from_yaml`. A bundle carries the config it scores with 
 from __future__ import annotations
 
 import functools
-
 import math
 from dataclasses import dataclass
 from importlib import resources

@@ -64,6 +64,23 @@ def wait_until(running: Running, path: str, status: int = 200) -> None:
     raise RuntimeError(f"service not at {path}={status}: {running.log.read_text()[-3000:]}")
 
 
+def start_ready(tmp: Path, env: dict[str, str], args: list[str], path: str = "/readyz",
+                status: int = 200, attempts: int = 3) -> Running:
+    """Start the service and wait for ``path`` to answer ``status``, on a new free port when the
+    one picked was taken meanwhile (another test process may grab it between pick and bind)."""
+    for attempt in range(attempts):
+        running = start_service(tmp, env, args)
+        try:
+            wait_until(running, path, status)
+            return running
+        except RuntimeError:
+            stop_service(running)
+            if "Address already in use" not in running.log.read_text() or \
+                    attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def stop_service(running: Running) -> None:
     if running.process.poll() is None:
         os.killpg(running.process.pid, signal.SIGTERM)

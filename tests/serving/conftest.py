@@ -11,9 +11,8 @@ from _serving_helpers import (
     AS_OF,
     CREATED,
     MAX_IDS,
-    start_service,
+    start_ready,
     stop_service,
-    wait_until,
 )
 
 import churnkit as ck
@@ -54,10 +53,9 @@ def store_dir(shop, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def service(bundle_path, store_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("service")
-    running = start_service(tmp, {"CHURNKIT_API_KEY": API_KEY, "CHURNKIT_MAX_IDS": str(MAX_IDS)},
-                            ["--model", str(bundle_path), "--data", str(store_dir)])
+    running = start_ready(tmp, {"CHURNKIT_API_KEY": API_KEY, "CHURNKIT_MAX_IDS": str(MAX_IDS)},
+                          ["--model", str(bundle_path), "--data", str(store_dir)])
     try:
-        wait_until(running, "/readyz")
         yield running
     finally:
         stop_service(running)

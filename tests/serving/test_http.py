@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from _serving_helpers import API_KEY, AS_OF, MAX_IDS, start_service, stop_service, wait_until
+from _serving_helpers import API_KEY, AS_OF, MAX_IDS, start_ready, stop_service
 
 import churnkit as ck
 from churnkit.atomic import atomic_file
@@ -314,9 +314,9 @@ def test_not_ready_until_the_bundle_loads(store_dir, tmp_path):
     broken = tmp_path / "bundle"
     broken.mkdir()
     (broken / "bundle.json").write_text("{not json")
-    running = start_service(tmp_path, {}, ["--model", str(broken), "--data", str(store_dir)])
+    running = start_ready(tmp_path, {}, ["--model", str(broken), "--data", str(store_dir)],
+                          path="/healthz")
     try:
-        wait_until(running, "/healthz")
         import httpx
 
         deadline = time.monotonic() + 60

@@ -3,8 +3,6 @@ the way the latent response says; the truth's tables describe the shop."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -167,10 +165,11 @@ def test_action_response_fits_the_cause(shop):
 
 
 @pytest.mark.slow
-def test_churn_probability_is_fast_for_50k_customers():
-    _, truth = synth.generate(50_000, seed=3, start="2023-01-01", end="2024-07-01")
-    start = time.perf_counter()
-    p = truth.churn_probability("2024-06-01", 90)
-    elapsed = time.perf_counter() - start
-    assert len(p) > 40_000
-    assert elapsed < 5.0
+def test_churn_probability_covers_every_customer_known_at_the_cutoff():
+    # Speed is a benchmark's business (benchmarks/RESULTS.md), not a timed test's.
+    tables, truth = synth.generate(50_000, seed=3, start="2023-01-01", end="2024-07-01")
+    cutoff = pd.Timestamp("2024-06-01", tz="UTC")
+    p = truth.churn_probability(cutoff, 90)
+    known = tables.customers.loc[tables.customers["signup_at"] < cutoff, "customer_id"]
+    assert set(p.index) == set(known)
+    assert p.between(0, 1).all()
