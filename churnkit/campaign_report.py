@@ -8,18 +8,16 @@ shown beside them.
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 from pathlib import Path
 
 import jinja2
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from churnkit.atomic import atomic_file
 from churnkit.campaigns import METRIC_LABELS, CampaignMetrics
+from churnkit.html import page_head, png_base64
 
 _TREAT, _CONTROL = "#c0392b", "#7f8c8d"
 #: DOMAIN.md "Measuring win-back" targets, as (test on the treatment value, words).
@@ -33,25 +31,11 @@ TARGETS = {
 _PERCENT = {"winback_rate", "repeat_purchase_rate", "roi", "incremental_roi",
             "basket_vs_before"}
 
-_TEMPLATE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }}</title>
-<style>
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:1100px;
- color:#222;padding:0 1em}
-h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.5em 0;font-size:.9em}
-th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#f4f4f4} td.num{text-align:right;font-variant-numeric:tabular-nums}
+_EXTRA_CSS = """\
 td.ok{background:#eafaf1} td.bad{background:#fdecea}
-.verdict{font-size:1.1em;padding:.6em .9em;background:#f0f6ff;border-left:4px solid #2d6cdf}
 .warn{padding:.6em .9em;background:#fff6e0;border-left:4px solid #e67e22}
-.muted{color:#777}
-figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}
-figure img{max-width:100%;border:1px solid #eee}
-</style></head>
-<body>
+"""
+_TEMPLATE = page_head(_EXTRA_CSS) + """\
 <header id="header">
 <h1>{{ title }}</h1>
 <table class="facts">
@@ -139,11 +123,11 @@ def render_campaign_report(metrics: CampaignMetrics, *, title: str | None = None
                 "cost": f"{r['cost']:,.0f}"} for a, r in m.by_action.iterrows()]
     figures = [
         {"id": "winback", "caption": "Win-back rate by group (95% interval)",
-         "png": _png(_rate_plot(m))},
+         "png": png_base64(_rate_plot(m))},
         {"id": "actions", "caption": "Uplift of each action over the control group",
-         "png": _png(_action_plot(m))},
+         "png": png_base64(_action_plot(m))},
         {"id": "timeline", "caption": "Share returned by days since the send",
-         "png": _png(_timeline_plot(m))},
+         "png": png_base64(_timeline_plot(m))},
     ]
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     return env.from_string(_TEMPLATE).render(
@@ -181,15 +165,6 @@ def _fmt(name: str, value: float, low: float, high: float, signed: bool = False)
         band = (f" [{low:{sign},.1f}, {high:{sign},.1f}]"
                 if math.isfinite(low) and math.isfinite(high) else "")
     return text + band
-
-
-def _png(fig: Figure) -> str:
-    buffer = io.BytesIO()
-    try:
-        FigureCanvasAgg(fig).print_png(buffer)
-    finally:
-        fig.clear()
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _rate_plot(m: CampaignMetrics) -> Figure:

@@ -8,42 +8,27 @@ leak into and no backend switched for other code). A tiny inline script marks ea
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import math
 from pathlib import Path
 
 import jinja2
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from churnkit.atomic import atomic_file
+from churnkit.html import page_head, png_base64
 from churnkit.metrics import METRICS
 from training.evaluation import METRIC_LABELS, Evaluation
 
 TOP_FEATURES = 20
 _MODEL_COLOUR = "#c0392b"
 
-_TEMPLATE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }}</title>
-<style>
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:1100px;
- color:#222;padding:0 1em}
-h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;margin:.5em 0;font-size:.9em}
-th,td{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#f4f4f4} td.num{text-align:right;font-variant-numeric:tabular-nums}
+_EXTRA_CSS = """\
 tr.model td{background:#fdecea;font-weight:600}
-.verdict{font-size:1.1em;padding:.6em .9em;background:#f0f6ff;border-left:4px solid #2d6cdf}
-.muted{color:#777} pre{margin:0;white-space:pre-wrap}
-figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}
-figure img{max-width:100%;border:1px solid #eee}
-</style></head>
-<body>
+pre{margin:0;white-space:pre-wrap}
+"""
+_TEMPLATE = page_head(_EXTRA_CSS) + """\
 <header id="header">
 <h1>{{ title }}</h1>
 <table class="facts">
@@ -203,18 +188,8 @@ def _oracle_sentence(ev: Evaluation) -> str:
 
 # -- figures -----------------------------------------------------------------------------------
 def _figure(fig_id: str, caption: str, fig: Figure | None, missing: str) -> dict:
-    return {"id": fig_id, "caption": caption, "png": _png(fig) if fig else None,
+    return {"id": fig_id, "caption": caption, "png": png_base64(fig) if fig else None,
             "missing": missing}
-
-
-def _png(fig: Figure) -> str:
-    """Base64 PNG of ``fig``; the figure is cleared afterwards to free its memory at once."""
-    buffer = io.BytesIO()
-    try:
-        FigureCanvasAgg(fig).print_png(buffer)
-    finally:
-        fig.clear()
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _styles(ev: Evaluation) -> dict[str, dict]:
