@@ -11,10 +11,10 @@ from churnkit.churn_model import ChurnModel
 from churnkit.contracts import ACTIONS, CHANNELS, TABLES, as_utc_timestamp
 from churnkit.features import PopulationFit, build_features, fit_population
 from churnkit.labels import build_labels, build_training_set
-from churnkit.policy import PolicyConfig, decide  # issue 6
+from churnkit.policy import PolicyConfig, decide
 from churnkit.scoring import score
 from churnkit.tables import DataSourceError, Tables, load_tables, save_tables
-from churnkit.timing import TimingConfig, TimingModel  # issue 5
+from churnkit.timing import TimingConfig, TimingModel
 from churnkit.validation import DataValidationError, Problem, validate
 
 __version__ = "0.1.0"
@@ -29,18 +29,18 @@ __all__ = [
     "DataValidationError",
     "FeatureSpec",
     "ModelBundle",
-    "PolicyConfig",  # issue 6
+    "PolicyConfig",
     "PopulationFit",
     "Problem",
     "Tables",
-    "TimingConfig",  # issue 5
-    "TimingModel",  # issue 5
+    "TimingConfig",
+    "TimingModel",
     "__version__",
     "as_utc_timestamp",
     "build_features",
     "build_labels",
     "build_training_set",
-    "decide",  # issue 6
+    "decide",
     "features",
     "fit_population",
     "load_tables",

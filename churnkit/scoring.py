@@ -88,8 +88,8 @@ def top_drivers(contributions: pd.DataFrame, features: pd.DataFrame,
     picked = np.take_along_axis(top, np.argsort(-np.take_along_axis(matrix, top, axis=1),
                                                  axis=1, kind="stable"), axis=1)
     texts = explain(picked, names, features)
-    # Gather the picked features' values column by column, not row by row (issue 6: only the
-    # hit rows become Python objects; floats, str or None as before).
+    # Gather the picked features' values column by column, not row by row (only the hit rows
+    # become Python objects: floats, str or None).
     shown = np.empty(picked.shape, dtype=object)
     for k in range(picked.shape[1]):
         for j in np.unique(picked[:, k]):
@@ -148,22 +148,17 @@ def score_features(features: pd.DataFrame, bundle: ModelBundle, *,
         as_of = features.attrs.get("as_of")
     if bundle.timing is not None:
         out = out.join(bundle.timing.predict(features, as_of=as_of))
-    # -- issue 6 (value, policy) ----------------------------------------------------------------
     # value_if_returned (what a customer who comes back is worth) backs the economic gate and
     # uplift x value - cost; without a value model the policy falls back to past spend.
-    if bundle.value is not None and hasattr(bundle.value, "predict_frame"):
+    if bundle.value is not None:
         value = bundle.value.predict_frame(features)
         out["expected_value"] = value["expected_value"]
         out["value_if_returned"] = value["value_if_returned"]
-    elif bundle.value is not None:
-        out["expected_value"] = bundle.value.predict(features)
     from churnkit.policy import PolicyConfig, decide
 
     uplift = bundle.uplift.predict(features) if bundle.uplift is not None else None
-    out = decide(out, features, bundle.policy or PolicyConfig.default(), uplift,
-                 contributions=contributions)
-    # -- end issue 6 ----------------------------------------------------------------------------
-    return out
+    return decide(out, features, bundle.policy or PolicyConfig.default(), uplift,
+                  contributions=contributions)
 
 
 def score(tables: Tables, *, as_of: object, bundle: ModelBundle,

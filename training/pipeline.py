@@ -28,7 +28,7 @@ from training.baselines import Baselines
 from training.config import TrainConfig
 from training.evaluation import Evaluation, evaluate
 from training.snapshots import Cutoffs, plan_cutoffs
-from training.timing import TimingEvaluation, evaluate_timing, fit_timing  # issue 5
+from training.timing import TimingEvaluation, evaluate_timing, fit_timing
 from training.tuning import tune
 from training.uplift import UpliftEvaluation, fit_and_evaluate_uplift
 from training.value import ValueEvaluation, evaluate_value, fit_value
@@ -58,7 +58,6 @@ class TrainResult:
     cutoffs: Cutoffs
     study: optuna.Study
     eval_frame: pd.DataFrame  # the evaluation rows: features, labels and every score
-    # -- issue 5 (timing) -----------------------------------------------------------------------
     timing_evaluation: TimingEvaluation | None = None  # the timing model at the evaluation cutoff
     value_evaluation: ValueEvaluation | None = None  # value vs realized revenue, same cutoff
     uplift_evaluation: UpliftEvaluation | None = None  # policies on the held-out campaign
@@ -182,25 +181,24 @@ def train(
         contributions=contributions, cutoff=cutoffs.evaluation,
         horizon_days=config.horizon_days, n_boot=config.bootstrap, random_state=config.seed,
     )
-    # -- issue 5 (timing): fitted on the training and validation snapshots (their label windows
-    # close by the evaluation cutoff), evaluated once on the held-out evaluation cutoff.
+    # Timing: fitted on the training and validation snapshots (their label windows close by the
+    # evaluation cutoff), evaluated once on the held-out evaluation cutoff.
     timing = fit_timing(pd.concat([snaps.train, snaps.validation], ignore_index=True),
                         horizon_days=config.horizon_days, seed=config.seed,
                         n_jobs=config.threads)
     timing_ev = evaluate_timing(timing, ev, cutoff=cutoffs.evaluation, truth=truth)
     bundle = replace(bundle, timing=timing)
-    # -- end issue 5 ----------------------------------------------------------------------------
-    # Value (issue 6): expected revenue over the horizon, fitted on the same snapshots and
+    # Value: expected revenue over the horizon, fitted on the same snapshots and
     # judged against the revenue realized after the evaluation cutoff.
     value = fit_value(tables, pd.concat([snaps.train, snaps.validation], ignore_index=True),
                       horizon_days=config.horizon_days, seed=config.seed, threads=config.threads)
     value_ev = evaluate_value(value, tables, snaps.evaluation, horizon_days=config.horizon_days)
     policy = PolicyConfig.from_yaml(config.policy) if config.policy else PolicyConfig.default()
-    # Drift (issue 8): the training features' distributions, for the nightly job's PSI check.
+    # Drift: the training features' distributions, for the nightly job's PSI check.
     drift = DriftReference().fit(snaps.train[list(names)])
     bundle = replace(bundle, value=value, policy=policy, drift=drift)
     metrics = evaluation.flat_metrics() | timing_ev.flat_metrics() | value_ev.flat_metrics()
-    # Uplift (issue 6): which action pays, learned from the randomized campaign holdouts closed
+    # Uplift: which action pays, learned from the randomized campaign holdouts closed
     # by as_of; evaluated on the latest of them with a model fitted on the earlier ones.
     uplift_ev, uplift_skipped = None, None
     if config.uplift:

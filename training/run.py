@@ -75,7 +75,7 @@ def run_training(*, data: Path, as_of: str, register: str | None, progress: Prog
         evaluation=result.evaluation.to_dict(), register_as=register,
     )
     print_evaluation(console, result.evaluation)
-    if result.timing_evaluation is not None:  # issue 5
+    if result.timing_evaluation is not None:
         from training.timing import summary_lines
 
         for line in summary_lines(result.timing_evaluation):
@@ -162,7 +162,7 @@ def run_evaluation(*, data: Path, model: str, as_of: str, report: Path, console:
     evaluation = evaluate(ev["churned"].to_numpy(), scores, model="model",
                           oracle="oracle" if truth is not None else None, segments=segments,
                           cutoff=cutoff, horizon_days=h)
-    timing_ev = None  # issue 5: the bundle's timing model at the same held-out cutoff
+    timing_ev = None  # the bundle's timing model at the same held-out cutoff
     if bundle.timing is not None:
         from training.timing import evaluate_timing
 
