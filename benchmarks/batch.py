@@ -9,9 +9,12 @@ Usage::
 2. trains a small bundle on a separate ``--train-customers`` shop (3 Optuna trials; cached) and
    adds its drift reference, as the training pipeline does;
 3. runs the real command ``churnkit score --data SHOP --model BUNDLE --as-of AS_OF --out
-   FILE.parquet`` in a child process, end to end: load + validate, features, models and policy,
-   write the shard parts, assemble. The child's peak RSS comes from ``os.wait4`` (its own, not
-   the generator's), the time per stage from the run summary the job writes.
+   FILE.parquet [--workers N]`` in a child process, end to end: load + validate, features,
+   models and policy (in the job's worker processes), write the shard parts, assemble. Peak
+   memory is the machine's memory in use above its level at the start (forked workers share the
+   loaded tables, so summing their RSS would count them twice), beside the largest single
+   process's RSS from ``os.wait4``; the time per stage comes from the run summary the job
+   writes (summed over the workers).
 
 Goal (issue 8): 1M customers in <= 3 minutes and <= 8 GB peak on a 2-core machine.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -71,20 +75,52 @@ def ensure_bundle(n: int, seed: int, folder: Path, trials: int) -> Path:
     return folder
 
 
-def run_score(shop: Path, bundle: Path, out: Path, shard_size: int) -> dict:
+def _memory_in_use() -> int:
+    """Bytes of memory the machine has in use (MemTotal - MemAvailable): pages shared by
+    forked workers count once, and reading it costs nothing measurable (unlike summing the
+    workers' PSS, which walks every page)."""
+    info = {}
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            key, value = line.split(":", 1)
+            info[key] = int(value.split()[0]) * 1024
+    return info["MemTotal"] - info["MemAvailable"]
+
+
+def run_score(shop: Path, bundle: Path, out: Path, shard_size: int, workers: int | None) -> dict:
+    import threading
+
     command = [sys.executable, "-m", "churnkit", "score", "--data", str(shop), "--model",
                str(bundle), "--as-of", AS_OF, "--out", str(out), "--shard-size", str(shard_size)]
+    if workers is not None:
+        command += ["--workers", str(workers)]
     print("$", " ".join(command))
+    baseline = _memory_in_use()
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.wait(0.25):
+            peak = max(peak, _memory_in_use() - baseline)
+
+    sampler = threading.Thread(target=sample, daemon=True)
     t0 = time.perf_counter()
     proc = subprocess.Popen(command)
+    sampler.start()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
+    stop.set()
+    sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"churnkit score failed with exit code {proc.returncode}")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     summary = json.loads(out.with_name(f"{out.stem}.summary.json").read_text())
-    return {"wall_s": wall, "peak_rss_gb": usage.ru_maxrss / 1024**2, "summary": summary,
-            "cpu_s": usage.ru_utime + usage.ru_stime, "bytes": out.stat().st_size}
+    return {"wall_s": wall, "peak_rss_gb": usage.ru_maxrss / 1024**2,
+            "peak_used_gb": peak / 1024**3, "summary": summary,
+            # the job and its worker processes (getrusage counts reaped grandchildren too)
+            "cpu_s": children.ru_utime + children.ru_stime, "bytes": out.stat().st_size}
 
 
 def main() -> None:
@@ -94,6 +130,8 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, default=100_000)
     parser.add_argument("--train-customers", type=int, default=20_000)
     parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="worker processes (default: the job's own, one per core)")
     parser.add_argument("--bundle", type=Path, default=None,
                         help="score with this bundle instead of training one")
     parser.add_argument("--data", type=Path, default=None,
@@ -107,7 +145,7 @@ def main() -> None:
         root / f"churnkit-bench-batch-bundle-{args.train_customers}-{args.seed}", args.trials)
     out_dir = Path(tempfile.mkdtemp(prefix="churnkit-bench-scores-"))
     try:
-        r = run_score(shop, bundle, out_dir / "scores.parquet", args.shard_size)
+        r = run_score(shop, bundle, out_dir / "scores.parquet", args.shard_size, args.workers)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
     s = r["summary"]
@@ -115,14 +153,17 @@ def main() -> None:
     total = sum(stages.values())
     print(f"\n{s['rows']:,} customers scored in {r['wall_s']:.1f} s wall "
           f"(process start and imports included; job {s['duration_seconds']:.1f} s), "
-          f"peak RSS {r['peak_rss_gb']:.2f} GB, CPU {r['cpu_s']:.0f} s, "
-          f"output {r['bytes'] / 1024**2:.0f} MiB, {s['shards']} shards of {args.shard_size:,}")
+          f"peak memory {r['peak_used_gb']:.2f} GB (machine memory in use above its level "
+          f"before the start, sampled every 0.25 s; largest single-process RSS "
+          f"{r['peak_rss_gb']:.2f} GB), "
+          f"CPU {r['cpu_s']:.0f} s, output {r['bytes'] / 1024**2:.0f} MiB, "
+          f"{s['shards']} shards of {args.shard_size:,}, {s['workers']} worker(s)")
     print(f"{s['rows'] / s['duration_seconds']:,.0f} customers/s")
-    print("stage                  seconds   share")
+    print("stage (seconds summed over the workers)   seconds   share")
     for name, value in stages.items():
-        print(f"{name:<22} {value:8.1f}  {value / total:6.1%}")
+        print(f"{name:<40} {value:8.1f}  {value / total:6.1%}")
     goal_t, goal_m = 180.0, 8.0
-    ok = r["wall_s"] <= goal_t and r["peak_rss_gb"] <= goal_m
+    ok = r["wall_s"] <= goal_t and max(r["peak_used_gb"], r["peak_rss_gb"]) <= goal_m
     print(f"goal <= {goal_t:.0f} s and <= {goal_m:.0f} GB: {'met' if ok else 'NOT met'} "
           f"(machine: {os.cpu_count()} cores; load average at the end "
           f"{os.getloadavg()[0]:.1f})")

@@ -49,6 +49,7 @@ from churnkit.batch_schema import (
     to_json_text,
 )
 from churnkit.contracts import as_utc_timestamp
+from churnkit.workers import default_workers, run_tasks
 
 #: The output-row names live in churnkit.batch_schema; they are re-exported here, the module the
 #: Spark job and users import them from.
@@ -184,6 +185,18 @@ def _prepare_work_dir(work: Path, fingerprint: dict, say: Callable[[str], None])
         tmp.write_text(json.dumps(fingerprint, indent=1))
 
 
+def _shard_sizes(tables: Tables, shard_size: int) -> list[int]:
+    return [len(s.customers) for s in tables.iter_shards(shard_size=shard_size)]
+
+
+def _shard(tables: Tables, shard_size: int, index: int) -> Tables:
+    """Shard ``index`` of ``tables.iter_shards(shard_size=...)`` (the cuts are views: cheap)."""
+    for k, shard in enumerate(tables.iter_shards(shard_size=shard_size)):
+        if k == index:
+            return shard
+    raise IndexError(f"no shard {index} of {shard_size:,} customers")
+
+
 def _part_path(work: Path, index: int) -> Path:
     return work / f"part-{index:06d}.parquet"
 
@@ -246,6 +259,7 @@ def run_batch(
     console: Console | None = None,
     progress: bool = True,
     on_shard: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> BatchResult:
     """Score every customer of ``data`` as of ``as_of`` with ``model`` and write them to ``out``.
 
@@ -271,6 +285,10 @@ def run_batch(
     on_shard
         Called as ``on_shard(index, n_done)`` after each newly scored shard (for tests and
         schedulers; an exception stops the run, leaving the finished parts for a rerun).
+    workers
+        Processes scoring shards at once (default: one per core; see :mod:`churnkit.workers`).
+        Each holds one shard's working set; the loaded tables are shared. Stage seconds in the
+        summary are summed over the workers.
 
     Raises
     ------
@@ -326,32 +344,42 @@ def run_batch(
     if done_before:
         say(f"resuming: {len(done_before)} of {shards} shard(s) already scored in {work}")
 
-    n_scored = 0
+    pending = sorted(set(range(shards)) - set(done_before))
+    n_workers = min(default_workers() if workers is None else workers, max(len(pending), 1))
+    sizes = _shard_sizes(tables, shard_size)
+
+    def score_part(index: int) -> dict:
+        """Score shard ``index`` and write its part (in a worker process when there are
+        several); returns the seconds per stage."""
+        shard = _shard(tables, shard_size, index)
+        flat, features, seconds = _score_with_features(shard, as_of=cutoff, bundle=bundle)
+        t1 = time.perf_counter()
+        counts = drift.bin_counts(features) if drift is not None else None
+        t2 = time.perf_counter()
+        seconds["drift"] = t2 - t1
+        _write_part(_part_path(work, index), flat, counts, seconds)
+        seconds["write_parts"] = time.perf_counter() - t2
+        return seconds
+
     with _progress(console, progress) as bar:
-        finished_customers = 0
-        task = bar.add_task(f"Scoring as of {cutoff:%Y-%m-%d}", total=n_customers, rate="")
+        task = bar.add_task(f"Scoring as of {cutoff:%Y-%m-%d}"
+                            + (f" ({n_workers} workers)" if n_workers > 1 else ""),
+                            total=n_customers, rate="")
+        bar.update(task, advance=sum(sizes[i] for i in done_before))
         t_loop = time.perf_counter()
-        for index, shard in enumerate(tables.iter_shards(shard_size=shard_size)):
-            size = len(shard.customers)
-            path = _part_path(work, index)
-            if path.exists():
-                finished_customers += size
-                bar.update(task, advance=size)
-                continue
-            flat, features, seconds = _score_with_features(shard, as_of=cutoff, bundle=bundle)
-            t1 = time.perf_counter()
-            counts = drift.bin_counts(features) if drift is not None else None
-            t2 = time.perf_counter()
-            seconds["drift"] = t2 - t1
-            _write_part(path, flat, counts, seconds)
-            seconds["write_parts"] = time.perf_counter() - t2
+        n_scored = 0
+
+        def finished(index: int, seconds: dict) -> None:
+            nonlocal n_scored
             for key, value in seconds.items():
                 stages[key] += value
-            n_scored += size
+            n_scored += sizes[index]
             rate = n_scored / max(time.perf_counter() - t_loop, 1e-9)
-            bar.update(task, advance=size, rate=f"{rate:,.0f}/s")
+            bar.update(task, advance=sizes[index], rate=f"{rate:,.0f}/s")
             if on_shard is not None:
                 on_shard(index, n_scored)
+
+        run_tasks(pending, score_part, workers=n_workers, on_result=finished)
 
     t0 = time.perf_counter()
     parts = sorted(work.glob("part-*.parquet"))
@@ -372,6 +400,7 @@ def run_batch(
         "shards": shards,
         "shard_size": shard_size,
         "shards_resumed": len(done_before),
+        "workers": n_workers,
         "counts": {"action": counts["action"], "risk_band": counts["risk_band"],
                    "channel": counts["channel"], "segment": counts["segment"]},
         "drift": report,

@@ -35,7 +35,9 @@ OUTPUT_COLUMNS: dict[str, tuple[str, str]] = {
     "segment": (_S, "Lifecycle: prospect (no order), new (1), repeat (2-4), vip (5+)."),
     "activity": (_S, "active (< 30 days since last order), sleeping (30-90), lapsed (90+)."),
     "top_drivers": (_J, "JSON list of up to 3 {feature, value, contribution[, text]}: the "
-                        "features pushing churn up the most (SHAP, log-odds)."),
+                        "features pushing churn up the most (SHAP, log-odds); computed for "
+                        "customers at risk (the policy's at-risk percentile or a paid order "
+                        "never received), [] for the others."),
     "contact_date": (_T, "UTC midnight of the day to contact the customer."),
     "contact_date_confidence": (_F, "Confidence (0-1) in contact_date."),
     "contact_weekday": (_I, "Weekday to contact, 0 = Monday, customer's local time."),

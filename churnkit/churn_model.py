@@ -37,9 +37,10 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     ----------
     n_estimators
         Maximum boosting rounds; early stopping on ``eval_set`` picks the number actually used.
-    learning_rate, num_leaves, min_child_samples, feature_fraction, bagging_fraction,
-    lambda_l2, min_split_gain
-        LightGBM's parameters of the same names.
+    learning_rate, num_leaves, max_depth, min_child_samples, feature_fraction,
+    bagging_fraction, lambda_l2, min_split_gain
+        LightGBM's parameters of the same names (``max_depth=-1``: unlimited). The depth bounds
+        the cost of SHAP drivers too (TreeSHAP is quadratic in it).
     early_stopping_rounds
         Stop when the validation log-loss has not improved for this many rounds.
     calibration
@@ -56,6 +57,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         n_estimators: int = 1000,
         learning_rate: float = 0.05,
         num_leaves: int = 31,
+        max_depth: int = -1,
         min_child_samples: int = 100,
         feature_fraction: float = 0.8,
         bagging_fraction: float = 0.8,
@@ -69,6 +71,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
+        self.max_depth = max_depth
         self.min_child_samples = min_child_samples
         self.feature_fraction = feature_fraction
         self.bagging_fraction = bagging_fraction
@@ -86,6 +89,7 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
             "metric": "binary_logloss",
             "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves,
+            "max_depth": self.max_depth,
             "min_child_samples": self.min_child_samples,
             "feature_fraction": self.feature_fraction,
             "bagging_fraction": self.bagging_fraction,

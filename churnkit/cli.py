@@ -166,6 +166,9 @@ def score_command(
     work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Where finished shards "
                                                   "wait for a resume (default: beside --out).")]
     = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Processes scoring "
+                                                "shards at once (default: one per core).")]
+    = None,
 ) -> None:
     """Score every customer (resumable, atomic) and write the scores and a run summary."""
     from churnkit.batch import print_summary, run_batch
@@ -173,7 +176,8 @@ def score_command(
     with cli_errors():
         cutoff = _as_of_or_today(as_of)
         result = run_batch(data, model=model, as_of=cutoff, out=output, shard_size=shard_size,
-                           psi_threshold=psi_threshold, work_dir=work_dir, console=err)
+                           psi_threshold=psi_threshold, work_dir=work_dir, console=err,
+                           workers=workers)
     print_summary(out, result)
 
 

@@ -116,16 +116,28 @@ def top_drivers(contributions: pd.DataFrame, features: pd.DataFrame,
 
 
 def score_features(features: pd.DataFrame, bundle: ModelBundle, *,
-                   explain: bool = True, as_of: object | None = None) -> pd.DataFrame:
+                   explain: bool | str = "at_risk", as_of: object | None = None) -> pd.DataFrame:
     """Score a feature frame (index ``customer_id``) with ``bundle``.
 
     Returns one row per customer: ``churn_probability``, ``risk_percentile`` (0-100, against the
-    bundle's reference population), ``risk_band``, ``segment``, ``activity`` and, with
-    ``explain``, ``top_drivers`` (from LightGBM's SHAP values); then the optional stages'
-    columns (timing; ``expected_value`` and ``value_if_returned`` from a value model) and the
-    win-back policy's (:data:`churnkit.policy.POLICY_COLUMNS`, with the bundle's policy config
-    or the packaged defaults, and the uplift model's predictions when the bundle has one).
+    bundle's reference population), ``risk_band``, ``segment``, ``activity`` and, unless
+    ``explain`` is False, ``top_drivers`` (from LightGBM's SHAP values); then the optional
+    stages' columns (timing; ``expected_value`` and ``value_if_returned`` from a value model)
+    and the win-back policy's (:data:`churnkit.policy.POLICY_COLUMNS`, with the bundle's policy
+    config or the packaged defaults, and the uplift model's predictions when the bundle has
+    one).
+
+    ``explain``: ``"at_risk"`` (default) computes drivers for the customers the policy counts
+    as at risk (:func:`churnkit.policy.causes.at_risk_rows`), the only ones whose cause it reads
+    from SHAP values; the others get an empty list. TreeSHAP is the dearest step of scoring, and
+    a low-risk customer has few features pushing churn up. ``True`` explains everyone.
     """
+    from churnkit.policy import PolicyConfig, decide
+    from churnkit.policy.causes import at_risk_rows
+
+    if explain not in (True, False, "at_risk"):
+        raise ValueError(f"explain={explain!r}; expected True, False or 'at_risk'")
+    config = bundle.policy or PolicyConfig.default()
     X = model_matrix(features, bundle.feature_spec.names)
     probability = bundle.churn_model.predict_proba(X)[:, 1]
     percentile = bundle.risk_percentile(probability)
@@ -141,8 +153,17 @@ def score_features(features: pd.DataFrame, bundle: ModelBundle, *,
     )
     contributions = None
     if explain:
-        contributions = bundle.churn_model.contributions(X)
-        out["top_drivers"] = top_drivers(contributions, features) if len(X) else []
+        rows = (np.arange(len(X)) if explain is True
+                else np.flatnonzero(at_risk_rows(out["risk_percentile"].to_numpy(), features,
+                                                 config)))
+        every = len(rows) == len(X)
+        drivers: list[list[dict]] = [[] for _ in range(len(X))]
+        if len(rows):
+            contributions = bundle.churn_model.contributions(X if every else X.iloc[rows])
+            explained = top_drivers(contributions, features if every else features.iloc[rows])
+            for row, listed in zip(rows.tolist(), explained, strict=True):
+                drivers[row] = listed
+        out["top_drivers"] = drivers
     # The bundle's optional stages, in order; each adds columns (see ModelBundle.components).
     if as_of is None:
         as_of = features.attrs.get("as_of")
@@ -154,19 +175,18 @@ def score_features(features: pd.DataFrame, bundle: ModelBundle, *,
         value = bundle.value.predict_frame(features)
         out["expected_value"] = value["expected_value"]
         out["value_if_returned"] = value["value_if_returned"]
-    from churnkit.policy import PolicyConfig, decide
-
     uplift = bundle.uplift.predict(features) if bundle.uplift is not None else None
-    return decide(out, features, bundle.policy or PolicyConfig.default(), uplift,
-                  contributions=contributions)
+    return decide(out, features, config, uplift, contributions=contributions)
 
 
 def score(tables: Tables, *, as_of: object, bundle: ModelBundle,
-          customer_ids: Iterable[object] | None = None) -> pd.DataFrame:
+          customer_ids: Iterable[object] | None = None,
+          explain: bool | str = "at_risk") -> pd.DataFrame:
     """Score customers as of ``as_of`` (required; naive = UTC) with ``bundle``.
 
     Features use only what was known strictly before ``as_of`` and the bundle's population fit.
-    ``customer_ids`` limits the rows (ids unknown at ``as_of`` are absent from the result).
+    ``customer_ids`` limits the rows (ids unknown at ``as_of`` are absent from the result);
+    ``explain`` says whose drivers to compute (see :func:`score_features`).
     """
     from churnkit.features import build_features
 
@@ -175,7 +195,7 @@ def score(tables: Tables, *, as_of: object, bundle: ModelBundle,
                               population=bundle.population)
     # pandas deep-copies ``attrs`` on every operation; scoring needs none of them.
     features.attrs = {}
-    scored = score_features(features, bundle, as_of=cutoff)
+    scored = score_features(features, bundle, explain=explain, as_of=cutoff)
     scored.attrs = {"as_of": cutoff, "model": bundle.metadata.name,
                     "model_version": bundle.metadata.version}
     return scored

@@ -29,7 +29,7 @@ from training.config import TrainConfig
 from training.evaluation import Evaluation, evaluate
 from training.snapshots import Cutoffs, plan_cutoffs
 from training.timing import TimingEvaluation, evaluate_timing, fit_timing
-from training.tuning import tune
+from training.tuning import model_params, tune
 from training.uplift import UpliftEvaluation, fit_and_evaluate_uplift
 from training.value import ValueEvaluation, evaluate_value, fit_value
 
@@ -155,7 +155,8 @@ def train(
     vrows = _sample(len(Xv), config.tune_valid_rows, config.seed + 1)
     study = tune(X.iloc[rows], y[rows], Xv.iloc[vrows], yv[vrows], trials=config.trials,
                  seed=config.seed, n_jobs=config.threads, on_trial=on_trial)
-    model = ChurnModel(**study.best_params, calibration="sigmoid", random_state=config.seed,
+    params = model_params(study.best_params)
+    model = ChurnModel(**params, calibration="sigmoid", random_state=config.seed,
                        n_jobs=config.threads)
     model.fit(X, y, eval_set=(Xv, yv))
 
@@ -165,7 +166,7 @@ def train(
     population_at_eval = snaps.populations[cutoffs.evaluation]
     scores = baselines.score(ev, population_at_eval)
     bundle = _bundle(model, names, tables, cutoff, cutoffs, config, created_at,
-                     n_rows=len(X), params=study.best_params)
+                     n_rows=len(X), params=params)
     scored = score_features(ev, _with_reference(bundle, model, ev, names), explain=False)
     scores = {"model": scored["churn_probability"].to_numpy(), **scores}
     oracle = None

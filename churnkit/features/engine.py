@@ -156,6 +156,7 @@ def _numpy_frame(columns: dict[str, np.ndarray], fams: Sequence[Family]) -> pd.D
 
 
 _LOCAL = threading.local()
+_REPLACED: list[FeatureEngine] = []  # see use_engine
 
 
 def engine() -> FeatureEngine:
@@ -164,6 +165,20 @@ def engine() -> FeatureEngine:
     if eng is None:
         eng = _LOCAL.engine = FeatureEngine()
     return eng
+
+
+def use_engine(*, threads: int | None = None) -> FeatureEngine:
+    """Give this thread a new engine with ``threads`` DuckDB threads (default: every core).
+
+    A forked worker process calls it first: a DuckDB connection must not cross a fork, and N
+    workers on N cores each want one thread. The engine it replaces is kept, never closed:
+    after a fork, closing the parent's connection (its threads are gone) crashes the process.
+    """
+    old = getattr(_LOCAL, "engine", None)
+    if old is not None:
+        _REPLACED.append(old)
+    _LOCAL.engine = FeatureEngine(threads)
+    return _LOCAL.engine
 
 
 def _cutoff(as_of: object) -> pd.Timestamp:

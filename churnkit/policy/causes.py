@@ -73,12 +73,23 @@ def cause_evidence(features: pd.DataFrame, config: PolicyConfig) -> dict[str, np
             "forgotten": forgotten}
 
 
+def at_risk_rows(percentile: np.ndarray, features: pd.DataFrame,
+                 config: PolicyConfig) -> np.ndarray:
+    """Boolean per row: at or above the config's at-risk percentile, or a paid order that never
+    arrived (DOMAIN.md: top priority whatever the score). Everyone else gets cause ``none``."""
+    with np.errstate(invalid="ignore"):
+        pnr = (column(features, "days_since_paid_not_received")
+               <= config.paid_not_received["lookback_days"])
+        return (np.asarray(percentile, dtype=float) >= config.at_risk_percentile) | pnr
+
+
 def cause_shap_mass(contributions: pd.DataFrame | None, index: pd.Index) -> dict[str, np.ndarray]:
-    """Per cause, the sum of positive SHAP contributions (log-odds) of its feature group."""
+    """Per cause, the sum of positive SHAP contributions (log-odds) of its feature group (0 for
+    rows without contributions: scoring explains the at-risk customers only)."""
     out = {cause: np.zeros(len(index)) for cause, _ in CAUSE_FEATURES}
     if contributions is None or not len(index):
         return out
-    contributions = contributions.reindex(index)
+    contributions = contributions.reindex(index, fill_value=0.0)
     for cause in out:
         cols = [n for n in contributions.columns if n != "bias" and feature_cause(n) == cause]
         if cols:

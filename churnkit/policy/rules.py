@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from churnkit.contracts import CHANNELS
-from churnkit.policy.causes import column, infer_causes
+from churnkit.policy.causes import at_risk_rows, column, infer_causes
 from churnkit.policy.config import CAUSES, EVIDENCE_CAUSES, SEGMENTS, PolicyConfig
 
 POLICY_COLUMNS = ("cause", "action", "action_reason", "policy_trace", "priority", "action_cost",
@@ -132,7 +132,7 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
                   & (column(f, "orders_lifetime", 0.0) >= h["min_orders"]))
     quiet &= ~pnr  # an apology for a lost parcel is not a promotional mailing
     hard = no_consent | unsubscribed | serial | quiet
-    at_risk = (pct >= config.at_risk_percentile) | pnr
+    at_risk = at_risk_rows(pct, f, config)
     cause, evidence = infer_causes(f, at_risk, config, contributions)
 
     # -- the rules' choice: playbook candidates through the economic gate ----------------------

@@ -180,7 +180,7 @@ def test_failure_mid_run_leaves_no_output_and_a_rerun_is_byte_identical(clean_ru
 
     with pytest.raises(Stop):
         run_batch(tables, model=bundle, as_of=AS_OF, out=out, shard_size=300, progress=False,
-                  on_shard=die_after_two)
+                  on_shard=die_after_two, workers=1)
     assert not out.exists() and not summary_path_for(out).exists()
     work = tmp_path / ".scores.parquet.work"
     assert len(list(work.glob("part-*.parquet"))) == 3
@@ -205,6 +205,41 @@ def test_parts_of_another_run_are_not_reused(tables, bundle, tmp_path, clean_run
     assert out.read_bytes() == clean.read_bytes()
 
 
+def test_one_worker_and_several_write_the_same_bytes(clean_run, tables, bundle, tmp_path):
+    clean, result = clean_run
+    assert result.summary["workers"] == 2  # the fixture ran with the default: one per core
+    one = run_batch(tables, model=bundle, as_of=AS_OF, out=tmp_path / "one.parquet",
+                    shard_size=300, progress=False, workers=1)
+    assert one.summary["workers"] == 1
+    assert (tmp_path / "one.parquet").read_bytes() == clean.read_bytes()
+
+
+def test_an_error_in_a_worker_stops_the_run_with_that_error(tables, bundle, tmp_path,
+                                                             monkeypatch):
+    import churnkit.batch as batch
+
+    real = batch._score_with_features
+    third = tables.customers["customer_id"].iloc[600]
+
+    def fails_on_the_third_shard(shard, **kwargs):
+        if (shard.customers["customer_id"] == third).any():
+            raise ValueError("boom in shard 3")
+        return real(shard, **kwargs)
+
+    monkeypatch.setattr(batch, "_score_with_features", fails_on_the_third_shard)
+    out = tmp_path / "scores.parquet"
+    with pytest.raises(ValueError, match="boom in shard 3"):
+        run_batch(tables, model=bundle, as_of=AS_OF, out=out, shard_size=300, progress=False,
+                  workers=2)
+    assert not out.exists() and not summary_path_for(out).exists()
+    work = tmp_path / ".scores.parquet.work"
+    assert not (work / "part-000002.parquet").exists()
+    monkeypatch.setattr(batch, "_score_with_features", real)
+    result = run_batch(tables, model=bundle, as_of=AS_OF, out=out, shard_size=300,
+                       progress=False, workers=2)
+    assert result.summary["rows"] == shop_.N_CUSTOMERS
+
+
 @pytest.fixture(scope="module")
 def on_disk(tables, tmp_path_factory):
     root = tmp_path_factory.mktemp("disk")
@@ -226,8 +261,14 @@ def test_killed_process_then_rerun_gives_byte_identical_output(on_disk, tables, 
     while (time.monotonic() < deadline and proc.poll() is None
            and len(list(work.glob("part-*.parquet"))) < 2):
         time.sleep(0.005)
+    import psutil
+
+    workers = psutil.Process(proc.pid).children()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    # its worker processes die with it (none keeps writing parts behind the rerun's back)
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, f"worker processes outlived the killed job: {alive}"
     finished = len(list(work.glob("part-*.parquet")))
     assert 2 <= finished < 8, f"expected to kill mid-run, {finished} of 8 parts were done"
     assert not out.exists() and not summary_path_for(out).exists()
