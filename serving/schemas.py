@@ -75,7 +75,8 @@ class CustomerScore(BaseModel):
     segment: str = Field(description="prospect, new, repeat or vip.")
     activity: str | None = Field(default=None, description="active, sleeping or lapsed.")
     top_drivers: list[Driver] = Field(default_factory=list,
-                                      description="Features pushing churn up the most.")
+                                      description="Features pushing churn up the most "
+                                      "(computed for customers at risk; empty otherwise).")
     # policy (null when the bundle has no policy component)
     cause: str | None = None
     action: str | None = Field(default=None, description="Win-back action to take.")
