@@ -524,7 +524,8 @@ def print_summary(console: Console, result: BatchResult) -> None:
     console.print(
         f"Scored {s['rows']:,} customers as of {s['as_of'][:10]} with {s['model']} "
         f"{s['model_version']} in {s['duration_seconds']:.1f} s ({s['shards']} shard(s), "
-        f"{s['shards_resumed']} resumed) -> {s['output']}"
+        f"{s['shards_resumed']} resumed, {s.get('workers', 1)} worker process(es)) -> "
+        f"{s['output']}"
     )
     counts = Table(title="Customers by", title_justify="left")
     counts.add_column("column")
