@@ -26,7 +26,7 @@ import churnkit as ck
 from churnkit.bundle import FeatureSpec, ModelBundle, TrainingMetadata, reference_quantiles
 from churnkit.churn_model import ChurnModel
 from churnkit.contracts import ACTIONS
-from churnkit.features.registry import all_features
+from churnkit.features.registry import model_features
 from churnkit.policy import POLICY_COLUMNS, PolicyConfig, decide
 from churnkit.reasons import explain
 from churnkit.scoring import model_matrix, score_features, top_drivers
@@ -67,7 +67,7 @@ def main() -> None:
 
     # -- speed of the policy and the reasons ---------------------------------------------------
     train = ck.build_training_set(tables, cutoffs=["2025-01-01"], horizon_days=90)
-    names = [f.name for f in all_features() if f.name in train.columns]
+    names = list(model_features(train.columns))
     churn = ChurnModel(n_estimators=100, learning_rate=0.1, n_jobs=args.threads).fit(
         model_matrix(train, names), train["churned"].to_numpy())
     population = ck.fit_population(tables, as_of=END)

@@ -27,10 +27,12 @@ VALUE_COLUMNS = ("expected_value", "value_if_returned", "p_order")
 
 
 def value_feature_names(features: pd.DataFrame) -> list[str]:
-    """The registry's numeric and flag features present in ``features`` (text ones left out)."""
-    from churnkit.features.registry import all_features
+    """The registry's numeric and flag model inputs present in ``features`` (text ones left
+    out; see :func:`churnkit.features.registry.model_features`)."""
+    from churnkit.features.registry import all_features, model_features
 
-    return [f.name for f in all_features() if f.name in features.columns and f.dtype != "str"]
+    kinds = {f.name: f.dtype for f in all_features()}
+    return [n for n in model_features(features.columns) if kinds[n] != "str"]
 
 
 def _matrix(features: pd.DataFrame, names: list[str]) -> np.ndarray:

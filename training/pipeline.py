@@ -20,7 +20,7 @@ import churnkit as ck
 from churnkit.bundle import FeatureSpec, ModelBundle, TrainingMetadata, reference_quantiles
 from churnkit.churn_model import ChurnModel
 from churnkit.drift import DriftReference
-from churnkit.features import all_features, build_features, fit_population
+from churnkit.features import build_features, fit_population, model_features
 from churnkit.labels import LABEL_COLUMNS, build_training_set, latest_timestamp
 from churnkit.policy import PolicyConfig
 from churnkit.scoring import lifecycle_segment, model_matrix, score_features
@@ -91,8 +91,7 @@ def build_snapshots(tables: ck.Tables, cutoffs: Cutoffs, *, data_end: pd.Timesta
                                features=features, data_end=data_end)
     evaluation = build_training_set(tables, cutoffs=[cutoffs.evaluation], horizon_days=h,
                                     features=features, data_end=data_end)
-    registry = [f.name for f in all_features()]
-    names = tuple(n for n in registry if n in train.columns)
+    names = model_features(train.columns)
     return Snapshots(train, valid, evaluation, populations, names)
 
 

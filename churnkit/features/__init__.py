@@ -12,6 +12,7 @@ from churnkit.features.registry import (
     all_features,
     families,
     feature_reference_markdown,
+    model_features,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "families",
     "feature_reference_markdown",
     "fit_population",
+    "model_features",
 ]

@@ -5,7 +5,8 @@ month, pre-holiday peaks). Activity is every order plus every browsing *session*
 event; counting sessions rather than events keeps one long visit from outweighing many short
 ones), or orders only when browsing is absent. Local times use the customer's IANA ``timezone``.
 Payday and season affinities compare the share of *orders* on those days with the share of
-calendar days they cover (1.0 = no preference).
+calendar days they cover (1.0 = no preference). The 24 local-hour counts are the raw activity
+histogram the timing model reads its hour profiles from; the general models leave them out.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def _features() -> tuple[Feature, ...]:
     for i, day in enumerate(WEEKDAYS):
         out.append(Feature(f"activity_share_{day}", NAME, f"Share of activity on local "
                            f"weekday {i + 1} ({day}).", "share", _SRC))
+    for h in range(24):
+        out.append(Feature(f"activity_hour_{h:02d}", NAME, f"Orders plus browsing sessions "
+                           f"starting in local hour {h:02d} (the timing model's hour histogram).",
+                           "events", _SRC, "count", model_input=False))
     out += [
         Feature("modal_local_hour", NAME, "Local hour (0-23) with the most activity (ties: the "
                 "earliest).", "hour", _SRC),
@@ -59,6 +64,7 @@ def _sql(present: frozenset[str]) -> str:
              for lo, hi in HOUR_BANDS]
     days = [f"count_if(dow = {i + 1}) / count(*) AS activity_share_{day}"
             for i, day in enumerate(WEEKDAYS)]
+    hours = [f"count_if(h = {h}) AS activity_hour_{h:02d}" for h in range(24)]
     paydays = ", ".join(str(d) for d in PAYDAYS)
     sep = ",\n               "
     return f"""
@@ -79,6 +85,7 @@ def _sql(present: frozenset[str]) -> str:
                count(*) AS activity_events,
                {sep.join(bands)},
                {sep.join(days)},
+               {sep.join(hours)},
                (count_if(is_order AND dom IN ({paydays})) / nullif(count_if(is_order), 0))
                    / {PAYDAY_CHANCE!r} AS payday_affinity,
                (count_if(is_order AND mon IN (11, 12)) / nullif(count_if(is_order), 0))

@@ -66,6 +66,10 @@ class Feature:
     python
         True when computed in the family's Python step (after the SQL), e.g. from population-fitted
         parameters.
+    model_input
+        False for a column that feeds one specific model rather than the general ones (the
+        activity clock's 24 hour counts feed the timing model's hour profiles): the churn and
+        value models leave it out (:func:`model_features`).
     """
 
     name: str
@@ -75,6 +79,7 @@ class Feature:
     source_tables: tuple[str, ...]
     dtype: str = "float"
     python: bool = False
+    model_input: bool = True
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -169,6 +174,13 @@ def family(name: str) -> Family:
 def all_features() -> tuple[Feature, ...]:
     """Every feature of every family, in output column order."""
     return tuple(f for fam in families() for f in fam.features)
+
+
+def model_features(columns: Iterable[str]) -> tuple[str, ...]:
+    """The general models' inputs among ``columns``, in registry order (see
+    :attr:`Feature.model_input`)."""
+    present = set(columns)
+    return tuple(f.name for f in all_features() if f.model_input and f.name in present)
 
 
 def feature_reference_markdown() -> str:

@@ -31,6 +31,7 @@ class TimingConfig(BaseModel):
     slot_n_estimators: int = Field(40, ge=1)
     slot_learning_rate: float = Field(0.15, gt=0)
     slot_num_leaves: int = Field(7, ge=2)
+    hour_profiles: int = Field(32, ge=0)
     prior_strength_min: float = Field(2.0, gt=0)
     prior_strength_max: float = Field(200.0, gt=0)
     max_training_customers: int = Field(40_000, ge=100)

@@ -96,6 +96,7 @@ class TimingModel:
                                 learning_rate=cfg.slot_learning_rate,
                                 num_leaves=cfg.slot_num_leaves,
                                 min_child_samples=cfg.min_child_samples,
+                                hour_profiles=cfg.hour_profiles,
                                 random_state=self.random_state, n_jobs=self.n_jobs
                                 ).fit(self._sample(train, cfg.max_slot_training_rows, rng))
         latest = train

@@ -6,7 +6,10 @@ multiclass model gives P(hour of day = h) of the customer's next engagement (24 
 gives P(weekday = d) (7 classes); a slot's probability is their product. The hour distribution is
 the average of that model and a second one that predicts the engagement's offset from the
 customer's modal hour (the same 24 classes in the customer's own frame, so every customer's
-history teaches the shape of the peak around their own hour). Features are the
+history teaches the shape of the peak around their own hour); that average is in turn averaged
+with the customer's posterior hour profile (:mod:`churnkit.timing.profiles`: the population's
+typical daily rhythms, weighted by how well each explains the customer's own 24 hour counts).
+Features are the
 customer's activity clock (share of activity per local hour band and weekday, the modal hour,
 how much history there is, recent browsing and opens). A customer with no activity before
 ``as_of`` gets the population's slot distribution (the Laplace-smoothed frequency of next
@@ -22,10 +25,13 @@ import numpy as np
 import pandas as pd
 
 from churnkit.features.clock import HOUR_BANDS, WEEKDAYS
+from churnkit.timing.profiles import HourProfiles
 
 HOURS_PER_WEEK = 168
 _BAND_COLS = tuple(f"activity_share_h{lo:02d}_{hi:02d}" for lo, hi in HOUR_BANDS)
 _DAY_COLS = tuple(f"activity_share_{d}" for d in WEEKDAYS)
+#: The activity clock's local-hour histogram, read by the hour profiles.
+HOUR_COUNT_COLS = tuple(f"activity_hour_{h:02d}" for h in range(24))
 #: Customer-level inputs of both models (absent columns are missing values).
 FEATURES = (*_BAND_COLS, *_DAY_COLS, "modal_local_hour", "activity_events", "orders_lifetime",
             "sessions_lifetime", "opens_lifetime", "days_since_last_session",
@@ -43,6 +49,13 @@ def _matrix(frame: pd.DataFrame) -> np.ndarray:
     return np.column_stack(cols)
 
 
+def _hour_counts(frame: pd.DataFrame) -> np.ndarray | None:
+    """(n, 24) activity counts per local hour, or None when the frame lacks them."""
+    if not set(HOUR_COUNT_COLS) <= set(frame.columns):
+        return None
+    return frame.loc[:, list(HOUR_COUNT_COLS)].to_numpy(dtype="float64", na_value=0.0)
+
+
 class SlotModel:
     """Ranks the 168 local hour-of-week slots by the chance of the customer's next engagement.
 
@@ -51,12 +64,13 @@ class SlotModel:
     """
 
     def __init__(self, *, n_estimators: int = 60, learning_rate: float = 0.1,
-                 num_leaves: int = 15, min_child_samples: int = 50, random_state: int = 0,
-                 n_jobs: int | None = 1) -> None:
+                 num_leaves: int = 15, min_child_samples: int = 50, hour_profiles: int = 32,
+                 random_state: int = 0, n_jobs: int | None = 1) -> None:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
         self.min_child_samples = min_child_samples
+        self.hour_profiles = hour_profiles
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -95,6 +109,13 @@ class SlotModel:
         if has.sum() >= 24:
             offset = (target[has] % 24 - modal[has].astype(np.int64)) % 24
             self.offset_booster_ = self._fit_one(X[has], offset, 24)
+        # Hour profiles from the histograms of every training row with activity (not only
+        # engaged ones: a profile is about the past clock, not the label).
+        counts = _hour_counts(frame)
+        self.profiles_ = None
+        if self.hour_profiles > 0 and counts is not None and (counts.sum(axis=1) > 0).any():
+            self.profiles_ = HourProfiles(self.hour_profiles,
+                                          random_state=self.random_state).fit(counts)
         return self
 
     def hour_weekday_probabilities(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -112,6 +133,12 @@ class SlotModel:
             absolute = np.empty_like(offset_p)
             np.put_along_axis(absolute, cols, offset_p, axis=1)
             hours[has] = (hours[has] + absolute) / 2
+        counts = _hour_counts(frame)
+        if self.profiles_ is not None and counts is not None:
+            active = counts.sum(axis=1) > 0
+            if active.any():
+                hours[active] = (hours[active]
+                                 + self.profiles_.hour_probabilities(counts[active])) / 2
         days = np.asarray(self.weekday_booster_.predict(X)).reshape(len(X), 7)
         # No activity before as_of: the population's distribution (the global prior), which
         # beats what the trees extrapolate from an all-missing clock.
@@ -136,7 +163,8 @@ class SlotModel:
                 "hour_booster": self.hour_booster_.model_to_string(),
                 "weekday_booster": self.weekday_booster_.model_to_string(),
                 "offset_booster": (None if self.offset_booster_ is None
-                                   else self.offset_booster_.model_to_string())}
+                                   else self.offset_booster_.model_to_string()),
+                "hour_profiles": (None if self.profiles_ is None else self.profiles_.to_dict())}
 
     @classmethod
     def from_dict(cls, data: dict) -> SlotModel:
@@ -146,4 +174,6 @@ class SlotModel:
         model.weekday_booster_ = lgb.Booster(model_str=data["weekday_booster"])
         offset = data.get("offset_booster")
         model.offset_booster_ = None if offset is None else lgb.Booster(model_str=offset)
+        profiles = data.get("hour_profiles")  # absent in bundles saved before hour profiles
+        model.profiles_ = None if profiles is None else HourProfiles.from_dict(profiles)
         return model

@@ -148,6 +148,8 @@ def test_clock_uses_local_time():
     assert r["activity_share_h00_06"] == 0.5 and r["activity_share_h09_12"] == 0.5  # 10:00 local
     assert r["activity_share_mon"] == 0.5 and r["activity_share_thu"] == 0.5
     assert r["modal_local_hour"] == 1  # tie between 01 and 10: the earliest
+    hours = {h: r[f"activity_hour_{h:02d}"] for h in range(24)}
+    assert hours == {h: int(h in (1, 10)) for h in range(24)}
     from churnkit.features.clock import PAYDAY_CHANCE, SEASON_CHANCE
 
     assert r["payday_affinity"] == pytest.approx(0.5 / PAYDAY_CHANCE)  # the 16th local

@@ -11,7 +11,7 @@ import pytest
 import churnkit as ck
 from churnkit.bundle import FeatureSpec, ModelBundle, TrainingMetadata, reference_quantiles
 from churnkit.churn_model import ChurnModel
-from churnkit.features.registry import all_features
+from churnkit.features.registry import model_features
 from churnkit.policy import POLICY_COLUMNS
 from churnkit.scoring import model_matrix
 
@@ -32,7 +32,7 @@ class World:
 def world() -> World:
     tables, truth = ck.synth.generate(3000, seed=21, start="2023-01-01", end="2025-07-01")
     train = ck.build_training_set(tables, cutoffs=["2025-01-01"], horizon_days=90)
-    names = [f.name for f in all_features() if f.name in train.columns]
+    names = list(model_features(train.columns))
     model = ChurnModel(n_estimators=60, learning_rate=0.1, n_jobs=1, random_state=0).fit(
         model_matrix(train, names), train["churned"].to_numpy())
     population = ck.fit_population(tables, as_of=AS_OF)
