@@ -29,7 +29,7 @@ def _customers(n: int, events: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_recovers_planted_rhythms_and_their_shares():
-    counts, labels = _customers(3000, 6, seed=0)
+    counts, _ = _customers(3000, 6, seed=0)
     model = HourProfiles(2, random_state=1).fit(counts)
     order = np.argsort(model.profiles_.argmax(axis=1))  # morning profile first
     assert model.profiles_[order[0]].argmax() in (7, 8, 9)
@@ -82,7 +82,7 @@ def test_round_trip_and_bad_input():
 
 @pytest.mark.slow  # the shared shop and fit (session fixture)
 def test_slot_model_reads_the_hour_counts(timing_model, timing_shop):
-    _, truth, train, evaluation = timing_shop
+    _, truth, _, evaluation = timing_shop
     slots = timing_model.slots_
     assert slots.profiles_ is not None
     # the profiles change the hour distribution of customers with activity, and only theirs
