@@ -22,7 +22,7 @@ from churnkit.churn_model import ChurnModel
 from churnkit.drift import DriftReference
 from churnkit.features import build_features, fit_population, model_features
 from churnkit.labels import LABEL_COLUMNS, build_training_set, latest_timestamp
-from churnkit.policy import PolicyConfig
+from churnkit.policy import PolicyConfig, postpone_references
 from churnkit.scoring import lifecycle_segment, model_matrix, score_features
 from training.baselines import Baselines
 from training.config import TrainConfig
@@ -197,6 +197,12 @@ def train(
     # Drift: the training features' distributions, for the nightly job's PSI check.
     drift = DriftReference().fit(snaps.train[list(names)])
     bundle = replace(bundle, value=value, policy=policy, drift=drift)
+    # The decision filter's averages (value, P(return) of the at-risk customers), fixed now
+    # on the same reference population as the risk percentiles.
+    reference = _reference_rows(ev)
+    scored_ref = score_features(reference, _with_reference(bundle, model, ev, names),
+                                explain=False)
+    bundle = replace(bundle, policy=postpone_references(scored_ref, reference, policy))
     metrics = evaluation.flat_metrics() | timing_ev.flat_metrics() | value_ev.flat_metrics()
     # Uplift: which action pays, learned from the randomized campaign holdouts closed
     # by as_of; evaluated on the latest of them with a model fitted on the earlier ones.
@@ -253,6 +259,11 @@ def _bundle(model, names, tables, as_of, cutoffs, config, created_at, *, n_rows,
     )
 
 
+def _reference_rows(ev: pd.DataFrame) -> pd.DataFrame:
+    """The reference population: customers who bought in the year before the cutoff."""
+    return ev[ev["orders_365d"] > 0] if (ev["orders_365d"] > 0).any() else ev
+
+
 def _with_reference(bundle: ModelBundle, model: ChurnModel, ev: pd.DataFrame, names,
                     metrics: dict | None = None) -> ModelBundle:
     """The bundle with its risk reference set from the evaluation cutoff's probabilities.
@@ -262,7 +273,7 @@ def _with_reference(bundle: ModelBundle, model: ChurnModel, ev: pd.DataFrame, na
     """
     from dataclasses import replace
 
-    current = ev[ev["orders_365d"] > 0] if (ev["orders_365d"] > 0).any() else ev
+    current = _reference_rows(ev)
     p = model.predict_proba(model_matrix(current, names))[:, 1]
     metadata = bundle.metadata if metrics is None else replace(bundle.metadata, metrics=metrics)
     return replace(bundle, risk_reference=reference_quantiles(p), metadata=metadata)

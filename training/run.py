@@ -113,6 +113,14 @@ def print_winback_evaluation(console: Console, result) -> None:
         if "vs_oracle" in r:
             line += f"; vs the oracle: {r['vs_oracle']:.0%}"
         console.print(line)
+    rule = getattr(result.bundle.policy, "postpone", None)
+    if rule is not None and rule.active:
+        console.print(
+            f"decision filter (DOMAIN.md: postpone when {rule.below_average_needed} of value, "
+            f"cause and P(return) are below average): at-risk averages value "
+            f"{rule.reference_value:,.0f}, P(return) {rule.reference_return_probability:.0%}; "
+            "applied where the rules decide"
+            + (" (row rules_postponing above)" if result.uplift_evaluation is not None else ""))
 
 
 def _details(data: Path, result) -> dict:

@@ -22,7 +22,7 @@ value (the policy's ``customer_value``) and the same costs (the policy config's)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -190,7 +190,7 @@ def evaluate_uplift(tables: ck.Tables, *, as_of: object, truth: object | None = 
     policy's past-pace value). Costs are the packaged policy config's. ``data``: a
     :func:`campaign_training_set` already built for these campaigns (saves rebuilding it).
     """
-    from churnkit.policy import PolicyConfig, decide
+    from churnkit.policy import PolicyConfig, decide, postpone_references
 
     cutoff = as_utc_timestamp(as_of)
     closed = closed_campaigns(tables, as_of=cutoff, attribution_days=attribution_days)
@@ -221,6 +221,13 @@ def evaluate_uplift(tables: ck.Tables, *, as_of: object, truth: object | None = 
 
     decisions = pd.DataFrame(index=f.index)
     decisions["rules"] = decide(scored, f, config)["action"].astype(object)
+    # The rules with DOMAIN.md's "postpone" filter: the bundle's trained averages, else the
+    # averages of these targets' scores (scores only, no outcomes).
+    trained = getattr(getattr(bundle, "policy", None), "postpone", None)
+    averages = trained if trained is not None and trained.active else \
+        postpone_references(scored, f, config).postpone
+    decisions["rules_postponing"] = decide(
+        scored, f, replace(config, postpone=averages))["action"].astype(object)
     decisions["promo_everyone"] = "promo_code"
     risk = scored["churn_probability"]
     top = risk.rank(ascending=False, method="first") <= np.ceil(0.1 * len(risk))

@@ -12,7 +12,7 @@ from churnkit.policy.config import (
     PolicyConfig,
     PolicyConfigError,
 )
-from churnkit.policy.rules import POLICY_COLUMNS, customer_value, decide
+from churnkit.policy.rules import POLICY_COLUMNS, customer_value, decide, postpone_references
 
 __all__ = [
     "CAUSES",
@@ -25,4 +25,5 @@ __all__ = [
     "decide",
     "feature_cause",
     "infer_causes",
+    "postpone_references",
 ]

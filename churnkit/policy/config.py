@@ -55,6 +55,62 @@ class ActionSpec:
 
 
 @dataclass(frozen=True)
+class PostponeRule:
+    """DOMAIN.md's decision filter: "value x cause of leaving x probability of return; if two
+    of the three are below average, postpone".
+
+    A cause in ``weak_causes`` counts as below average (others do not); value and P(return)
+    (1 - churn probability) are compared with the averages over the at-risk customers of the
+    bundle's reference population, which training fills in (``reference_value``,
+    ``reference_return_probability``): fixed numbers, so a customer scored alone is decided as
+    in the full run. Without them (a config not yet trained with) the rule does not apply.
+    ``below_average_needed`` 0 turns it off.
+    """
+
+    below_average_needed: int = 2
+    weak_causes: tuple[str, ...] = ("price", "natural")
+    reference_value: float | None = None
+    reference_return_probability: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return (self.below_average_needed > 0 and self.reference_value is not None
+                and self.reference_return_probability is not None)
+
+    def to_dict(self) -> dict:
+        return {"below_average_needed": self.below_average_needed,
+                "weak_causes": list(self.weak_causes), "reference_value": self.reference_value,
+                "reference_return_probability": self.reference_return_probability}
+
+
+def _postpone_rule(data: Any, problems: list[str]) -> PostponeRule:
+    if data is None:
+        return PostponeRule()
+    if not isinstance(data, dict):
+        problems.append("postpone: expected a mapping")
+        return PostponeRule()
+    unknown = set(data) - set(PostponeRule().to_dict())
+    if unknown:
+        problems.append(f"postpone: unknown key(s) {sorted(unknown)}")
+    weak = tuple(data.get("weak_causes", PostponeRule.weak_causes))
+    for c in weak:
+        if c not in CAUSES:
+            problems.append(f"postpone.weak_causes: unknown cause {c!r} (one of {list(CAUSES)})")
+    try:
+        needed = int(data.get("below_average_needed", 2))
+        refs = [None if data.get(k) is None else float(data[k])
+                for k in ("reference_value", "reference_return_probability")]
+    except (TypeError, ValueError):
+        problems.append("postpone: below_average_needed must be an integer and the references "
+                        "numbers or null")
+        return PostponeRule()
+    if not 0 <= needed <= 3:
+        problems.append(f"postpone.below_average_needed: expected 0-3 (of value, cause and "
+                        f"probability of return), got {needed}")
+    return PostponeRule(needed, weak, refs[0], refs[1])
+
+
+@dataclass(frozen=True)
 class PolicyConfig:
     """The win-back policy's parameters (see ``churnkit/config/policy.yaml`` for each rule)."""
 
@@ -72,6 +128,7 @@ class PolicyConfig:
     at_risk_percentile: float = 50.0
     horizon_days: int = 90
     version: int = 1
+    postpone: PostponeRule = PostponeRule()
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -211,6 +268,7 @@ class PolicyConfig:
         if scalars.get("economic_gate_multiple", 1.0) < 1.0:
             problems.append("economic_gate_multiple: must be >= 1 (DOMAIN.md: never act when "
                             "value < cost)")
+        postpone = _postpone_rule(data.get("postpone"), problems)
         if problems:
             raise PolicyConfigError(f"{source}: " + "; ".join(problems))
         return cls(
@@ -222,6 +280,7 @@ class PolicyConfig:
             comeback_gap_days=scalars["comeback_gap_days"],
             at_risk_percentile=scalars["at_risk_percentile"],
             horizon_days=int(scalars["horizon_days"]), version=int(data.get("version", 1)),
+            postpone=postpone,
         )
 
     # -- use -----------------------------------------------------------------------------------
@@ -268,6 +327,7 @@ class PolicyConfig:
             "serial_complainer": dict(self.serial_complainer),
             "paid_not_received": dict(self.paid_not_received),
             "discount_hunter": dict(self.discount_hunter),
+            "postpone": self.postpone.to_dict(),
         }
 
     def save(self, directory: Path) -> None:

@@ -33,9 +33,13 @@ POLICY_COLUMNS = ("cause", "action", "action_reason", "policy_trace", "priority"
 #: Feature columns the policy cannot work without (consent and purchases families).
 REQUIRED_FEATURES = ("orders_lifetime", "days_since_last_order", "mean_basket", "unsubscribed")
 DNC = "do_not_contact"
+#: What DOMAIN.md's decision filter compares with the average (see :func:`_postponed`).
+BELOW_AVERAGE = ("value", "cause", "return")
 _FLAGS = ("at_risk", "not_at_risk", "paid_not_received", "no_consent", "unsubscribed", "serial",
           "quiet", "hunter", "segment_playbook", "value_below_cost", "gate", "uplift_choice",
-          "uplift_none", "uplift_missing", *(f"evidence:{c}" for c in EVIDENCE_CAUSES))
+          "uplift_none", "uplift_missing", "postponed",
+          *(f"below_average:{k}" for k in BELOW_AVERAGE),
+          *(f"evidence:{c}" for c in EVIDENCE_CAUSES))
 
 
 def customer_value(scored: pd.DataFrame, features: pd.DataFrame,
@@ -51,6 +55,45 @@ def customer_value(scored: pd.DataFrame, features: pd.DataFrame,
     basket = np.nan_to_num(column(features, "mean_basket"), nan=0.0)
     pace = column(features, "orders_365d", 0.0) * config.horizon_days / 365.0
     return basket * np.maximum(1.0, np.nan_to_num(pace))
+
+
+def postpone_references(scored: pd.DataFrame, features: pd.DataFrame,
+                        config: PolicyConfig) -> PolicyConfig:
+    """``config`` with the decision filter's averages taken from a reference population.
+
+    ``scored`` (``churn_probability``, ``risk_percentile``, optionally ``value_if_returned``)
+    and ``features`` are that population scored as of one date; the averages are the mean
+    customer value and mean P(return) = 1 - churn probability of its at-risk customers (those the
+    filter is applied to). Training calls it once and the bundle carries the result.
+    """
+    from dataclasses import replace
+
+    f = features.reindex(scored.index)
+    at_risk = at_risk_rows(scored["risk_percentile"].to_numpy(dtype=float), f, config)
+    if not at_risk.any():
+        return config
+    value = customer_value(scored, f, config)[at_risk]
+    p_return = 1.0 - scored["churn_probability"].to_numpy(dtype=float)[at_risk]
+    rule = replace(config.postpone, reference_value=round(float(np.mean(value)), 2),
+                   reference_return_probability=round(float(np.mean(p_return)), 4))
+    return replace(config, postpone=rule)
+
+
+def _postponed(config: PolicyConfig, contact: np.ndarray, pnr: np.ndarray, value: np.ndarray,
+               p_churn: np.ndarray, cause: np.ndarray
+               ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """DOMAIN.md's decision filter: rows the rules would contact where at least
+    ``below_average_needed`` of value, cause and P(return) are below average; and which ones
+    were below. Paid-not-received is never postponed."""
+    rule = config.postpone
+    n = len(contact)
+    if not rule.active:
+        return np.zeros(n, dtype=bool), {k: np.zeros(n, dtype=bool) for k in BELOW_AVERAGE}
+    weak = np.isin(cause, [CAUSES.index(c) for c in rule.weak_causes])
+    below = {"value": value < rule.reference_value, "cause": weak,
+             "return": (1.0 - p_churn) < rule.reference_return_probability}
+    count = sum(b.astype(np.int64) for b in below.values())
+    return contact & ~pnr & (count >= rule.below_average_needed), below
 
 
 def _check(scored: pd.DataFrame, features: pd.DataFrame) -> None:
@@ -172,6 +215,8 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
     gated = gate_failed.any(axis=1) & (chosen == dnc)
     below_cost = gated & (value < cheapest)
     chosen[hard] = dnc
+    postponed, below_avg = _postponed(config, chosen != dnc, pnr, value, p_churn, cause)
+    chosen[postponed] = dnc
 
     # -- the uplift choice: highest uplift × value − cost among allowed actions ---------------
     profit = np.full(n, np.nan)
@@ -214,6 +259,7 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
     priority = np.where(contact, np.maximum(base, 0.0)
                         + np.where(pnr, config.paid_not_received["priority_boost"], 0.0), 0.0)
 
+    postponed &= by_rules  # where uplift decided, its expected profit replaces the filter
     flags = {
         "at_risk": at_risk, "not_at_risk": ~at_risk, "paid_not_received": pnr & ~hard,
         "no_consent": no_consent, "unsubscribed": unsubscribed, "serial": serial,
@@ -222,6 +268,8 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
         "gate": gated & ~below_cost & ~hard & ~contact & by_rules,
         "uplift_choice": uplift_choice,
         "uplift_none": uplift_none, "uplift_missing": uplift_missing,
+        "postponed": postponed,
+        **{f"below_average:{k}": below_avg[k] & postponed for k in BELOW_AVERAGE},
         **{f"evidence:{c}": evidence[c] & at_risk for c in EVIDENCE_CAUSES},
     }
     from churnkit.policy.text import action_reasons, traces
@@ -230,7 +278,8 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
     out["cause"] = np.asarray(CAUSES, dtype=object)[cause]
     out["action"] = np.asarray(names, dtype=object)[chosen]
     out["action_reason"] = action_reasons(f, cause, out["action"].to_numpy(dtype=object), pct,
-                                          flags, value, action_cost, config, names, cheapest)
+                                          flags, value, action_cost, config, names, cheapest,
+                                          p_churn)
     out["policy_trace"] = traces(flags, cause, seg_code, chosen, gate_failed, names, config)
     out["priority"] = priority
     out["action_cost"] = np.round(action_cost, 2)

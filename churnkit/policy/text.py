@@ -148,7 +148,8 @@ def cause_texts(f: pd.DataFrame, cause: np.ndarray, pnr: np.ndarray, risk_percen
 def action_reasons(f: pd.DataFrame, cause: np.ndarray, action: np.ndarray,
                    risk_percentile: np.ndarray, flags: dict[str, np.ndarray],
                    value: np.ndarray, action_cost: np.ndarray, config: PolicyConfig,
-                   names: list[str], cheapest: np.ndarray) -> pd.api.extensions.ExtensionArray:
+                   names: list[str], cheapest: np.ndarray,
+                   p_churn: np.ndarray | None = None) -> pd.api.extensions.ExtensionArray:
     """``action_reason``: the cause in plain words, then what to do or why not to contact.
 
     ``cause`` holds indices into :data:`CAUSES`, ``action`` the action names.
@@ -191,6 +192,10 @@ def action_reasons(f: pd.DataFrame, cause: np.ndarray, action: np.ndarray,
                + f"{config.economic_gate_multiple:g}× the cost " + _int(cheapest[k])
                + " of the cheapest fitting action")
     left &= ~k
+    k = left & flags.get("postponed", np.zeros(len(f), dtype=bool))
+    if k.any():
+        what[k] = _postponed_text(k, flags, value, p_churn, cause, config)
+    left &= ~k
     k = left & flags["uplift_none"]
     what[k] = "do not contact: no action is expected to pay for itself"
     left &= ~k
@@ -202,8 +207,40 @@ def action_reasons(f: pd.DataFrame, cause: np.ndarray, action: np.ndarray,
     return (why + "; " + what).to_pandas()
 
 
+def _pct(x: np.ndarray) -> Text:
+    return _int(100 * np.asarray(x, dtype=float)) + "%"
+
+
+def _postponed_text(k: np.ndarray, flags: dict[str, np.ndarray], value: np.ndarray,
+                    p_churn: np.ndarray | None, cause: np.ndarray,
+                    config: PolicyConfig) -> Text:
+    """'postpone: value 120 below the average 340, return chance 18% below the average 31%'
+    (only the parts that were below average), for the rows of ``k``."""
+    rule = config.postpone
+    n = int(k.sum())
+    parts = Text.full(n, "")
+    sep = Text.full(n, "")
+    ret = 1.0 - (np.zeros(len(k)) if p_churn is None else p_churn)
+    pieces = (
+        ("value", lambda m: "value " + _int(value[m]) + " below the average "
+         + _int(np.full(int(m.sum()), rule.reference_value))),
+        ("cause", lambda m: Text.full(int(m.sum()), "a weak cause to act on (")
+         + Text(pa.array(np.asarray(CAUSES, dtype=object)[cause[m]], pa.string())) + ")"),
+        ("return", lambda m: "return chance " + _pct(ret[m]) + " below the average "
+         + _pct(np.full(int(m.sum()), rule.reference_return_probability))),
+    )
+    for key, text in pieces:
+        hit = flags[f"below_average:{key}"][k]
+        if hit.any():
+            parts[hit] = parts[hit] + sep[hit] + text(k & flags[f"below_average:{key}"])
+            sep[hit] = ", "
+    return "postpone (do not contact now): " + parts
+
+
 def _trace_texts(config: PolicyConfig, names: list[str]) -> dict[str, str]:
     s, pnr, h = config.serial_complainer, config.paid_not_received, config.discount_hunter
+    rule = config.postpone
+    ref_value, ref_return = rule.reference_value or 0.0, rule.reference_return_probability or 0.0
     texts = {
         "at_risk": f"at risk: risk percentile >= {config.at_risk_percentile:g}",
         "not_at_risk": f"not at risk: risk percentile < {config.at_risk_percentile:g}",
@@ -224,6 +261,11 @@ def _trace_texts(config: PolicyConfig, names: list[str]) -> dict[str, str]:
         "uplift_choice": "uplift: highest expected incremental profit (uplift x value - cost)",
         "uplift_none": "uplift: no allowed action has a positive uplift x value - cost",
         "uplift_missing": "uplift: no prediction for this customer, the rules decided",
+        "postponed": (f"postpone: {rule.below_average_needed} or more of value, cause and "
+                      "probability of return below average (DOMAIN.md's decision filter)"),
+        "below_average:value": f"value below the average {ref_value:.0f}",
+        "below_average:cause": f"weak cause ({', '.join(rule.weak_causes)})",
+        "below_average:return": f"probability of return below the average {100 * ref_return:.0f}%",
         **{f"evidence:{c}": f"evidence of {c.replace('_', ' ')}" for c in EVIDENCE_CAUSES},
     }
     for a in names:
@@ -240,7 +282,8 @@ def traces(flags: dict[str, np.ndarray], cause: np.ndarray, seg_code: np.ndarray
     order = ["at_risk", "not_at_risk", *(f"evidence:{c}" for c in EVIDENCE_CAUSES),
              "paid_not_received", "no_consent", "unsubscribed", "serial", "quiet",
              "segment_playbook", *(f"gate_failed:{a}" for a in names), "value_below_cost",
-             "gate", "uplift_choice", "uplift_none", "uplift_missing", "hunter"]
+             "gate", "below_average:value", "below_average:cause", "below_average:return",
+             "postponed", "uplift_choice", "uplift_none", "uplift_missing", "hunter"]
     columns = [flags[k] if k in flags else gate_failed[:, names.index(k.split(":", 1)[1])]
                for k in order]
     bits = np.zeros(n, dtype=np.int64)

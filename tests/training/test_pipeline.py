@@ -75,6 +75,25 @@ def test_bundle_roundtrip_and_one_scoring_path(result, shop, config):
     assert 1 <= len(drivers) <= 3 and drivers[0]["contribution"] > 0
 
 
+def test_trained_bundle_carries_the_postpone_averages(result, shop, tmp_path):
+    # DOMAIN.md's decision filter: averages fixed at training, saved with the bundle, so a
+    # customer scored alone is postponed exactly as in the full run
+    tables, _ = shop
+    rule = result.bundle.policy.postpone
+    assert rule.active and rule.reference_value > 0
+    assert 0 < rule.reference_return_probability < 1
+    rules_only = replace(result.bundle, uplift=None)  # where the rules decide
+    rules_only.save(tmp_path / "b")
+    bundle = ck.ModelBundle.load(tmp_path / "b")
+    assert bundle.policy.postpone == rule
+    full = ck.score(tables, as_of=AS_OF, bundle=bundle)
+    postponed = full["policy_trace"].map(lambda t: any(s.startswith("postpone:") for s in t))
+    assert postponed.sum() > 0 and (full.loc[postponed, "action"] == "do_not_contact").all()
+    one = full.index[postponed.to_numpy()][0]
+    alone = ck.score(tables, as_of=AS_OF, bundle=bundle, customer_ids=[one])
+    pd.testing.assert_frame_equal(alone, full.loc[[one]])
+
+
 def test_bundle_with_changed_feature_spec_is_refused(result, tmp_path):
     path = result.bundle.save(tmp_path / "b")
     doc = json.loads((path / "bundle.json").read_text())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -40,9 +41,14 @@ def test_compensation_scales_with_value_not_damage():
 
 def test_round_trip_through_yaml(tmp_path):
     c = PolicyConfig.default()
+    assert not c.postpone.active  # packaged: no averages until training fills them
     c.save(tmp_path)
     again = PolicyConfig.load(tmp_path)
     assert again == c
+    trained = replace(c, postpone=replace(c.postpone, reference_value=812.5,
+                                          reference_return_probability=0.31))
+    trained.save(tmp_path)
+    assert PolicyConfig.load(tmp_path) == trained and trained.postpone.active
     assert again.action_cost("promo_code", 1234.0) == c.action_cost("promo_code", 1234.0)
 
 
@@ -66,6 +72,10 @@ def test_edited_copy_changes_the_rules(tmp_path):
     (lambda d: d.update(economic_gate_multiple=0.5), "economic_gate_multiple"),
     (lambda d: d["serial_complainer"].update(min_tickets="many"), "serial_complainer.min_tickets"),
     (lambda d: d["segment_playbook"].update(whales={}), "segment_playbook.whales"),
+    (lambda d: d["postpone"].update(below_average_needed=4), "postpone.below_average_needed"),
+    (lambda d: d["postpone"].update(weak_causes=["boredom"]), "postpone.weak_causes"),
+    (lambda d: d["postpone"].update(reference_value="high"), "postpone"),
+    (lambda d: d["postpone"].update(when="later"), "postpone: unknown key"),
 ])
 def test_bad_config_names_the_key(tmp_path, edit, message):
     data = PolicyConfig.default().to_dict()

@@ -161,6 +161,43 @@ def test_uplift_picks_the_most_profitable_allowed_action(world, scored):
     assert (none.loc[~pnr, "expected_incremental_profit"] == 0).all()
 
 
+def test_postpone_when_two_of_value_cause_and_return_are_below_average(world, scored, decided):
+    # DOMAIN.md's decision filter, with averages from this population's at-risk customers
+    from churnkit.policy import postpone_references
+
+    config = postpone_references(scored, world.features, CONFIG)
+    rule = config.postpone
+    assert rule.active and rule.reference_value > 0 and 0 < rule.reference_return_probability < 1
+    out = decide(scored, world.features, config, contributions=world.contributions)
+    value = customer_value(scored, world.features, CONFIG)
+    below = ((value < rule.reference_value).astype(int)
+             + decided["cause"].isin(rule.weak_causes).to_numpy().astype(int)
+             + (1 - scored["churn_probability"] < rule.reference_return_probability).astype(int))
+    pnr = world.features["days_since_paid_not_received"] <= 365
+    was_contacted = (decided["action"] != "do_not_contact").to_numpy()
+    expect = was_contacted & (below >= 2) & ~pnr.to_numpy()
+    assert 20 < expect.sum() < was_contacted.sum()  # the filter bites, but not on everyone
+    postponed = out["policy_trace"].map(lambda t: any(s.startswith("postpone:") for s in t))
+    assert (postponed.to_numpy() == expect).all()
+    assert (out.loc[expect, "action"] == "do_not_contact").all()
+    reasons = out.loc[expect, "action_reason"]
+    assert reasons.str.contains("postpone (do not contact now)", regex=False).all()
+    # the rest is decided as without the filter; a paid-not-received customer is never postponed
+    pd.testing.assert_series_equal(out.loc[~expect, "action"], decided.loc[~expect, "action"])
+    assert (out.loc[pnr & (decided["action"] != "do_not_contact"), "action"]
+            != "do_not_contact").all()
+    # the reason names what was below average, with the numbers
+    one = out.loc[expect].iloc[0]
+    assert "below the average" in one["action_reason"]
+    # needing all three postpones fewer; 0 turns the filter off
+    strict = replace(config, postpone=replace(rule, below_average_needed=3))
+    n3 = (decide(scored, world.features, strict)["action"] == "do_not_contact").sum()
+    assert n3 < (out["action"] == "do_not_contact").sum()
+    off = replace(config, postpone=replace(rule, below_average_needed=0))
+    pd.testing.assert_frame_equal(decide(scored, world.features, off,
+                                         contributions=world.contributions), decided)
+
+
 def test_bad_inputs_are_named(world, scored):
     with pytest.raises(ValueError, match="unsubscribed"):
         decide(scored, world.features.drop(columns=["unsubscribed"]), CONFIG)
