@@ -41,11 +41,12 @@ def model_matrix(features: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
             + " (was it trained with tables that are absent here?)"
         )
     X = features.loc[:, list(names)].copy()
-    for column in X.columns:
-        dtype = X[column].dtype
-        if pd.api.types.is_bool_dtype(dtype):
-            X[column] = X[column].astype("float64")
-        elif pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
+    dtypes = X.dtypes  # read once: a column lookup per feature costs ~4 ms for one customer
+    flags = [c for c, d in dtypes.items() if pd.api.types.is_bool_dtype(d)]
+    if flags:
+        X[flags] = X[flags].astype("float64")
+    for column, dtype in dtypes.items():
+        if pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
             X[column] = X[column].astype("category")
     return X
 
