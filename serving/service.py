@@ -200,7 +200,7 @@ class ChurnService:
         started = time.perf_counter()
         try:
             bundle = ck.ModelBundle.load(self.settings.model)
-            store = open_store(self.settings.data)
+            store = open_store(self.settings.data, memory_mb=self.settings.store_memory_mb)
             # Warm up the feature engine on this (the scoring) thread's connection.
             self.bundle, self.store = bundle, store
         except Exception as exc:  # reported by /readyz and every scoring call

@@ -53,6 +53,11 @@ class Settings:
     queue_timeout_s
         A request that waited this long for its scoring call is answered 503 instead
         (``CHURNKIT_QUEUE_TIMEOUT_S``, default 10 s): load shedding under overload.
+    store_memory_mb
+        A Parquet directory whose files total at most this many MB is also held in memory,
+        validated once, and answered from while no file has changed since
+        (``CHURNKIT_STORE_MEMORY_MB``, default 1024; 0 = always read the files). In memory it
+        takes about 5-10× the size of its files. See :mod:`serving.store`.
     port
         HTTP port (``CHURNKIT_PORT``, default 3000).
     """
@@ -65,6 +70,7 @@ class Settings:
     max_future_seconds: float = 86_400.0
     batch_wait_ms: float = 2.0
     queue_timeout_s: float = 10.0
+    store_memory_mb: float = 1024.0
     port: int = 3000
 
     @property
@@ -123,7 +129,7 @@ class Settings:
             if name in values and int(values[name]) < 1:  # type: ignore[call-overload]
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be >= 1, "
                                     f"got {values[name]}")
-        for name in ("max_future_seconds", "batch_wait_ms", "queue_timeout_s"):
+        for name in ("max_future_seconds", "batch_wait_ms", "queue_timeout_s", "store_memory_mb"):
             if name in values and float(values[name]) < 0:  # type: ignore[arg-type]
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be >= 0, "
                                     f"got {values[name]}")

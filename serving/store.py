@@ -8,10 +8,18 @@ appended since the service started (a new Parquet part in ``tickets/``, a rewrit
 customers. :class:`DatabaseStore` does the same against PostgreSQL with one filtered query per
 table. Both return :func:`churnkit.validate`-normalized :class:`churnkit.Tables`, so scoring sees
 exactly the kinds the batch job sees.
+
+A Parquet directory small enough (``memory_mb`` of files, ``CHURNKIT_STORE_MEMORY_MB``) is also
+held in memory, validated once, as a snapshot tagged with the files' signature (path, size and
+modification time of every file). A call whose signature equals the snapshot's slices it (a
+binary search per table: microseconds, no re-validation); a call that finds any file changed,
+added or removed reads the files through DuckDB as above, and a background thread takes a new
+snapshot. Answers are therefore always those of the files as they are at the call.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from decimal import Decimal
@@ -24,6 +32,8 @@ import pandas as pd
 import churnkit as ck
 from churnkit.contracts import TABLES
 from churnkit.tables import find_table_file
+
+logger = logging.getLogger("churnkit.service")
 
 
 class StoreError(RuntimeError):
@@ -41,11 +51,12 @@ class EventStore(Protocol):
     def close(self) -> None: ...
 
 
-def open_store(source: str) -> EventStore:
-    """A :class:`DatabaseStore` for a URL (``postgresql://...``), else a :class:`ParquetStore`."""
+def open_store(source: str, *, memory_mb: float = 0) -> EventStore:
+    """A :class:`DatabaseStore` for a URL (``postgresql://...``), else a :class:`ParquetStore`
+    (held in memory while its files total at most ``memory_mb``)."""
     if "://" in source:
         return DatabaseStore(source)
-    return ParquetStore(Path(source))
+    return ParquetStore(Path(source), memory_mb=memory_mb)
 
 
 def _sql_literal(value: object) -> str:
@@ -62,8 +73,12 @@ class ParquetStore:
     service scores on one worker thread anyway).
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, memory_mb: float = 0) -> None:
         self.directory = Path(directory)
+        self.memory_mb = memory_mb
+        self._snapshot: tuple[tuple, ck.Tables] | None = None
+        self._unusable: tuple | None = None  # the signature of files that failed validation
+        self._refreshing = threading.Lock()
         if not self.directory.is_dir():
             raise ck.DataSourceError(f"data directory {self.directory} does not exist")
         self._con = duckdb.connect(config={"threads": 1})
@@ -80,9 +95,71 @@ class ParquetStore:
         ).fetchall()
         kind = kind[0] if kind else None
         self.id_kind = "int" if kind and "INT" in kind[0].upper() else "str"
+        if memory_mb > 0:
+            self._take_snapshot()  # at start: the service is ready with its snapshot
 
     def describe(self) -> str:
-        return f"parquet directory {self.directory}"
+        held = "" if self._snapshot is None else ", held in memory"
+        return f"parquet directory {self.directory}{held}"
+
+    # -- the in-memory snapshot ------------------------------------------------------------------
+    def signature(self) -> tuple:
+        """(table, file, inode, size, mtime_ns, ctime_ns) of every file of every table: changes
+        when a file is rewritten (in place or replaced), appended to, added or removed."""
+        out = []
+        for name in TABLES:
+            path = find_table_file(self.directory, name)
+            if path is None:
+                continue
+            files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+            for file in files:
+                try:
+                    st = file.stat()
+                except FileNotFoundError:  # removed while listing: a change
+                    continue
+                out.append((name, str(file), st.st_ino, st.st_size, st.st_mtime_ns,
+                            st.st_ctime_ns))
+        return tuple(out)
+
+    def _take_snapshot(self) -> None:
+        """Load, validate and keep the whole directory if it is small enough and did not change
+        while being read; otherwise keep none (calls then read through DuckDB)."""
+        if not self._refreshing.acquire(blocking=False):
+            return  # one refresh at a time
+        try:
+            before = self.signature()
+            size_mb = sum(entry[3] for entry in before) / 2**20
+            if size_mb > self.memory_mb:  # too big: not tried again in this process
+                logger.info("event store: %.0f MB of files > CHURNKIT_STORE_MEMORY_MB=%g, "
+                            "read through DuckDB on every call", size_mb, self.memory_mb)
+                self._snapshot, self.memory_mb = None, 0
+                return
+            try:
+                tables = ck.load_tables(self.directory)
+            except (ck.DataValidationError, ck.DataSourceError) as exc:
+                # Not retried until a file changes; calls read (and validate) their rows only.
+                lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+                logger.warning("event store: not held in memory (%s); calls read the files",
+                               " ".join(lines[:3]))
+                self._snapshot, self._unusable = None, before
+                return
+            if self.signature() == before:
+                self._snapshot = (before, tables)
+        finally:
+            self._refreshing.release()
+
+    def _from_snapshot(self, ids: list[object]) -> ck.Tables | None:
+        snapshot = self._snapshot
+        if snapshot is None and self.memory_mb <= 0:
+            return None
+        now = self.signature()
+        if snapshot is not None and snapshot[0] == now:
+            return snapshot[1].for_customers(ids)
+        # Changed (or not taken yet): this call reads the files; a new snapshot follows.
+        if now != self._unusable and not self._refreshing.locked():
+            threading.Thread(target=self._take_snapshot, name="churnkit-store-snapshot",
+                             daemon=True).start()
+        return None
 
     def _source(self, name: str) -> str | None:
         path = find_table_file(self.directory, name)
@@ -98,6 +175,9 @@ class ParquetStore:
     def tables_for(self, customer_ids: Sequence[object]) -> ck.Tables:
         """The rows of these customers in every present table, validated and normalized."""
         ids = list(dict.fromkeys(customer_ids))
+        held = self._from_snapshot(ids)
+        if held is not None:
+            return held
         frames: dict[str, pd.DataFrame | None] = {}
         with self._lock:
             for name in TABLES:

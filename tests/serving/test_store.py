@@ -58,6 +58,67 @@ def test_parquet_store_sees_new_parts_and_new_tables(small_shop, tmp_path):
     assert n_before == int((tickets.iloc[:10]["customer_id"] == cid).sum())
 
 
+def _wait_for_snapshot(store: ParquetStore, timeout: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        held = store._snapshot
+        if held is not None and held[0] == store.signature():
+            return
+        time.sleep(0.05)
+    raise AssertionError("the store took no snapshot of the changed files")
+
+
+def test_memory_store_answers_like_the_files_and_follows_changes(small_shop, tmp_path):
+    ck.save_tables(small_shop.replace(tickets=None), tmp_path)
+    files = ParquetStore(tmp_path)  # reads the files on every call
+    held = ParquetStore(tmp_path, memory_mb=100)
+    assert "held in memory" in held.describe() and "held" not in files.describe()
+    ids = [int(i) for i in small_shop.customers["customer_id"].iloc[[3, 77, 201]]]
+    for a, b in ((held.tables_for([*ids, 10**9]), files.tables_for(ids)),
+                 (held.tables_for([]), files.tables_for([]))):
+        assert a.normalized and a.present() == b.present()
+        for name, frame in b.items():
+            pd.testing.assert_frame_equal(a.get(name).reset_index(drop=True),
+                                          frame.reset_index(drop=True), obj=name)
+    # a table appears, then a new part: the very next call sees it (read from the files) and
+    # a new snapshot follows in the background, answering the same
+    cid = ids[0]
+    (tmp_path / "tickets").mkdir()
+    small_shop.tickets.iloc[:5].to_parquet(tmp_path / "tickets" / "part-0.parquet", index=False)
+    extra = small_shop.tickets.iloc[:1].assign(ticket_id=10**7, customer_id=cid,
+                                               opened_at=pd.Timestamp("2025-06-30", tz="UTC"))
+    extra.to_parquet(tmp_path / "tickets" / "part-1.parquet", index=False)
+    fresh = held.tables_for([cid]).tickets
+    assert 10**7 in set(fresh["ticket_id"])
+    _wait_for_snapshot(held)
+    pd.testing.assert_frame_equal(held.tables_for([cid]).tickets.reset_index(drop=True),
+                                  fresh.reset_index(drop=True))
+
+
+def test_memory_store_falls_back_to_the_files(small_shop, tmp_path, caplog):
+    # too big for the limit: never held
+    ck.save_tables(small_shop, tmp_path)
+    tiny = ParquetStore(tmp_path, memory_mb=0.001)
+    assert "held" not in tiny.describe() and tiny.memory_mb == 0
+    # bad rows somewhere: not held (the whole store would not validate), every call reads the
+    # files and validates only its own customers' rows
+    bad = small_shop.orders.copy()
+    bad.loc[bad.index[0], "amount"] = -5.0
+    bad.to_parquet(tmp_path / "orders.parquet", index=False)
+    with caplog.at_level("WARNING", logger="churnkit.service"):
+        store = ParquetStore(tmp_path, memory_mb=100)
+    assert "held" not in store.describe()
+    assert "not held in memory" in caplog.text and "orders.amount" in caplog.text
+    sound = int(small_shop.customers["customer_id"].iloc[-1])
+    assert sound != int(bad["customer_id"].iloc[0])
+    got = store.tables_for([sound])
+    assert list(got.customers["customer_id"]) == [sound]
+    with pytest.raises(ck.DataValidationError, match="amount"):
+        store.tables_for([int(bad["customer_id"].iloc[0])])
+
+
 def test_parquet_store_refuses_a_directory_without_the_required_tables(tmp_path):
     with pytest.raises(ck.DataSourceError, match="does not exist"):
         ParquetStore(tmp_path / "nope")
