@@ -85,7 +85,7 @@ def in_process(data: Path, bundle_path: Path, ids: list[int], n: int = 40) -> di
     tables = ck.load_tables(data)
     bundle = ck.ModelBundle.load(bundle_path)
     store = ParquetStore(data)  # files read on every call
-    held = ParquetStore(data, memory_mb=10_000)  # the service's default for a small store
+    held = ParquetStore(data, memory_mb=10_000)  # held in memory, as the service holds it
     out = {}
     for name, call in (
         ("ck.score, tables in memory", lambda i: ck.score(tables, as_of=AS_OF, bundle=bundle,

@@ -56,8 +56,9 @@ class Settings:
     store_memory_mb
         A Parquet directory whose files total at most this many MB is also held in memory,
         validated once, and answered from while no file has changed since
-        (``CHURNKIT_STORE_MEMORY_MB``, default 1024; 0 = always read the files). In memory it
-        takes about 5-10× the size of its files. See :mod:`serving.store`.
+        (``CHURNKIT_STORE_MEMORY_MB``, default 256; 0 = always read the files). In memory it
+        takes about 5-10× the size of its files (the 100k-customer benchmark shop: 66 MB of
+        files, 440 MB in memory). See :mod:`serving.store`.
     port
         HTTP port (``CHURNKIT_PORT``, default 3000).
     """
@@ -70,7 +71,7 @@ class Settings:
     max_future_seconds: float = 86_400.0
     batch_wait_ms: float = 2.0
     queue_timeout_s: float = 10.0
-    store_memory_mb: float = 1024.0
+    store_memory_mb: float = 256.0
     port: int = 3000
 
     @property

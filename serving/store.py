@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -59,6 +60,18 @@ def open_store(source: str, *, memory_mb: float = 0) -> EventStore:
     return ParquetStore(Path(source), memory_mb=memory_mb)
 
 
+def _parts(path: Path) -> list[Path]:
+    """The Parquet parts of a table directory, as pyarrow (and so :func:`churnkit.load_tables`)
+    reads them: ``*.parquet`` files at any depth, skipping every file or folder whose name
+    starts with ``.`` or ``_`` (writers' temporary and metadata files)."""
+    out = []
+    for file in path.rglob("*.parquet"):
+        relative = file.relative_to(path).parts
+        if not any(part.startswith((".", "_")) for part in relative):
+            out.append(file)
+    return sorted(out)
+
+
 def _sql_literal(value: object) -> str:
     if isinstance(value, int):
         return str(int(value))
@@ -77,8 +90,9 @@ class ParquetStore:
         self.directory = Path(directory)
         self.memory_mb = memory_mb
         self._snapshot: tuple[tuple, ck.Tables] | None = None
-        self._unusable: tuple | None = None  # the signature of files that failed validation
+        self._unusable: tuple | None = None  # the signature of files that failed to load
         self._refreshing = threading.Lock()
+        self._next_refresh = 0.0  # monotonic time before which no new snapshot is started
         if not self.directory.is_dir():
             raise ck.DataSourceError(f"data directory {self.directory} does not exist")
         self._con = duckdb.connect(config={"threads": 1})
@@ -111,8 +125,7 @@ class ParquetStore:
             path = find_table_file(self.directory, name)
             if path is None:
                 continue
-            files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
-            for file in files:
+            for file in _parts(path) if path.is_dir() else [path]:
                 try:
                     st = file.stat()
                 except FileNotFoundError:  # removed while listing: a change
@@ -126,6 +139,7 @@ class ParquetStore:
         while being read; otherwise keep none (calls then read through DuckDB)."""
         if not self._refreshing.acquire(blocking=False):
             return  # one refresh at a time
+        started = time.monotonic()
         try:
             before = self.signature()
             size_mb = sum(entry[3] for entry in before) / 2**20
@@ -136,16 +150,19 @@ class ParquetStore:
                 return
             try:
                 tables = ck.load_tables(self.directory)
-            except (ck.DataValidationError, ck.DataSourceError) as exc:
+            except Exception as exc:  # any failure: calls are served from the files
                 # Not retried until a file changes; calls read (and validate) their rows only.
                 lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-                logger.warning("event store: not held in memory (%s); calls read the files",
-                               " ".join(lines[:3]))
+                logger.warning("event store: not held in memory (%s: %s); calls read the files",
+                               type(exc).__name__, " ".join(lines[:3]))
                 self._snapshot, self._unusable = None, before
                 return
             if self.signature() == before:
                 self._snapshot = (before, tables)
         finally:
+            # Files that change faster than a load: at most one load per load's duration
+            # (at least a second), instead of loads back to back.
+            self._next_refresh = time.monotonic() + max(1.0, time.monotonic() - started)
             self._refreshing.release()
 
     def _from_snapshot(self, ids: list[object]) -> ck.Tables | None:
@@ -155,8 +172,11 @@ class ParquetStore:
         now = self.signature()
         if snapshot is not None and snapshot[0] == now:
             return snapshot[1].for_customers(ids)
+        if snapshot is not None and self._snapshot is snapshot:
+            self._snapshot = None  # stale: free it now rather than hold two copies
         # Changed (or not taken yet): this call reads the files; a new snapshot follows.
-        if now != self._unusable and not self._refreshing.locked():
+        if (now != self._unusable and not self._refreshing.locked()
+                and time.monotonic() >= self._next_refresh):
             threading.Thread(target=self._take_snapshot, name="churnkit-store-snapshot",
                              daemon=True).start()
         return None
@@ -166,8 +186,11 @@ class ParquetStore:
         if path is None:
             return None
         if path.is_dir():
-            return f"read_parquet({_sql_literal(str(path / '**' / '*.parquet'))}, " \
-                   "union_by_name = true)"
+            parts = _parts(path)
+            if not parts:  # a directory with no part yet: the table is absent for now
+                return None
+            files = ", ".join(_sql_literal(str(f)) for f in parts)
+            return f"read_parquet([{files}], union_by_name = true)"
         if path.suffix == ".csv":
             return f"read_csv({_sql_literal(str(path))}, header = true, all_varchar = true)"
         return f"read_parquet({_sql_literal(str(path))})"

@@ -92,22 +92,27 @@ def _postpone_rule(data: Any, problems: list[str]) -> PostponeRule:
     unknown = set(data) - set(PostponeRule().to_dict())
     if unknown:
         problems.append(f"postpone: unknown key(s) {sorted(unknown)}")
-    weak = tuple(data.get("weak_causes", PostponeRule.weak_causes))
+    weak = data.get("weak_causes", list(PostponeRule.weak_causes))
+    if not isinstance(weak, list) or not all(isinstance(c, str) for c in weak):
+        problems.append(f"postpone.weak_causes: expected a list of causes, got {weak!r}")
+        weak = []
     for c in weak:
         if c not in CAUSES:
             problems.append(f"postpone.weak_causes: unknown cause {c!r} (one of {list(CAUSES)})")
-    try:
-        needed = int(data.get("below_average_needed", 2))
-        refs = [None if data.get(k) is None else float(data[k])
-                for k in ("reference_value", "reference_return_probability")]
-    except (TypeError, ValueError):
-        problems.append("postpone: below_average_needed must be an integer and the references "
-                        "numbers or null")
-        return PostponeRule()
-    if not 0 <= needed <= 3:
-        problems.append(f"postpone.below_average_needed: expected 0-3 (of value, cause and "
-                        f"probability of return), got {needed}")
-    return PostponeRule(needed, weak, refs[0], refs[1])
+    needed = data.get("below_average_needed", 2)
+    if isinstance(needed, bool) or not isinstance(needed, int) or not 0 <= needed <= 3:
+        problems.append(f"postpone.below_average_needed: expected an integer 0-3 (of value, "
+                        f"cause and probability of return), got {needed!r}")
+        needed = 0
+    refs: list[float | None] = []
+    for key in ("reference_value", "reference_return_probability"):
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not math.isfinite(value)):
+            problems.append(f"postpone.{key}: expected a finite number or null, got {value!r}")
+            value = None
+        refs.append(None if value is None else float(value))
+    return PostponeRule(needed, tuple(weak), refs[0], refs[1])
 
 
 @dataclass(frozen=True)

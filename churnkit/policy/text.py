@@ -149,7 +149,7 @@ def action_reasons(f: pd.DataFrame, cause: np.ndarray, action: np.ndarray,
                    risk_percentile: np.ndarray, flags: dict[str, np.ndarray],
                    value: np.ndarray, action_cost: np.ndarray, config: PolicyConfig,
                    names: list[str], cheapest: np.ndarray,
-                   p_churn: np.ndarray | None = None) -> pd.api.extensions.ExtensionArray:
+                   p_churn: np.ndarray) -> pd.api.extensions.ExtensionArray:
     """``action_reason``: the cause in plain words, then what to do or why not to contact.
 
     ``cause`` holds indices into :data:`CAUSES`, ``action`` the action names.
@@ -212,7 +212,7 @@ def _pct(x: np.ndarray) -> Text:
 
 
 def _postponed_text(k: np.ndarray, flags: dict[str, np.ndarray], value: np.ndarray,
-                    p_churn: np.ndarray | None, cause: np.ndarray,
+                    p_churn: np.ndarray, cause: np.ndarray,
                     config: PolicyConfig) -> Text:
     """'postpone: value 120 below the average 340, return chance 18% below the average 31%'
     (only the parts that were below average), for the rows of ``k``."""
@@ -220,7 +220,7 @@ def _postponed_text(k: np.ndarray, flags: dict[str, np.ndarray], value: np.ndarr
     n = int(k.sum())
     parts = Text.full(n, "")
     sep = Text.full(n, "")
-    ret = 1.0 - (np.zeros(len(k)) if p_churn is None else p_churn)
+    ret = 1.0 - np.asarray(p_churn, dtype=float)
     pieces = (
         ("value", lambda m: "value " + _int(value[m]) + " below the average "
          + _int(np.full(int(m.sum()), rule.reference_value))),

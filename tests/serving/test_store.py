@@ -58,7 +58,9 @@ def test_parquet_store_sees_new_parts_and_new_tables(small_shop, tmp_path):
     assert n_before == int((tickets.iloc[:10]["customer_id"] == cid).sum())
 
 
-def _wait_for_snapshot(store: ParquetStore, timeout: float = 30.0) -> None:
+def _wait_for_snapshot(store: ParquetStore, cid: int, timeout: float = 30.0) -> None:
+    """Keep asking (as callers do: a call after a change starts the new snapshot, at most one
+    load per second) until the store holds the current files."""
     import time
 
     deadline = time.monotonic() + timeout
@@ -66,7 +68,8 @@ def _wait_for_snapshot(store: ParquetStore, timeout: float = 30.0) -> None:
         held = store._snapshot
         if held is not None and held[0] == store.signature():
             return
-        time.sleep(0.05)
+        store.tables_for([cid])
+        time.sleep(0.1)
     raise AssertionError("the store took no snapshot of the changed files")
 
 
@@ -92,9 +95,48 @@ def test_memory_store_answers_like_the_files_and_follows_changes(small_shop, tmp
     extra.to_parquet(tmp_path / "tickets" / "part-1.parquet", index=False)
     fresh = held.tables_for([cid]).tickets
     assert 10**7 in set(fresh["ticket_id"])
-    _wait_for_snapshot(held)
+    _wait_for_snapshot(held, cid)
     pd.testing.assert_frame_equal(held.tables_for([cid]).tickets.reset_index(drop=True),
                                   fresh.reset_index(drop=True))
+
+
+def test_memory_store_slices_the_snapshot_and_skips_temporary_parts(small_shop, tmp_path):
+    ck.save_tables(small_shop.replace(tickets=None), tmp_path)
+    (tmp_path / "tickets" / "_tmp").mkdir(parents=True)
+    small_shop.tickets.to_parquet(tmp_path / "tickets" / "part-0.parquet", index=False)
+    # a writer's temporary part: not data yet, for either path
+    small_shop.tickets.iloc[:3].assign(ticket_id=[10**7, 10**7 + 1, 10**7 + 2]).to_parquet(
+        tmp_path / "tickets" / "_tmp" / "part-1.parquet", index=False)
+    cid = int(small_shop.tickets["customer_id"].iloc[0])
+    files = ParquetStore(tmp_path).tables_for([cid]).tickets
+    held = ParquetStore(tmp_path, memory_mb=100)
+    assert not (files["ticket_id"] >= 10**7).any()
+    # unchanged files: answered from memory without touching DuckDB at all
+    held._con.close()
+    pd.testing.assert_frame_equal(held.tables_for([cid]).tickets.reset_index(drop=True),
+                                  files.reset_index(drop=True))
+
+
+def test_memory_store_does_not_reload_again_and_again(small_shop, tmp_path, monkeypatch,
+                                                       caplog):
+    import time
+
+    ck.save_tables(small_shop, tmp_path)
+    loads = []
+
+    def failing(*args, **kwargs):
+        loads.append(1)
+        raise RuntimeError("out of luck")
+
+    monkeypatch.setattr(ck, "load_tables", failing)
+    with caplog.at_level("WARNING", logger="churnkit.service"):
+        store = ParquetStore(tmp_path, memory_mb=100)  # the first load fails: files are read
+    assert "RuntimeError: out of luck" in caplog.text and "held" not in store.describe()
+    cid = int(small_shop.customers["customer_id"].iloc[0])
+    for _ in range(5):
+        assert list(store.tables_for([cid]).customers["customer_id"]) == [cid]
+    time.sleep(0.2)
+    assert len(loads) == 1  # not retried while the files are the same
 
 
 def test_memory_store_falls_back_to_the_files(small_shop, tmp_path, caplog):

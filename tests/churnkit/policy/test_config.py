@@ -74,7 +74,14 @@ def test_edited_copy_changes_the_rules(tmp_path):
     (lambda d: d["segment_playbook"].update(whales={}), "segment_playbook.whales"),
     (lambda d: d["postpone"].update(below_average_needed=4), "postpone.below_average_needed"),
     (lambda d: d["postpone"].update(weak_causes=["boredom"]), "postpone.weak_causes"),
-    (lambda d: d["postpone"].update(reference_value="high"), "postpone"),
+    (lambda d: d["postpone"].update(reference_value="high"), "postpone.reference_value"),
+    (lambda d: d["postpone"].update(reference_value=float("nan")), "postpone.reference_value"),
+    (lambda d: d["postpone"].update(weak_causes=None), "postpone.weak_causes"),
+    (lambda d: d["postpone"].update(weak_causes="price"), "postpone.weak_causes"),
+    (lambda d: d["postpone"].update(below_average_needed=2.9),
+     "postpone.below_average_needed"),
+    (lambda d: d["postpone"].update(below_average_needed=True),
+     "postpone.below_average_needed"),
     (lambda d: d["postpone"].update(when="later"), "postpone: unknown key"),
 ])
 def test_bad_config_names_the_key(tmp_path, edit, message):
