@@ -15,6 +15,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from churnkit.frames import numeric_matrix
+
 #: Features of the hazard model (those present in the frame are used).
 FEATURES = (
     "days_since_last_order", "days_since_first_order", "days_since_signup", "orders_30d",
@@ -30,12 +32,7 @@ FEATURES = (
 
 def feature_matrix(frame: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
     """The named columns as a float matrix (flags 0/1, missing as NaN)."""
-    cols = []
-    for n in names:
-        s = frame[n] if n in frame.columns else pd.Series(np.nan, index=frame.index)
-        cols.append(pd.to_numeric(s.astype("float64") if s.dtype == bool else s,
-                                  errors="coerce").to_numpy(dtype="float64", na_value=np.nan))
-    return np.column_stack(cols) if cols else np.empty((len(frame), 0))
+    return numeric_matrix(frame, names)
 
 
 class NextOrderModel:

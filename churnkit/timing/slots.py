@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from churnkit.features.clock import HOUR_BANDS, WEEKDAYS
+from churnkit.frames import numeric_matrix
 from churnkit.timing.profiles import HourProfiles
 
 HOURS_PER_WEEK = 168
@@ -39,14 +40,7 @@ FEATURES = (*_BAND_COLS, *_DAY_COLS, "modal_local_hour", "activity_events", "ord
 
 
 def _matrix(frame: pd.DataFrame) -> np.ndarray:
-    cols = []
-    for name in FEATURES:
-        if name not in frame.columns:
-            cols.append(np.full(len(frame), np.nan))
-        else:
-            cols.append(pd.to_numeric(frame[name], errors="coerce")
-                        .to_numpy(dtype="float64", na_value=np.nan))
-    return np.column_stack(cols)
+    return numeric_matrix(frame, FEATURES)
 
 
 def _hour_counts(frame: pd.DataFrame) -> np.ndarray | None:
