@@ -128,7 +128,8 @@ def main() -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     model.predict(ev, as_of=cutoffs.evaluation)
     predict_s, predict_cpu = time.perf_counter() - t0, time.process_time() - c0
-    te = evaluate_timing(model, ev, cutoff=cutoffs.evaluation, truth=truth)
+    te = evaluate_timing(model, ev, cutoff=cutoffs.evaluation, truth=truth,
+                         contacts=tables.get("contacts"))
     c1, c3 = _ceiling(ev, truth)
     bayes = _bayes_ceiling(ev, tables, truth, cutoffs.evaluation,
                            horizon_days=config.horizon_days)
@@ -170,6 +171,15 @@ def main() -> None:
             cells = [f"{te.truth.loc[(group, m), 'in_true_top_decile']:.3f}"
                      for m in ("global_best", "modal_hour", "model")]
             print(f"| {group} | " + " | ".join(cells) + " |")
+    if te.channels is not None:
+        print("\nWhich channel: messages sent in the 90 days after the cutoff, customers with "
+              "two or more allowed channels (rate [95% bootstrap]):\n")
+        print("| policy | messages | open rate | conversion rate |\n|---|---|---|---|")
+        for method, row in te.channels.iterrows():
+            print(f"| {method} | {int(row['messages']):,} | {row['open_rate']:.3f} "
+                  f"[{row['open_low']:.3f}, {row['open_high']:.3f}] | "
+                  f"{row['conversion_rate']:.4f} [{row['conversion_low']:.4f}, "
+                  f"{row['conversion_high']:.4f}] |")
     print("\nContact rules at the cutoff: "
           + ", ".join(f"{k} {v:.1%}" for k, v in te.rules.items()))
 

@@ -186,7 +186,8 @@ def train(
     timing = fit_timing(pd.concat([snaps.train, snaps.validation], ignore_index=True),
                         horizon_days=config.horizon_days, seed=config.seed,
                         n_jobs=config.threads)
-    timing_ev = evaluate_timing(timing, ev, cutoff=cutoffs.evaluation, truth=truth)
+    timing_ev = evaluate_timing(timing, ev, cutoff=cutoffs.evaluation, truth=truth,
+                                contacts=tables.get("contacts"))
     bundle = replace(bundle, timing=timing)
     # Value: expected revenue over the horizon, fitted on the same snapshots and
     # judged against the revenue realized after the evaluation cutoff.

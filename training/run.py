@@ -151,10 +151,14 @@ def run_evaluation(*, data: Path, model: str, as_of: str, report: Path, console:
     bundle = ck.ModelBundle.load(model)
     tables = ck.load_tables(data)
     h = bundle.metadata.horizon_days
-    cutoff = ck.as_utc_timestamp(as_of, name="--as-of") - pd.Timedelta(days=h)
+    # --as-of is the end of the data: the label windows may run up to it (not only to the
+    # last event, which is earlier).
+    end = ck.as_utc_timestamp(as_of, name="--as-of")
+    cutoff = end - pd.Timedelta(days=h)
     fit_at = cutoff - pd.Timedelta(days=h)
-    base_rows = build_training_set(tables, cutoffs=[fit_at], horizon_days=h)
-    ev = build_training_set(tables, cutoffs=[cutoff], horizon_days=h).set_index("customer_id")
+    base_rows = build_training_set(tables, cutoffs=[fit_at], horizon_days=h, data_end=end)
+    ev = build_training_set(tables, cutoffs=[cutoff], horizon_days=h, data_end=end) \
+        .set_index("customer_id")
     baselines = Baselines(horizon_days=h).fit(base_rows, base_rows["churned"].to_numpy())
     scored = ck.scoring.score_features(ev, bundle, explain=False)
     scores = {"model": scored["churn_probability"].to_numpy(),
@@ -174,7 +178,8 @@ def run_evaluation(*, data: Path, model: str, as_of: str, report: Path, console:
     if bundle.timing is not None:
         from training.timing import evaluate_timing
 
-        timing_ev = evaluate_timing(bundle.timing, ev, cutoff=cutoff, truth=truth)
+        timing_ev = evaluate_timing(bundle.timing, ev, cutoff=cutoff, truth=truth,
+                                    contacts=tables.get("contacts"))
     path = write_report(evaluation, report, title=f"churnkit evaluation: {model}",
                         details={"data": str(data), "model": model}, timing=timing_ev)
     config = TrainConfig.load(tracking_uri=tracking_uri, experiment=experiment)
@@ -186,5 +191,10 @@ def run_evaluation(*, data: Path, model: str, as_of: str, report: Path, console:
                            | (timing_ev.flat_metrics() if timing_ev is not None else {}))
         mlflow.log_artifact(str(path))
     print_evaluation(console, evaluation)
+    if timing_ev is not None:
+        from training.timing import summary_lines
+
+        for line in summary_lines(timing_ev):
+            console.print(line)
     console.print(f"report: {path}")
     return evaluation

@@ -13,6 +13,13 @@ it never saw. Every comparison is against baselines computed from the same featu
   week) and local hour of the day, against the global-best rule (the population's most frequent
   slots) and the modal-hour rule (the customer's own most frequent hour, on their most active
   weekdays; the global best without history), overall and by history depth;
+- **which channel** -- with the ``contacts`` table: the open and conversion rates of the
+  messages sent in the horizon after the cutoff on the channel the model ranks first, against the
+  population's best allowed channel (no personal history) and the channels as sent. A policy's
+  rate is estimated from the messages whose channel it would have chosen, each weighted by the
+  customer's number of allowed channels: unbiased when campaigns pick a consented channel at
+  random (as the synthetic shop's do), a comparison of sub-samples otherwise. Customers with one
+  allowed channel are left out (every policy agrees on them);
 - **synthetic shop** -- with the generator's ``GroundTruth.active_slots``: the share of customers
   whose top-ranked slot lies among their true top-decile (17 most active) slots.
 """
@@ -40,6 +47,9 @@ class TimingEvaluation:
     slots: pd.DataFrame  # index (level, group, method); columns top1, top3, n
     truth: pd.DataFrame | None = None  # index (group, method); column in_true_top_decile, n
     rules: dict = field(default_factory=dict)  # share of customers per contact rule
+    #: index method (model, population_best, as_sent); columns open_rate, open_low, open_high,
+    #: conversion_rate, conversion_low, conversion_high, messages (matching the method)
+    channels: pd.DataFrame | None = None
 
     def flat_metrics(self) -> dict[str, float]:
         """``timing_<...>`` floats for MLflow and the bundle metadata."""
@@ -52,6 +62,10 @@ class TimingEvaluation:
         if self.truth is not None:
             for (group, method), row in self.truth.iterrows():
                 out[f"timing_true_slot_{group}_{method}"] = float(row["in_true_top_decile"])
+        if self.channels is not None:
+            for method, row in self.channels.iterrows():
+                out[f"timing_channel_open_rate_{method}"] = float(row["open_rate"])
+                out[f"timing_channel_conversion_rate_{method}"] = float(row["conversion_rate"])
         return out
 
 
@@ -129,9 +143,11 @@ def _modal_hours(frame: pd.DataFrame, prior_slot: np.ndarray, k: int) -> np.ndar
 
 
 def evaluate_timing(model: TimingModel, evaluation: pd.DataFrame, *, cutoff: object,
-                    truth: object | None = None) -> TimingEvaluation:
+                    truth: object | None = None, contacts: pd.DataFrame | None = None
+                    ) -> TimingEvaluation:
     """Score the evaluation cutoff's rows (features + labels, index ``customer_id``) against
-    the baselines; ``truth`` (the synthetic shop's GroundTruth) adds the true-slot check."""
+    the baselines; ``truth`` (the synthetic shop's GroundTruth) adds the true-slot check and
+    ``contacts`` (the contacts table) the channel check."""
     ev = evaluation
     H = model.days_.horizon_days
     # -- which day: returners only (their return time is observed, not censored) ----------
@@ -203,7 +219,61 @@ def evaluate_timing(model: TimingModel, evaluation: pd.DataFrame, *, cutoff: obj
 
     plan = model.plan(ev, as_of=cutoff)
     rules = plan["contact_rule"].value_counts(normalize=True).round(4).to_dict()
-    return TimingEvaluation(pd.Timestamp(cutoff), days, slots, truth_frame, rules)
+    channels = None
+    if contacts is not None and len(contacts):
+        channels = evaluate_channels(model, ev, contacts, cutoff=pd.Timestamp(cutoff),
+                                     horizon_days=H)
+    return TimingEvaluation(pd.Timestamp(cutoff), days, slots, truth_frame, rules, channels)
+
+
+def evaluate_channels(model: TimingModel, evaluation: pd.DataFrame, contacts: pd.DataFrame, *,
+                      cutoff: pd.Timestamp, horizon_days: int, n_boot: int = 200,
+                      seed: int = 0) -> pd.DataFrame | None:
+    """Open and conversion rates by channel policy on the messages sent in the horizon after
+    ``cutoff`` (see the module docstring); None when no message qualifies."""
+    from churnkit.contracts import CHANNELS
+
+    ranked = model.channels_.rank(evaluation)
+    history = [c for c in evaluation.columns
+               if c.startswith(("contacts_", "opens_", "conversions_"))]
+    anonymous = evaluation.copy()
+    anonymous[history] = 0  # the population's ranking: no personal history
+    population = model.channels_.rank(anonymous)
+    allowed = pd.Series(ranked["channel_ranking"].map(len).to_numpy(), index=evaluation.index)
+
+    sent = contacts[(contacts["group"] == "treatment") & (contacts["sent_at"] >= cutoff)
+                    & (contacts["sent_at"] < cutoff + pd.Timedelta(days=horizon_days))]
+    n_allowed = allowed.reindex(sent["customer_id"].to_numpy()).to_numpy(dtype=float,
+                                                                          na_value=0.0)
+    keep = n_allowed >= 2
+    sent, n_allowed = sent[keep], n_allowed[keep]
+    channel = sent["channel"].astype(str).to_numpy()
+    keep = np.isin(channel, CHANNELS)
+    if not keep.any():
+        return None
+    ids = sent["customer_id"].to_numpy()
+    choices = {
+        "model": ranked["channel"].reindex(ids).to_numpy(dtype=object) == channel,
+        "population_best": population["channel"].reindex(ids).to_numpy(dtype=object) == channel,
+        "as_sent": np.ones(len(sent), bool),
+    }
+    opened = sent["opened_at"].notna().to_numpy()
+    converted = sent["converted_at"].notna().to_numpy()
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(sent), (n_boot, len(sent)))
+    rows = {}
+    for method, match in choices.items():
+        # the policy's messages, each standing for n_allowed customers (1 for as sent)
+        w = np.where(match & keep, n_allowed if method != "as_sent" else 1.0, 0.0)
+        row = {"messages": int((w > 0).sum())}
+        for name, y in (("open", opened), ("conversion", converted)):
+            rate = float((w * y).sum() / w.sum()) if w.sum() > 0 else np.nan
+            boot = (w[draws] * y[draws]).sum(axis=1) / np.maximum(w[draws].sum(axis=1), 1e-12)
+            row[f"{name}_rate"] = rate
+            row[f"{name}_low"], row[f"{name}_high"] = (float(q) for q in
+                                                       np.quantile(boot, [0.025, 0.975]))
+        rows[method] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
 
 
 def render_html(te: TimingEvaluation) -> str:
@@ -247,6 +317,13 @@ def render_html(te: TimingEvaluation) -> str:
         parts += ["<h3>Synthetic shop: top slot among the customer's true top-decile slots</h3>",
                   table(te.truth.reset_index().pivot(index="group", columns="method",
                                                      values="in_true_top_decile"), ".3f")]
+    if te.channels is not None:
+        parts += ["<h3>Which channel: messages sent in the horizon after the cutoff</h3>"
+                  "<p class=\"muted\">Open and conversion rates of the messages sent on the "
+                  "channel each policy picks, weighted by the customer's number of allowed "
+                  "channels (unbiased when campaigns pick a consented channel at random); "
+                  "customers with one allowed channel left out; 95% bootstrap intervals.</p>",
+                  table(te.channels, ".3f")]
     rules = ", ".join(f"{escape(str(k))} {v:.1%}" for k, v in te.rules.items())
     parts.append(f"<p>Contact rule at the cutoff: {rules}.</p></section>")
     return "\n".join(parts)
@@ -261,4 +338,7 @@ def summary_lines(te: TimingEvaluation) -> list[str]:
         hour = te.slots.loc[("hour", "all")]["top3"]
         lines.append("next-engagement hour top-3 hit rate "
                      + ", ".join(f"{m} {v:.1%}" for m, v in hour.items()))
+    if te.channels is not None:
+        lines.append("open rate of the chosen channel on later messages "
+                     + ", ".join(f"{m} {v:.1%}" for m, v in te.channels["open_rate"].items()))
     return lines
