@@ -259,19 +259,25 @@ def evaluate_channels(model: TimingModel, evaluation: pd.DataFrame, contacts: pd
     }
     opened = sent["opened_at"].notna().to_numpy()
     converted = sent["converted_at"].notna().to_numpy()
+    # the policies' messages, each standing for n_allowed customers (1 for as sent)
+    weights = {method: np.where(match & keep, n_allowed if method != "as_sent" else 1.0, 0.0)
+               for method, match in choices.items()}
+    outcomes = {"open": opened.astype(float), "conversion": converted.astype(float)}
     rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(sent), (n_boot, len(sent)))
+    boot = {(m, o): np.empty(n_boot) for m in weights for o in outcomes}
+    for b in range(n_boot):  # one resample of the messages at a time: memory O(messages)
+        counts = np.bincount(rng.integers(0, len(sent), len(sent)), minlength=len(sent))
+        for method, w in weights.items():
+            wb = w * counts
+            for name, y in outcomes.items():
+                boot[method, name][b] = (wb * y).sum() / max(wb.sum(), 1e-12)
     rows = {}
-    for method, match in choices.items():
-        # the policy's messages, each standing for n_allowed customers (1 for as sent)
-        w = np.where(match & keep, n_allowed if method != "as_sent" else 1.0, 0.0)
+    for method, w in weights.items():
         row = {"messages": int((w > 0).sum())}
-        for name, y in (("open", opened), ("conversion", converted)):
-            rate = float((w * y).sum() / w.sum()) if w.sum() > 0 else np.nan
-            boot = (w[draws] * y[draws]).sum(axis=1) / np.maximum(w[draws].sum(axis=1), 1e-12)
-            row[f"{name}_rate"] = rate
-            row[f"{name}_low"], row[f"{name}_high"] = (float(q) for q in
-                                                       np.quantile(boot, [0.025, 0.975]))
+        for name, y in outcomes.items():
+            row[f"{name}_rate"] = float((w * y).sum() / w.sum()) if w.sum() > 0 else np.nan
+            row[f"{name}_low"], row[f"{name}_high"] = (
+                float(q) for q in np.quantile(boot[method, name], [0.025, 0.975]))
         rows[method] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
 
