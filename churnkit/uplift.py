@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from churnkit.contracts import ACTIONS
+from churnkit.frames import numeric_matrix
 
 #: The arm name of the randomized holdout (contacts with ``group == "control"``).
 CONTROL = "control"
@@ -86,7 +87,7 @@ def _matrix(features: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
         raise ValueError(f"the uplift model needs features this frame lacks: "
                          f"{', '.join(missing[:8])}" + (f" and {len(missing) - 8} more"
                                                         if len(missing) > 8 else ""))
-    return features.loc[:, list(names)].astype("float64").to_numpy()
+    return numeric_matrix(features, names)
 
 
 class UpliftModel:

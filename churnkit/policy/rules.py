@@ -138,9 +138,14 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
         ``scored`` plus :data:`POLICY_COLUMNS`.
     """
     _check(scored, features)
-    # A plain frame: pandas deep-copies ``attrs`` (e.g. the population fit) on every column read.
-    f = pd.DataFrame(dict(features.items()), index=features.index, copy=False)
-    f = f.reindex(scored.index)
+    # Without ``attrs``: pandas deep-copies them (e.g. the population fit) on every column read.
+    # A shallow copy shares the columns (rebuilding the frame cost ~4 ms for one customer).
+    f = features
+    if f.attrs:
+        f = f.copy(deep=False)
+        f.attrs = {}
+    if not f.index.equals(scored.index):
+        f = f.reindex(scored.index)
     n = len(scored)
     rows = np.arange(n)
     value = customer_value(scored, f, config)

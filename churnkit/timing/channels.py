@@ -29,8 +29,11 @@ def _num(frame: pd.DataFrame, name: str) -> np.ndarray:
     if name not in frame.columns:
         return np.zeros(len(frame))
     s = frame[name]
-    s = s.astype("float64") if s.dtype == bool else pd.to_numeric(s, errors="coerce")
-    return np.nan_to_num(s.to_numpy(dtype="float64", na_value=np.nan))
+    if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
+        values = s.to_numpy(dtype="float64", na_value=np.nan)  # no parsing: ~10x cheaper
+    else:
+        values = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return np.nan_to_num(values)
 
 
 class ChannelRanker:
