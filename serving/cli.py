@@ -29,13 +29,17 @@ def serve(
     max_ids: Annotated[int | None, typer.Option("--max-ids", envvar="CHURNKIT_MAX_IDS",
                                                 help="Most ids per /score call "
                                                 "(default 1000).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", envvar="CHURNKIT_WORKERS",
+                                                help="Service processes, each scoring on "
+                                                "one core (default: one per core, at "
+                                                "most 4).")] = None,
 ) -> None:
     """Serve scores over HTTP (BentoML): POST /score, POST /score_events, /readyz, /metrics."""
     from serving.settings import ENV_PREFIX, Settings, SettingsError
     from serving.store import open_store
 
     raw: dict[str, object] = {"model": model, "data": data, "port": port, "api_key": api_key,
-                              "max_ids": max_ids}
+                              "max_ids": max_ids, "workers": workers}
     # Settings given only through the environment or CHURNKIT_CONFIG still apply.
     try:
         base = Settings.from_env({**os.environ, **{ENV_PREFIX + "MODEL": model,

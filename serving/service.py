@@ -39,7 +39,7 @@ from serving.schemas import (
     ScoreResponse,
     rows_from_frame,
 )
-from serving.settings import Settings
+from serving.settings import Settings, workers_setting
 from serving.store import EventStore, StoreError, open_store
 
 logger = logging.getLogger("churnkit.serving")
@@ -130,7 +130,9 @@ def _setup_logging() -> None:
     if logger.handlers:
         return
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] [churnkit] %(message)s"))
+    # the worker's process id: with several workers, which one answered
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s [%(levelname)s] [churnkit %(process)d] %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(os.environ.get("CHURNKIT_LOG_LEVEL", "INFO").upper())
     logger.propagate = False
@@ -181,7 +183,7 @@ def _coerce_ids(ids: Sequence[object], kind: str) -> tuple[list[object], list[ob
     return ok, bad
 
 
-@bentoml.service(name="churnkit", workers=1, traffic={"timeout": 120})
+@bentoml.service(name="churnkit", workers=workers_setting(), traffic={"timeout": 120})
 class ChurnService:
     """Scores customers for the CRM, the support desk and the checkout."""
 

@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
 
 ENV_PREFIX = "CHURNKIT_"
+
+
+#: The default worker count is one per core, at most this many: each worker holds its own copy
+#: of the bundle and of the store's snapshot.
+MAX_DEFAULT_WORKERS = 4
+
+
+def default_workers() -> int:
+    """One service process per core, at most :data:`MAX_DEFAULT_WORKERS`."""
+    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS))
 
 
 class SettingsError(ValueError):
@@ -61,6 +71,11 @@ class Settings:
         files, 440 MB in memory). See :mod:`serving.store`.
     port
         HTTP port (``CHURNKIT_PORT``, default 3000).
+    workers
+        Service processes (``CHURNKIT_WORKERS``, default one per core, at most
+        :data:`MAX_DEFAULT_WORKERS`). Each loads the bundle and holds its own store snapshot,
+        merges the requests it receives and scores them on one core; the operating system
+        spreads connections over them. See :func:`workers_setting`.
     """
 
     model: str
@@ -73,6 +88,7 @@ class Settings:
     queue_timeout_s: float = 10.0
     store_memory_mb: float = 256.0
     port: int = 3000
+    workers: int = field(default_factory=default_workers)
 
     @property
     def data_is_url(self) -> bool:
@@ -81,7 +97,11 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from ``CHURNKIT_CONFIG`` (YAML, optional) overlaid with ``CHURNKIT_*``."""
-        env = os.environ if environ is None else environ
+        return cls.parse(cls._raw(os.environ if environ is None else environ))
+
+    @classmethod
+    def _raw(cls, env: Mapping[str, str]) -> dict[str, object]:
+        """The raw values of ``CHURNKIT_CONFIG`` overlaid with ``CHURNKIT_*`` (not checked)."""
         raw: dict[str, object] = {}
         config = env.get(f"{ENV_PREFIX}CONFIG")
         if config:
@@ -102,7 +122,7 @@ class Settings:
             value = env.get(ENV_PREFIX + name.upper())
             if value not in (None, ""):
                 raw[name] = value
-        return cls.parse(raw)
+        return raw
 
     @classmethod
     def parse(cls, raw: Mapping[str, object]) -> Settings:
@@ -126,7 +146,7 @@ class Settings:
                     values[f.name] = str(value)
             except (TypeError, ValueError):
                 raise SettingsError(f"{var}={value!r}: expected a number") from None
-        for name in ("max_ids", "max_events_rows", "port"):
+        for name in ("max_ids", "max_events_rows", "port", "workers"):
             if name in values and int(values[name]) < 1:  # type: ignore[call-overload]
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be >= 1, "
                                     f"got {values[name]}")
@@ -143,3 +163,21 @@ class Settings:
         """The ``CHURNKIT_*`` variables that reproduce these settings (for a child process)."""
         return {ENV_PREFIX + f.name.upper(): str(getattr(self, f.name))
                 for f in fields(self) if getattr(self, f.name) is not None}
+
+
+def workers_setting(environ: Mapping[str, str] | None = None) -> int:
+    """The ``workers`` setting alone, as the service module needs it when it is imported
+    (BentoML takes the worker count in the ``@bentoml.service`` decorator, before the service
+    reads its other settings); :func:`default_workers` when not set. A bad value raises
+    :class:`SettingsError`."""
+    raw = Settings._raw(os.environ if environ is None else environ)
+    value = raw.get("workers")
+    if value in (None, ""):
+        return default_workers()
+    try:
+        workers = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise SettingsError(f"{ENV_PREFIX}WORKERS={value!r}: expected a number") from None
+    if workers < 1:
+        raise SettingsError(f"{ENV_PREFIX}WORKERS must be >= 1, got {workers}")
+    return workers

@@ -53,7 +53,9 @@ def store_dir(shop, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def service(bundle_path, store_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("service")
-    running = start_ready(tmp, {"CHURNKIT_API_KEY": API_KEY, "CHURNKIT_MAX_IDS": str(MAX_IDS)},
+    # two workers whatever the machine's cores: every HTTP test runs against several processes
+    running = start_ready(tmp, {"CHURNKIT_API_KEY": API_KEY, "CHURNKIT_MAX_IDS": str(MAX_IDS),
+                                "CHURNKIT_WORKERS": "2"},
                           ["--model", str(bundle_path), "--data", str(store_dir)])
     try:
         yield running

@@ -131,6 +131,34 @@ def test_concurrent_requests_are_merged_and_each_gets_its_own_rows(service, shop
     assert counts and total and counts[0] < total[0], "some requests shared a scoring call"
 
 
+def test_two_worker_processes_share_the_requests(service, shop, bundle):
+    import re
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psutil
+
+    workers = [p for p in psutil.Process(service.process.pid).children(recursive=True)
+               if "--worker-id" in p.cmdline()]
+    assert len(workers) == 2, [p.cmdline() for p in workers]
+    tables, _ = shop
+    ids = [int(i) for i in tables.customers["customer_id"].iloc[300:360]]
+    full = expected_rows(ck.score(tables, as_of=AS_OF, bundle=bundle, customer_ids=ids))
+
+    def one(cid):
+        with service.client() as client:  # a new connection each: spread over the workers
+            return client.post("/score", json={"customer_ids": [cid], "as_of": AS_OF})
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(one, ids))
+    for cid, r in zip(ids, answers, strict=True):
+        assert r.status_code == 200, r.text
+        assert_matches(r.json()["customers"][0], full[cid])
+    answered_by = {int(pid) for pid, cid in re.findall(r"\[churnkit (\d+)\] score ids=(\d+) ",
+                                                      service.log.read_text())
+                   if int(cid) in ids}
+    assert answered_by == {p.pid for p in workers}, answered_by
+
+
 def _with_complaints(tickets: pd.DataFrame, ids: list[int]) -> pd.DataFrame:
     """``tickets`` plus three unresolved delivery complaints per customer, filed 30 days,
     10 days and 2 hours before AS_OF."""

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from serving.service import RequestError, parse_as_of
-from serving.settings import Settings, SettingsError
+from serving.settings import Settings, SettingsError, default_workers, workers_setting
 
 BASE = {"CHURNKIT_MODEL": "models:/churn@champion", "CHURNKIT_DATA": "/data"}
 
@@ -38,6 +38,24 @@ def test_config_file_and_environment_overrides_it(tmp_path):
 def test_bad_settings_name_the_variable(env, words):
     with pytest.raises(SettingsError, match=words):
         Settings.from_env(env)
+
+
+def test_workers_are_read_before_the_other_settings(tmp_path):
+    # the service module needs the count at import, even before MODEL and DATA are checked
+    assert workers_setting({}) == default_workers() == Settings.from_env(BASE).workers
+    assert 1 <= default_workers() <= 4
+    assert workers_setting({"CHURNKIT_WORKERS": "2"}) == 2
+    config = tmp_path / "serve.yaml"
+    config.write_text("workers: 3\n")
+    assert workers_setting({"CHURNKIT_CONFIG": str(config)}) == 3
+    assert workers_setting({"CHURNKIT_CONFIG": str(config), "CHURNKIT_WORKERS": "2"}) == 2
+    for bad, words in (("0", "CHURNKIT_WORKERS must be >= 1"),
+                       ("two", "CHURNKIT_WORKERS='two': expected a number")):
+        with pytest.raises(SettingsError, match=words):
+            workers_setting({"CHURNKIT_WORKERS": bad})
+        with pytest.raises(SettingsError, match=words):
+            Settings.from_env({**BASE, "CHURNKIT_WORKERS": bad})
+    assert Settings.from_env({**BASE, "CHURNKIT_WORKERS": "2"}).workers == 2
 
 
 def test_as_of_rules():
