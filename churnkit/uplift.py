@@ -50,6 +50,8 @@ UPLIFT_FEATURES = (
     "sessions_trend_90d", "sessions_since_last_order", "p_alive", "p_no_purchase_90d",
     "contacts_365d", "open_rate", "conversion_rate", "days_since_last_comeback",
 )
+#: Default (num_leaves, min_child_samples) per learner; see :class:`UpliftModel`.
+_TREE_DEFAULTS = {"r": (2, 800), "t": (4, 150)}
 #: Derived 0/1 columns: the policy's evidence of each cause (``churnkit.policy.cause_evidence``
 #: with the packaged thresholds), computed from the features at fit and predict time.
 EVIDENCE_PREFIX = "evidence_"
@@ -115,7 +117,12 @@ class UpliftModel:
         docs/campaigns.md).
     n_estimators, learning_rate, num_leaves, min_child_samples, feature_fraction, reg_lambda
         LightGBM settings of each model. Strongly regularized by default: arms hold a few
-        thousand contacts and the effects are a few percentage points.
+        thousand contacts and the effects are a few percentage points. ``num_leaves`` and
+        ``min_child_samples`` default by learner (:data:`_TREE_DEFAULTS`): stumps with at least
+        800 contacts per leaf for the R-learner (an additive effect model: on the validation
+        campaign of two synthetic shops it took the policy from 37% / 31% of the oracle's
+        profit to 60% / 48%, against 4 leaves of 150), 4 leaves of 150 for the T-learner, whose
+        per-arm models must also fit the base rate.
     min_arm_size
         Actions with fewer contacts are not modelled; their uplift is 0 (no effect is claimed
         that could not be measured). The control group needs at least this many rows.
@@ -127,7 +134,8 @@ class UpliftModel:
     """
 
     def __init__(self, *, learner: str = "r", n_estimators: int = 100,
-                 learning_rate: float = 0.05, num_leaves: int = 4, min_child_samples: int = 150,
+                 learning_rate: float = 0.05, num_leaves: int | None = None,
+                 min_child_samples: int | None = None,
                  feature_fraction: float = 0.5, reg_lambda: float = 5.0,
                  calibrate: bool = False, min_arm_size: int = 200, random_state: int = 0,
                  n_jobs: int = 1, attribution_days: int = 30) -> None:
@@ -135,8 +143,9 @@ class UpliftModel:
         self.calibrate = calibrate
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
-        self.num_leaves = num_leaves
-        self.min_child_samples = min_child_samples
+        leaves, leaf_rows = _TREE_DEFAULTS.get(learner, _TREE_DEFAULTS["r"])
+        self.num_leaves = leaves if num_leaves is None else num_leaves
+        self.min_child_samples = leaf_rows if min_child_samples is None else min_child_samples
         self.feature_fraction = feature_fraction
         self.reg_lambda = reg_lambda
         self.min_arm_size = min_arm_size
