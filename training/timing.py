@@ -275,7 +275,10 @@ def evaluate_channels(model: TimingModel, evaluation: pd.DataFrame, contacts: pd
     for method, w in weights.items():
         row = {"messages": int((w > 0).sum())}
         for name, y in outcomes.items():
-            row[f"{name}_rate"] = float((w * y).sum() / w.sum()) if w.sum() > 0 else np.nan
+            if w.sum() == 0:  # the policy never picked the channel sent: nothing to estimate
+                row[f"{name}_rate"] = row[f"{name}_low"] = row[f"{name}_high"] = np.nan
+                continue
+            row[f"{name}_rate"] = float((w * y).sum() / w.sum())
             row[f"{name}_low"], row[f"{name}_high"] = (
                 float(q) for q in np.quantile(boot[method, name], [0.025, 0.975]))
         rows[method] = row
