@@ -62,6 +62,11 @@ def test_channel_evaluation_weights_each_policys_messages_by_the_allowed_channel
     assert out.loc["as_sent", "conversion_rate"] == 0.25
     assert (out["open_low"] <= out["open_rate"]).all()
     assert (out["open_rate"] <= out["open_high"]).all()
+    # no message on a's best channel (sms): nothing to estimate for the policies, not 0%
+    email_only = contacts[(contacts["customer_id"] == "a") & (contacts["channel"] == "email")]
+    out = evaluate_channels(model, ev, email_only, cutoff=cutoff, horizon_days=90, n_boot=20)
+    assert out.loc[["model", "population_best"], ["open_rate", "open_low"]].isna().all().all()
+    assert out.loc["as_sent", "open_rate"] == 0.0 and out.loc["model", "messages"] == 0
 
 
 @pytest.fixture(scope="module")
