@@ -33,8 +33,9 @@ test: $(DEV) ## The whole test suite (slow tests included), as CI runs it
 test-fast: $(DEV) ## The test suite without tests marked slow
 	$(BIN)/pytest -n 2 --dist loadfile -m "not slow"
 
-lint: $(DEV) ## ruff
+lint: $(DEV) ## ruff, and the import layers (pyproject.toml [tool.importlinter])
 	$(BIN)/ruff check churnkit training serving tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 docs: $(BASE) ## Regenerate docs/data-contract.md and docs/features.md from the code
 	$(BIN)/python -m churnkit.docs docs

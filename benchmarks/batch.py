@@ -55,7 +55,7 @@ def ensure_bundle(n: int, seed: int, folder: Path, trials: int) -> Path:
     import pandas as pd
 
     import churnkit as ck
-    from churnkit.drift import DriftReference
+    from churnkit.models.drift import DriftReference
     from training.config import TrainConfig
     from training.pipeline import train
 

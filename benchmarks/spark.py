@@ -1,4 +1,4 @@
-"""Benchmark: scoring on Spark local mode (``churnkit.spark``) against the single-machine job.
+"""Benchmark: scoring on Spark local mode (``churnkit.jobs.spark``) against the single-machine job.
 
 Usage::
 
@@ -7,10 +7,10 @@ Usage::
 
 1. generates a synthetic shop (seed 3) and saves it as Parquet in a scratch folder;
 2. trains a small bundle with the real pipeline on a separate 3,000-customer shop (2 trials);
-3. single machine: :func:`churnkit.batch.run_batch` (``churnkit score``) on the Parquet folder,
+3. single machine: :func:`churnkit.jobs.batch.run_batch` (``churnkit score``) on the Parquet folder,
    same shard size;
-4. Spark: ``python -m churnkit.spark`` in a child process (JVM start included) and, inside one
-   warm session, :func:`churnkit.spark.score` + write (session already up, Python workers warm
+4. Spark: ``python -m churnkit.jobs.spark`` in a child process (JVM start included) and, inside one
+   warm session, :func:`churnkit.jobs.spark.score` + write (session already up, Python workers warm
    after a first run);
 5. checks that both outputs are equal row for row and prints rows/s and the ratios.
 
@@ -51,8 +51,8 @@ def main() -> int:
     import pyarrow.parquet as pq
 
     import churnkit as ck
-    from churnkit import spark as cks
-    from churnkit.batch import run_batch
+    from churnkit.jobs import spark as cks
+    from churnkit.jobs.batch import run_batch
     from training.config import TrainConfig
     from training.pipeline import train
 
@@ -80,7 +80,7 @@ def main() -> int:
         single_s = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "churnkit.spark", "--data", str(root / "shop"),
+        subprocess.run([sys.executable, "-m", "churnkit.jobs.spark", "--data", str(root / "shop"),
                         "--model", str(bundle), "--as-of", AS_OF, "--out",
                         str(root / "cold"), "--master", args.master,
                         "--shard-size", str(args.shard_size)], check=True,
@@ -110,7 +110,8 @@ def main() -> int:
         print("| run | seconds | customers/s | vs single machine |")
         print("|---|---|---|---|")
         print(f"| single machine (`run_batch`) | {single_s:.1f} | {n / single_s:,.0f} | 1.00 |")
-        for label, s in ((f"`python -m churnkit.spark` {args.master} (cold, JVM start)", cold_s),
+        cold = f"`python -m churnkit.jobs.spark` {args.master} (cold, JVM start)"
+        for label, s in ((cold, cold_s),
                          ("Spark, warm session, first run", warm[0]),
                          ("Spark, warm session, workers warm", warm[1])):
             print(f"| {label} | {s:.1f} | {n / s:,.0f} | {single_s / s:.2f} |")

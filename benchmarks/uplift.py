@@ -22,7 +22,7 @@ import time
 import pandas as pd
 
 import churnkit as ck
-from churnkit.uplift import UpliftModel
+from churnkit.models.uplift import UpliftModel
 from training.uplift import evaluate_uplift
 
 START, END = "2023-01-01", "2025-07-01"

@@ -38,15 +38,9 @@ import numpy as np
 import pandas as pd
 
 import churnkit as ck
-from churnkit.uplift import (
-    SEND_ACTIONS,
-    UpliftModel,
-    choose_by_uplift,
-    cost_frame,
-    default_action_cost,
-    uplift_feature_names,
-    with_cause_evidence,
-)
+from churnkit.data.contract import SEND_ACTIONS
+from churnkit.models.uplift import UpliftModel, uplift_feature_names, with_cause_evidence
+from churnkit.policy.uplift_choice import choose_by_uplift, cost_frame, cost_function
 from training.uplift import (
     CampaignSet,
     UpliftEvaluation,
@@ -153,7 +147,7 @@ def campaigns(tables: ck.Tables, truth: object, data: CampaignSet, ids: list[str
     factor = _campaign_open_factor(truth, sub)
     true_sent = true_best.mul(factor, axis=0)
     v = _value(sub.features) if value is None else value
-    cost = cost_frame(default_action_cost(), v, SEND_ACTIONS)
+    cost = cost_frame(cost_function(), v, SEND_ACTIONS)
     return Campaigns(sub, true_sent, true_best, _latent(truth, sub, factor), v, cost)
 
 

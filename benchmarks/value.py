@@ -23,13 +23,14 @@ import numpy as np
 import pandas as pd
 
 import churnkit as ck
-from churnkit.bundle import FeatureSpec, ModelBundle, TrainingMetadata, reference_quantiles
-from churnkit.churn_model import ChurnModel
-from churnkit.contracts import ACTIONS
+from churnkit.data.contract import ACTIONS
+from churnkit.data.frames import model_matrix
 from churnkit.features.registry import model_features
+from churnkit.models.churn import ChurnModel
 from churnkit.policy import POLICY_COLUMNS, PolicyConfig, decide
-from churnkit.reasons import explain
-from churnkit.scoring import model_matrix, score_features, top_drivers
+from churnkit.scoring import score_features, top_drivers
+from churnkit.scoring.bundle import FeatureSpec, ModelBundle, TrainingMetadata, reference_quantiles
+from churnkit.scoring.drivers import explain
 from training.value import train_value
 
 START, END = "2023-01-01", "2025-07-01"

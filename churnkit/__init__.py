@@ -6,16 +6,18 @@ names (``import churnkit as ck``). Importing churnkit has no side effects.
 """
 
 from churnkit import features, scoring, synth
-from churnkit.bundle import BundleMismatchError, FeatureSpec, ModelBundle
-from churnkit.churn_model import ChurnModel
-from churnkit.contracts import ACTIONS, CHANNELS, TABLES, as_utc_timestamp
+from churnkit.data.contract import ACTIONS, CHANNELS, TABLES, as_utc_timestamp
+from churnkit.data.tables import Tables
+from churnkit.data.validation import validate
+from churnkit.errors import BundleMismatchError, DataSourceError, DataValidationError, Problem
 from churnkit.features import PopulationFit, build_features, fit_population
+from churnkit.io.files import load_tables, save_tables
 from churnkit.labels import build_labels, build_training_set
+from churnkit.models.churn import ChurnModel
+from churnkit.models.timing import TimingConfig, TimingModel
 from churnkit.policy import PolicyConfig, decide
-from churnkit.scoring import score
-from churnkit.tables import DataSourceError, Tables, load_tables, save_tables
-from churnkit.timing import TimingConfig, TimingModel
-from churnkit.validation import DataValidationError, Problem, validate
+from churnkit.scoring.bundle import FeatureSpec, ModelBundle
+from churnkit.scoring.score import score
 
 __version__ = "0.1.0"
 

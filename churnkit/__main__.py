@@ -1,5 +1,5 @@
 """``python -m churnkit``: the command line."""
 
-from churnkit.cli import main
+from churnkit.cli.app import main
 
 main()

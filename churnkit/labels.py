@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from churnkit.contracts import TABLES, as_utc_timestamp
-from churnkit.tables import Tables
+from churnkit.data.contract import TABLES, as_utc_timestamp
+from churnkit.data.tables import Tables
 
 LABEL_COLUMNS = (
     "churned",
@@ -201,7 +201,7 @@ def build_training_set(
 def _normalized(tables: Tables) -> Tables:
     if tables.normalized:
         return tables
-    from churnkit.validation import validate
+    from churnkit.data.validation import validate
 
     return validate(tables)
 

@@ -27,9 +27,9 @@ A small synthetic shop keeps this fast; its ground truth lets us check the answe
 from matplotlib.figure import Figure
 
 import churnkit as ck
-from churnkit.campaign_report import write_campaign_report
-from churnkit.campaigns import campaign_ids, report_campaign
-from churnkit.uplift import choose_by_uplift, cost_frame, default_action_cost
+from churnkit.campaigns.report import write_campaign_report
+from churnkit.campaigns.metrics import campaign_ids, report_campaign
+from churnkit.policy import choose_by_uplift, cost_frame, cost_function
 from training.uplift import evaluate_uplift, fit_uplift
 
 pd.set_option("display.width", 160)"""),
@@ -89,7 +89,7 @@ features = ck.build_features(tables, as_of="2025-07-01")
 targets = features[features["days_since_last_order"].between(30, 180)]
 uplift = model.predict(targets)
 value = targets["mean_basket"].fillna(0) * (targets["orders_365d"] * 90 / 365).clip(lower=1)
-choice = choose_by_uplift(uplift, value, cost_frame(default_action_cost(), value, uplift.columns))
+choice = choose_by_uplift(uplift, value, cost_frame(cost_function(), value, uplift.columns))
 choice["action"].value_counts()"""),
     ("code", """choice.sort_values("expected_incremental_profit", ascending=False).head(10).round(1)"""),
 ]

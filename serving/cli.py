@@ -35,7 +35,8 @@ def serve(
                                                 "most 4).")] = None,
 ) -> None:
     """Serve scores over HTTP (BentoML): POST /score, POST /score_events, /readyz, /metrics."""
-    from serving.settings import ENV_PREFIX, Settings, SettingsError
+    from churnkit.errors import SettingsError
+    from serving.settings import ENV_PREFIX, Settings
     from serving.store import open_store
 
     raw: dict[str, object] = {"model": model, "data": data, "port": port, "api_key": api_key,

@@ -33,6 +33,7 @@ import pandas as pd
 from starlette.responses import JSONResponse
 
 import churnkit as ck
+from churnkit.errors import RequestError, StoreError
 from serving.schemas import (
     ScoreEventsRequest,
     ScoreRequest,
@@ -40,7 +41,7 @@ from serving.schemas import (
     rows_from_frame,
 )
 from serving.settings import Settings, workers_setting
-from serving.store import EventStore, StoreError, open_store
+from serving.store import EventStore, open_store
 
 logger = logging.getLogger("churnkit.serving")
 #: Paths served without the API key: probes, metrics and the API description.
@@ -61,12 +62,6 @@ _batch_size = bentoml.metrics.Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
 
 
-class RequestError(ValueError):
-    """The request cannot be served as sent; the message says what to fix (-> 4xx)."""
-
-    def __init__(self, message: str, status: int = 400, detail: list | None = None) -> None:
-        super().__init__(message)
-        self.status, self.detail = status, detail
 
 
 def _error(status: int, message: str, detail: list | None = None) -> JSONResponse:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from churnkit.errors import SettingsError
+
 ENV_PREFIX = "CHURNKIT_"
 
 
@@ -26,10 +28,6 @@ MAX_DEFAULT_WORKERS = 4
 def default_workers() -> int:
     """One service process per core, at most :data:`MAX_DEFAULT_WORKERS`."""
     return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS))
-
-
-class SettingsError(ValueError):
-    """A setting is missing or has a value that cannot be used."""
 
 
 @dataclass(frozen=True)

@@ -31,14 +31,11 @@ import duckdb
 import pandas as pd
 
 import churnkit as ck
-from churnkit.contracts import TABLES
-from churnkit.tables import find_table_file
+from churnkit.data import TABLES
+from churnkit.errors import StoreError
+from churnkit.io import find_table_file
 
 logger = logging.getLogger("churnkit.service")
-
-
-class StoreError(RuntimeError):
-    """The store cannot be read (a file vanished, the database is down)."""
 
 
 class EventStore(Protocol):
@@ -237,7 +234,7 @@ class DatabaseStore:
     """
 
     def __init__(self, url: str) -> None:
-        from churnkit.db import redact
+        from churnkit.io import redact
 
         self.url = url
         self._redacted = redact(url)
@@ -255,7 +252,7 @@ class DatabaseStore:
         return f"database {self._redacted}"  # never shows a password
 
     def _connection(self):
-        from churnkit.db import connect
+        from churnkit.io import connect
 
         if self._conn is None or self._conn.closed:
             self._conn = connect(self.url, autocommit=True)

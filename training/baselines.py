@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from churnkit.btyd import p_no_purchase
+from churnkit.stats import p_no_purchase
 
 
 def _recency(frame: pd.DataFrame) -> np.ndarray:

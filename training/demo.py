@@ -29,7 +29,7 @@ def _ensure_shop(directory: Path, customers: int, seed: int):
         out.print(f"Reusing the synthetic shop in {directory} ({customers:,} customers, seed "
                   f"{seed})")
         return
-    from churnkit.atomic import atomic_directory
+    from churnkit.io import atomic_directory
 
     with err.status(f"Simulating {customers:,} customers from {START} to {END}..."):
         tables, _ = ck.synth.generate(customers, seed=seed, start=START, end=END)
@@ -128,10 +128,11 @@ def demo(
 ) -> None:
     """Synthetic shop -> train -> nightly batch -> customers to act on -> campaign -> service."""
     import churnkit as ck
-    from churnkit.batch import print_summary, read_scores, run_batch
-    from churnkit.campaign_report import campaign_report_command
-    from churnkit.console import print_frame, print_shop_summary
-    from churnkit.summary import summarize
+    from churnkit.campaigns import campaign_report_command
+    from churnkit.cli import print_frame, print_shop_summary
+    from churnkit.data import summarize
+    from churnkit.jobs import print_summary, run_batch
+    from churnkit.scoring import read_scores
     from training.cli import _progress
     from training.run import run_training
 

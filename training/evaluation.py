@@ -1,6 +1,6 @@
 """Held-out evaluation of a churn model against its baselines (and the oracle, on synthetic data).
 
-One Poisson bootstrap (:func:`churnkit.metrics.bootstrap_draws`) serves every score, so each
+One Poisson bootstrap (:func:`churnkit.stats.metrics.bootstrap_draws`) serves every score, so each
 "model minus baseline" difference is a *paired* bootstrap: both sides are measured on the same
 resampled customers, which is what makes the difference's interval tight and honest.
 
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
-from churnkit.metrics import (
+from churnkit.stats import (
     METRICS,
     Estimate,
     average_precision,

@@ -17,13 +17,18 @@ import optuna
 import pandas as pd
 
 import churnkit as ck
-from churnkit.bundle import FeatureSpec, ModelBundle, TrainingMetadata, reference_quantiles
-from churnkit.churn_model import ChurnModel
-from churnkit.drift import DriftReference
+from churnkit.data import model_matrix
 from churnkit.features import build_features, fit_population, model_features
 from churnkit.labels import LABEL_COLUMNS, build_training_set, latest_timestamp
-from churnkit.policy import PolicyConfig, postpone_references
-from churnkit.scoring import lifecycle_segment, model_matrix, score_features
+from churnkit.models import ChurnModel, DriftReference
+from churnkit.policy import PolicyConfig, lifecycle_segment, postpone_references
+from churnkit.scoring import (
+    FeatureSpec,
+    ModelBundle,
+    TrainingMetadata,
+    reference_quantiles,
+    score_features,
+)
 from training.baselines import Baselines
 from training.config import TrainConfig
 from training.evaluation import Evaluation, evaluate
@@ -235,7 +240,7 @@ def _sample(n: int, limit: int, seed: int) -> np.ndarray:
 
 
 def _bundle(model, names, tables, as_of, cutoffs, config, created_at, *, n_rows, params):
-    from churnkit.bundle import version_stamp
+    from churnkit.scoring import version_stamp
 
     metadata = TrainingMetadata(
         name=config.name,

@@ -16,9 +16,8 @@ import jinja2
 import numpy as np
 from matplotlib.figure import Figure
 
-from churnkit.atomic import atomic_file
-from churnkit.html import page_head, png_base64
-from churnkit.metrics import METRICS
+from churnkit.io import atomic_file, page_head, png_base64
+from churnkit.stats import METRICS
 from training.evaluation import METRIC_LABELS, Evaluation
 
 TOP_FEATURES = 20
@@ -117,7 +116,7 @@ def write_report(evaluation: Evaluation, path: str | Path, *, title: str,
         What :func:`training.evaluation.evaluate` returned.
     path
         Target file; missing directories are created. The file appears whole or not at all
-        (rendered in memory first, then written through :func:`churnkit.atomic.atomic_file`).
+        (rendered in memory first, then written through :func:`churnkit.io.atomic.atomic_file`).
     title
         Page title and heading.
     details

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 import churnkit as ck
-from churnkit.console import print_frame
+from churnkit.cli import print_frame
 from training.config import TrainConfig
 
 REPORT_NAME = "evaluation.html"
@@ -89,7 +89,7 @@ def run_training(*, data: Path, as_of: str, register: str | None, progress: Prog
 
 def print_winback_evaluation(console: Console, result) -> None:
     """The value model against realized revenue, and the policies on the held-out campaign."""
-    from churnkit.console import print_frame
+    from churnkit.cli import print_frame
 
     if result.value_evaluation is not None:
         v = result.value_evaluation
@@ -143,7 +143,7 @@ def run_evaluation(*, data: Path, model: str, as_of: str, report: Path, console:
     import mlflow
 
     from churnkit.labels import build_training_set
-    from churnkit.scoring import lifecycle_segment
+    from churnkit.policy import lifecycle_segment
     from training.baselines import Baselines
     from training.evaluation import evaluate
     from training.report import write_report

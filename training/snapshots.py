@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from churnkit.contracts import as_utc_timestamp
+from churnkit.data import as_utc_timestamp
 
 
 @dataclass(frozen=True)

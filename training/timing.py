@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from churnkit.timing import TimingConfig, TimingModel
+from churnkit.models import TimingConfig, TimingModel
 
 #: History depth groups by the number of activity events (orders + sessions) before the cutoff.
 THIN_MAX_EVENTS = 5
@@ -111,7 +111,7 @@ def _ranked_slots(P: np.ndarray, k: int) -> np.ndarray:
 def _modal_rule(frame: pd.DataFrame, prior_slot: np.ndarray, k: int) -> np.ndarray:
     """The modal-hour rule's top-k slots: the modal local hour on the k most active weekdays
     (ties and missing shares: the population's weekday order); the global best without history."""
-    from churnkit.features.clock import WEEKDAYS
+    from churnkit.features import WEEKDAYS
 
     n = len(frame)
     pop_wd = prior_slot.reshape(7, 24).sum(axis=1)
@@ -231,7 +231,7 @@ def evaluate_channels(model: TimingModel, evaluation: pd.DataFrame, contacts: pd
                       seed: int = 0) -> pd.DataFrame | None:
     """Open and conversion rates by channel policy on the messages sent in the horizon after
     ``cutoff`` (see the module docstring); None when no message qualifies."""
-    from churnkit.contracts import CHANNELS
+    from churnkit.data import CHANNELS
 
     ranked = model.channels_.rank(evaluation)
     history = [c for c in evaluation.columns

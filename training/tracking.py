@@ -26,7 +26,7 @@ class BundlePyfunc(mlflow.pyfunc.PythonModel):
     """Scores a frame of churnkit features with the logged bundle (``churn_probability`` …)."""
 
     def load_context(self, context) -> None:
-        from churnkit.bundle import ModelBundle
+        from churnkit.scoring import ModelBundle
 
         self.bundle = ModelBundle.load(context.artifacts["bundle"])
 

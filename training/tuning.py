@@ -14,7 +14,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from churnkit.churn_model import ChurnModel
+from churnkit.models import ChurnModel
 
 #: Report the validation loss to the pruner every this many boosting rounds.
 REPORT_EVERY = 10

@@ -9,7 +9,7 @@ campaigns whose attribution window has closed before the cutoff are used.
 the campaigns before it, and compares, per 1000 customers of that campaign's target list, the
 incremental profit of: (a) the rules (``churnkit.policy.decide`` without uplift), (b) 15% off
 (``promo_code``) for everyone, (c) 15% off for the riskiest decile, (d) the uplift policy
-(:func:`churnkit.uplift.choose_by_uplift`; also ``decide`` with the uplift, i.e. the rules'
+(:func:`churnkit.models.uplift.choose_by_uplift`; also ``decide`` with the uplift, i.e. the rules'
 do-not-contact filters first) and, on
 synthetic data, (e) the oracle (the same choice made with the true responses from
 ``GroundTruth.action_response_at``). Profit is measured from the held-out campaign's own
@@ -29,15 +29,9 @@ import pandas as pd
 
 import churnkit as ck
 from churnkit.campaigns import campaign_ids, send_day, with_campaign_ids
-from churnkit.contracts import as_utc_timestamp
-from churnkit.uplift import (
-    CONTROL,
-    SEND_ACTIONS,
-    UpliftModel,
-    choose_by_uplift,
-    cost_frame,
-    default_action_cost,
-)
+from churnkit.data import CONTROL, SEND_ACTIONS, as_utc_timestamp
+from churnkit.models import UpliftModel
+from churnkit.policy import choose_by_uplift, cost_frame, cost_function
 
 ATTRIBUTION_DAYS = 30
 POLICIES = ("rules", "promo_everyone", "promo_riskiest_decile", "uplift", "oracle")
@@ -93,7 +87,7 @@ def campaign_training_set(tables: ck.Tables, campaigns: list[str]) -> CampaignSe
 
 def fit_uplift(tables: ck.Tables, *, as_of: object, model: UpliftModel | None = None,
                attribution_days: int = ATTRIBUTION_DAYS) -> UpliftModel:
-    """Fit an :class:`~churnkit.uplift.UpliftModel` on every campaign closed by ``as_of``.
+    """Fit an :class:`~churnkit.models.uplift.UpliftModel` on every campaign closed by ``as_of``.
 
     Wiring into a bundle: ``replace(bundle, uplift=fit_uplift(tables, as_of=as_of))``.
     """
@@ -122,7 +116,7 @@ def _scored(features: pd.DataFrame, tables: ck.Tables, day: pd.Timestamp,
         from churnkit.scoring import score_features
 
         return score_features(features, bundle, explain=False, as_of=day)
-    from churnkit.scoring import activity_state, lifecycle_segment
+    from churnkit.policy import activity_state, lifecycle_segment
 
     base = ck.build_features(tables, as_of=day)
     reference = np.sort(base.loc[base["orders_365d"] > 0, "p_no_purchase_90d"]
@@ -216,7 +210,7 @@ def evaluate_uplift(tables: ck.Tables, *, as_of: object, truth: object | None = 
     scored = _scored(f, tables, start, bundle)
     v = _policy_value(scored, f)
     config = PolicyConfig.default()
-    cost = cost_frame(default_action_cost(), v, SEND_ACTIONS)
+    cost = cost_frame(cost_function(), v, SEND_ACTIONS)
     predicted = model.predict(f)
 
     decisions = pd.DataFrame(index=f.index)

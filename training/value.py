@@ -23,7 +23,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 import churnkit as ck
-from churnkit.value import ValueModel
+from churnkit.models import ValueModel
 
 #: Order statuses that bring no revenue once known.
 NO_REVENUE = ("cancelled", "returned")

@@ -4,6 +4,7 @@ See :func:`build_features`; the families and their columns are listed by
 :func:`feature_reference_markdown`.
 """
 
+from churnkit.features.clock import WEEKDAYS
 from churnkit.features.engine import build_features, fit_population
 from churnkit.features.population import PopulationFit
 from churnkit.features.registry import (
@@ -16,6 +17,7 @@ from churnkit.features.registry import (
 )
 
 __all__ = [
+    "WEEKDAYS",
     "Family",
     "Feature",
     "PopulationFit",

@@ -1,7 +1,7 @@
 """BTYD: P(alive) and expected purchases from a BG/NBD model fitted on the population.
 
 The classic "buy till you die" baseline (Fader, Hardie & Lee 2005), as features. The per-customer
-inputs follow :func:`churnkit.btyd_data.summarize_purchases` exactly: purchase *days* are UTC
+inputs follow :func:`churnkit.stats.btyd_data.summarize_purchases` exactly: purchase *days* are UTC
 calendar days of orders placed before ``as_of``; ``btyd_frequency`` = distinct purchase days - 1,
 ``btyd_recency_days`` = days from the first to the last purchase day, ``btyd_T_days`` = days from
 the first purchase day (00:00 UTC) to ``as_of``. The parameters come from the
@@ -54,7 +54,7 @@ def _sql(present: frozenset[str]) -> str:
 
 
 def _finish(frame: pd.DataFrame, population) -> dict[str, np.ndarray]:
-    from churnkit.btyd import expected_purchases, p_alive, p_no_purchase
+    from churnkit.stats.btyd import expected_purchases, p_alive, p_no_purchase
 
     n = len(frame)
     out = {f.name: np.full(n, np.nan) for f in FAMILY.python_features()}

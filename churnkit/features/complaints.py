@@ -9,7 +9,7 @@ known.
 
 from __future__ import annotations
 
-from churnkit.contracts import TICKET_TOPICS
+from churnkit.data.contract import TICKET_TOPICS
 from churnkit.features.registry import (
     WINDOWS,
     Family,

@@ -7,7 +7,7 @@ are the customer's standing choices.
 
 from __future__ import annotations
 
-from churnkit.contracts import CHANNELS
+from churnkit.data.contract import CHANNELS
 from churnkit.features.registry import Family, Feature
 
 NAME = "consent"

@@ -9,7 +9,7 @@ conversions at or after ``as_of`` have not happened yet.
 
 from __future__ import annotations
 
-from churnkit.contracts import CHANNELS
+from churnkit.data.contract import CHANNELS
 from churnkit.features.registry import Family, Feature, window_name, window_sql, window_text
 
 NAME = "contacts"

@@ -8,7 +8,7 @@ outcome by when it became known (``status_at``), e.g. "returned in the last 30 d
 
 from __future__ import annotations
 
-from churnkit.contracts import DELIVERY_FAILURES, PAID_NOT_RECEIVED
+from churnkit.data.contract import DELIVERY_FAILURES, PAID_NOT_RECEIVED
 from churnkit.features.registry import (
     WINDOWS,
     Family,

@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from churnkit.contracts import as_utc_timestamp
+from churnkit.data.contract import as_utc_timestamp
+from churnkit.data.tables import Tables
 from churnkit.features.population import PopulationFit, population_from_frame
 from churnkit.features.registry import Family, families, family
 from churnkit.features.views import KNOWN_VIEWS, compose_sql
-from churnkit.tables import Tables
 
 #: A scope with at most this many rows over all its tables (a few customers) runs on the
 #: small-scope connection: one thread and no optimizer. For a handful of rows the statement's
@@ -30,7 +30,7 @@ from churnkit.tables import Tables
 #: while the unoptimized plan gives the same rows (tested) in no measurable execution time.
 SMALL_SCOPE_ROWS = 20_000
 #: Customers per shard of a large scope: the whole base is computed shard by shard (see
-#: :meth:`churnkit.tables.Tables.iter_shards`), which bounds DuckDB's working memory and the
+#: :meth:`churnkit.data.tables.Tables.iter_shards`), which bounds DuckDB's working memory and the
 #: result's intermediate copies to one shard's worth.
 SHARD_SIZE = 100_000
 
@@ -189,7 +189,7 @@ def _cutoff(as_of: object) -> pd.Timestamp:
 def _normalized(tables: Tables) -> Tables:
     if tables.normalized:
         return tables
-    from churnkit.validation import validate
+    from churnkit.data.validation import validate
 
     return validate(tables)
 
@@ -248,7 +248,7 @@ def build_features(
     tables
         The shop's tables, normalized by :func:`churnkit.validate` (validated here otherwise).
     as_of
-        Required cutoff (parsed by :func:`churnkit.contracts.as_utc_timestamp`; naive = UTC).
+        Required cutoff (parsed by :func:`churnkit.data.contract.as_utc_timestamp`; naive = UTC).
         Only what was known strictly before it is used: rows at or after it do not exist, and
         values learned at or after it (order status and delay, ticket resolution, compensation
         and satisfaction, opens, conversions, unsubscribes) are not yet known. Customers who

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from churnkit.contracts import as_utc_timestamp
+from churnkit.data.contract import as_utc_timestamp
 
 #: Below this many buyers a BG/NBD fit is noise; the BTYD probabilities are then left empty.
 MIN_BUYERS_FOR_BGNBD = 20
@@ -52,7 +52,7 @@ class PopulationFit:
     n_customers: int
     n_buyers: int
     mean_order_value: float
-    bgnbd: object | None = None  # churnkit.btyd.BGNBDParams; typed loosely to keep imports lazy
+    bgnbd: object | None = None  # churnkit.stats.btyd.BGNBDParams
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (ISO timestamp, plain numbers; NaN becomes None)."""
@@ -69,7 +69,7 @@ class PopulationFit:
     @classmethod
     def from_dict(cls, d: Mapping) -> PopulationFit:
         """Inverse of :meth:`to_dict`."""
-        from churnkit.btyd import BGNBDParams
+        from churnkit.stats.btyd import BGNBDParams
 
         if d.get("version") != _VERSION:
             raise ValueError(f"population fit version {d.get('version')!r}, expected {_VERSION}")
@@ -90,7 +90,7 @@ def population_from_frame(frame: pd.DataFrame, as_of: pd.Timestamp) -> Populatio
     ``orders_lifetime``, ``revenue_lifetime`` and the BG/NBD inputs ``btyd_frequency``,
     ``btyd_recency_days``, ``btyd_T_days`` (NaN for customers without orders).
     """
-    from churnkit.btyd import fit_bgnbd
+    from churnkit.stats.btyd import fit_bgnbd
 
     n_orders = int(frame["orders_lifetime"].sum())
     revenue = float(frame["revenue_lifetime"].sum())

@@ -7,7 +7,7 @@ needs population-level quantities). :func:`families` is the single list the engi
 the bundle's feature spec is read from, and :func:`feature_reference_markdown` documents.
 
 Every feature at ``as_of`` uses only what was known strictly before ``as_of`` (UTC): the rule of
-:mod:`churnkit.timetravel`, applied once, in the engine's known views.
+:mod:`churnkit.data.timetravel`, applied once, in the engine's known views.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The *known-at-as_of* views and the one statement composed from them.
 
 Leakage safety lives here, in one place. The raw tables are registered as ``raw_<table>``; the
-views below apply the time-travel rule of :mod:`churnkit.timetravel` (its SQL twin) and every
+views below apply the time-travel rule of :mod:`churnkit.data.timetravel` (its SQL twin) and every
 family reads only these views, never a raw table:
 
 - ``known_customers`` / ``base``: customers signed up before ``as_of``; an unsubscribe at or after
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from churnkit.contracts import CHANNELS
+from churnkit.data.contract import CHANNELS
 from churnkit.features.registry import Family, Feature, family
 
 

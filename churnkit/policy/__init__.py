@@ -1,29 +1,31 @@
-"""The win-back policy (DOMAIN.md "Whom to win back", "What to do"): config and decisions.
+"""The win-back policy (docs/domain.md "Whom to win back", "What to do"): config and decisions.
 
 ``PolicyConfig.default()`` reads the packaged defaults (``churnkit/config/policy.yaml``);
 ``decide(scored, features, config, uplift=None)`` is the pure function that scoring, the batch
 job, the HTTP service and the offline evaluation all call. See docs/policy.md.
 """
 
-from churnkit.policy.causes import cause_evidence, feature_cause, infer_causes
-from churnkit.policy.config import (
-    CAUSES,
-    ActionSpec,
-    PolicyConfig,
-    PolicyConfigError,
-)
+from churnkit.policy.causes import at_risk_rows, cause_evidence, feature_cause, infer_causes
+from churnkit.policy.config import CAUSES, ActionSpec, PolicyConfig
 from churnkit.policy.rules import POLICY_COLUMNS, customer_value, decide, postpone_references
+from churnkit.policy.segments import activity_state, lifecycle_segment
+from churnkit.policy.uplift_choice import choose_by_uplift, cost_frame, cost_function
 
 __all__ = [
     "CAUSES",
     "POLICY_COLUMNS",
     "ActionSpec",
     "PolicyConfig",
-    "PolicyConfigError",
+    "activity_state",
+    "at_risk_rows",
     "cause_evidence",
+    "choose_by_uplift",
+    "cost_frame",
+    "cost_function",
     "customer_value",
     "decide",
     "feature_cause",
     "infer_causes",
+    "lifecycle_segment",
     "postpone_references",
 ]

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from churnkit.contracts import ACTIONS
+from churnkit.data.contract import ACTIONS
+from churnkit.errors import PolicyConfigError
 
 #: Causes of risk the policy names (``cause`` column), in the order used by its arrays.
 CAUSES = ("delivery_failure", "unresolved_complaint", "price", "forgotten", "natural", "none")
@@ -24,10 +25,6 @@ CAUSES = ("delivery_failure", "unresolved_complaint", "price", "forgotten", "nat
 EVIDENCE_CAUSES = ("delivery_failure", "unresolved_complaint", "price", "forgotten")
 SEGMENTS = ("prospect", "new", "repeat", "vip")
 CONFIG_FILE = "policy.yaml"
-
-
-class PolicyConfigError(ValueError):
-    """A policy config that cannot be used, with the key and what was expected."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churnkit.contracts import CHANNELS
+from churnkit.data.contract import CHANNELS
 from churnkit.policy.causes import at_risk_rows, column, infer_causes
 from churnkit.policy.config import CAUSES, EVIDENCE_CAUSES, SEGMENTS, PolicyConfig
 
@@ -100,7 +100,7 @@ def _check(scored: pd.DataFrame, features: pd.DataFrame) -> None:
     missing = [c for c in ("churn_probability", "risk_percentile") if c not in scored.columns]
     if missing:
         raise ValueError(f"decide: the scored frame lacks {missing} (expected the output of "
-                         "churnkit.scoring.score_features)")
+                         "churnkit.scoring.score.score_features)")
     missing = [c for c in REQUIRED_FEATURES if c not in features.columns]
     if missing:
         raise ValueError(f"decide: the feature frame lacks {missing} (the purchases and consent "
@@ -154,7 +154,7 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
     if "segment" in scored.columns:
         segment = scored["segment"].to_numpy(dtype=object)
     else:
-        from churnkit.scoring import lifecycle_segment
+        from churnkit.policy.segments import lifecycle_segment
         segment = lifecycle_segment(f)
     seg_code = np.maximum(pd.Categorical(segment, categories=SEGMENTS).codes, 0).astype(np.int64)
 

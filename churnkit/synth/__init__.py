@@ -25,7 +25,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from churnkit.contracts import CHANNELS
+from churnkit.data.contract import CHANNELS
+from churnkit.data.tables import Tables
 from churnkit.synth.assemble import (
     contacts_frame,
     customers_frame,
@@ -41,10 +42,15 @@ from churnkit.synth.recipe import read_recipe, write_recipe
 from churnkit.synth.simulate import SimResult, simulate
 from churnkit.synth.timegrid import DayGrid, make_grid
 from churnkit.synth.truth import GroundTruth, TruthKernel, response_table
-from churnkit.tables import Tables
 
-__all__ = ["DEFAULT_PARAMS", "GroundTruth", "SynthParams", "generate", "read_recipe",
-           "write_recipe"]
+__all__ = [
+    "DEFAULT_PARAMS",
+    "GroundTruth",
+    "SynthParams",
+    "generate",
+    "read_recipe",
+    "write_recipe",
+]
 
 
 def generate(
@@ -104,28 +110,31 @@ def _truth(pop: Population, res: SimResult, grid: DayGrid, params: SynthParams) 
     regions = np.array([z[2] for z in params.timezones], dtype=object)
     segment = np.array(SEGMENTS, dtype=object)[pop.segment]
     fav = np.argmax(np.diff(pop.category_cum, axis=1, prepend=0), axis=1)
-    customers = pd.DataFrame({
-        "segment": pd.Series(segment, dtype="str").to_numpy(),
-        "is_vip": pop.flag("vip"),
-        "is_serial_complainer": pop.flag("serial_complainer"),
-        "is_discount_hunter": pop.flag("discount_hunter"),
-        "is_one_time": pop.flag("one_time"),
-        "base_rate": pop.base_rate,
-        "mean_basket": pop.mean_basket,
-        "price_sensitivity": pop.price_sensitivity,
-        "timezone": zones[pop.tz_index],
-        "utc_offset_hours": pop.offset,
-        "region": regions[pop.tz_index],
-        "signup_at": ts_column(grid, ms_of(pop.signup_sec)).array,
-        "activator": pop.activator,
-        "natural_hazard": pop.h_natural,
-        "forgotten_hazard": pop.h_forget,
-        "browse_ratio": pop.browse_ratio,
-        "order_lag_days": pop.lag_days,
-        "responsiveness": pop.responsiveness,
-        "favourite_category": np.array(params.categories, dtype=object)[fav],
-        **{f"consent_{ch}": pop.consent[:, j] for j, ch in enumerate(CHANNELS)},
-    }, index=index)
+    customers = pd.DataFrame(
+        {
+            "segment": pd.Series(segment, dtype="str").to_numpy(),
+            "is_vip": pop.flag("vip"),
+            "is_serial_complainer": pop.flag("serial_complainer"),
+            "is_discount_hunter": pop.flag("discount_hunter"),
+            "is_one_time": pop.flag("one_time"),
+            "base_rate": pop.base_rate,
+            "mean_basket": pop.mean_basket,
+            "price_sensitivity": pop.price_sensitivity,
+            "timezone": zones[pop.tz_index],
+            "utc_offset_hours": pop.offset,
+            "region": regions[pop.tz_index],
+            "signup_at": ts_column(grid, ms_of(pop.signup_sec)).array,
+            "activator": pop.activator,
+            "natural_hazard": pop.h_natural,
+            "forgotten_hazard": pop.h_forget,
+            "browse_ratio": pop.browse_ratio,
+            "order_lag_days": pop.lag_days,
+            "responsiveness": pop.responsiveness,
+            "favourite_category": np.array(params.categories, dtype=object)[fav],
+            **{f"consent_{ch}": pop.consent[:, j] for j, ch in enumerate(CHANNELS)},
+        },
+        index=index,
+    )
     for col in ("timezone", "region", "favourite_category"):
         customers[col] = customers[col].astype("str")
 
@@ -140,21 +149,26 @@ def _truth(pop: Population, res: SimResult, grid: DayGrid, params: SynthParams) 
     kind = np.concatenate([d["reversal_kind"], np.full(len(never), -1)])
     lag = np.concatenate([d["lag"], pop.lag_days[never]])
     srt = np.lexsort((np.nan_to_num(sec, nan=np.inf), rows))
-    leaving = pd.DataFrame({
-        "customer_id": pop.customer_id[rows[srt]],
-        "decided_at": ts_column(grid, ms_of(sec[srt])),
-        "cause": pd.Categorical.from_codes(cause[srt], categories=list(CAUSES)),
-        "reversed_at": ts_column(grid, ms_of(rev[srt])),
-        "reversal": pd.Categorical.from_codes(kind[srt], categories=["spontaneous", "campaign"]),
-        "order_lag_days": lag[srt],
-    })
+    leaving = pd.DataFrame(
+        {
+            "customer_id": pop.customer_id[rows[srt]],
+            "decided_at": ts_column(grid, ms_of(sec[srt])),
+            "cause": pd.Categorical.from_codes(cause[srt], categories=list(CAUSES)),
+            "reversed_at": ts_column(grid, ms_of(rev[srt])),
+            "reversal": pd.Categorical.from_codes(
+                kind[srt], categories=["spontaneous", "campaign"]
+            ),
+            "order_lag_days": lag[srt],
+        }
+    )
 
     latest = np.full(pop.n, CAUSES.index("natural"), dtype=np.int64)
     uniq, from_end = np.unique(d["row"][::-1], return_index=True)
     latest[uniq] = d["cause"][len(d["row"]) - 1 - from_end]  # each customer's latest decision
     o_key = np.sort(res.orders["row"] * 1e9 + res.orders["sec"])
-    kernel = TruthKernel(pop=pop, grid=grid, params=params, decisions=d,
-                         injections=res.injections, order_key=o_key)
+    kernel = TruthKernel(
+        pop=pop, grid=grid, params=params, decisions=d, injections=res.injections, order_key=o_key
+    )
     return GroundTruth(
         customers=customers,
         leaving=leaving,

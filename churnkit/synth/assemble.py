@@ -1,7 +1,7 @@
 """From the simulation's arrays to the five contract tables, as known at ``end``.
 
 The simulation knows the whole future of every order and ticket; the tables are a snapshot taken
-at ``end``, so (the time-travel rule of ``churnkit.timetravel``) a status, resolution, open,
+at ``end``, so (the time-travel rule of ``churnkit.data.timetravel``) a status, resolution, open,
 conversion or unsubscribe that happens at or after ``end`` is not in them yet: orders still in
 transit at ``end`` are ``placed`` with ``status_at = ordered_at``; tickets opened at or after
 ``end`` do not exist. The ground truth keeps the latent future.
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from churnkit.contracts import (
+from churnkit.data.contract import (
     ACTIONS,
     CHANNELS,
     CONTACT_GROUPS,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churnkit.contracts import BROWSING_EVENTS
+from churnkit.data.contract import BROWSING_EVENTS
 from churnkit.synth.assemble import ms_of, order_by, text_column, ts_column
 from churnkit.synth.params import SynthParams
 from churnkit.synth.population import Population

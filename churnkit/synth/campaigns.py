@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from churnkit.contracts import CHANNELS
+from churnkit.data.contract import CHANNELS
 from churnkit.synth.params import CAMPAIGN_ACTIONS, CAUSES, SynthParams
 from churnkit.synth.population import SEGMENTS, Population
 from churnkit.synth.timegrid import HOURS_PER_WEEK, SECONDS_PER_DAY, DayGrid

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from churnkit.contracts import ORDER_STATUSES, TICKET_TOPICS
+from churnkit.data.contract import ORDER_STATUSES, TICKET_TOPICS
 from churnkit.synth.params import BUMP_CAUSES, SynthParams
 from churnkit.synth.population import SEGMENTS, Population
 from churnkit.synth.timegrid import SECONDS_PER_DAY

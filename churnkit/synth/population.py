@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from churnkit.contracts import CHANNELS
+from churnkit.data.contract import CHANNELS
 from churnkit.synth.params import SynthParams
 from churnkit.synth.timegrid import SECONDS_PER_DAY, DayGrid, daily_weight, utc_offset_hours
 

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from churnkit.contracts import as_utc_timestamp
+from churnkit.data.contract import as_utc_timestamp
 from churnkit.synth.params import SynthParams
 
 SECONDS_PER_DAY = 86_400.0

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from churnkit.contracts import CHANNELS, as_utc_timestamp
+from churnkit.data.contract import CHANNELS, as_utc_timestamp
 from churnkit.synth.campaigns import response_if_opened
 from churnkit.synth.incidents import Injections
 from churnkit.synth.params import BUMP_CAUSES, CAMPAIGN_ACTIONS, CAUSES, SynthParams

@@ -27,7 +27,7 @@ def shop() -> ck.Tables:
 def bundle_path() -> Path:
     """A bundle trained by the real pipeline (2 trials, 1 thread), saved and reloaded, with the
     drift reference fitted on its training rows as the pipeline wiring does."""
-    from churnkit.drift import DriftReference
+    from churnkit.models.drift import DriftReference
     from training.config import TrainConfig
     from training.pipeline import train
 

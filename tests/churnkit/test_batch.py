@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import churnkit as ck
-from churnkit.batch import (
+from churnkit.jobs.batch import (
     OUTPUT_COLUMNS,
     read_scores,
     run_batch,
@@ -38,7 +38,7 @@ def cli(*args: str):
     the real console script in a subprocess."""
     from typer.testing import CliRunner
 
-    from churnkit.cli import app
+    from churnkit.cli.app import app
 
     result = CliRunner().invoke(app, list(args))
     if result.exception is not None and not isinstance(result.exception, SystemExit):
@@ -216,7 +216,7 @@ def test_one_worker_and_several_write_the_same_bytes(clean_run, tables, bundle, 
 
 def test_an_error_in_a_worker_stops_the_run_with_that_error(tables, bundle, tmp_path,
                                                              monkeypatch):
-    import churnkit.batch as batch
+    import churnkit.jobs.batch as batch
 
     real = batch._score_with_features
     third = tables.customers["customer_id"].iloc[600]

@@ -12,15 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import check_grad
 
-from churnkit import btyd
-from churnkit.btyd import (
+from churnkit.stats import btyd
+from churnkit.stats.btyd import (
     BGNBDParams,
     expected_purchases,
     fit_bgnbd,
     p_alive,
     p_no_purchase,
 )
-from churnkit.btyd_data import simulate_bgnbd, summarize_purchases
+from churnkit.stats.btyd_data import simulate_bgnbd, summarize_purchases
 
 #: Fader, Hardie & Lee (2005), "Counting your customers the easy way", CDNOW sample, weeks.
 PUBLISHED = BGNBDParams(r=0.243, alpha=4.414, a=0.793, b=2.426)

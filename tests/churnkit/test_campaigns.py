@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 
 import churnkit as ck
-from churnkit.campaign_report import render_campaign_report
-from churnkit.campaigns import (
+from churnkit.campaigns.metrics import (
     campaign_contacts,
     campaign_ids,
     campaign_metrics,
     campaign_outcomes,
     report_campaign,
 )
+from churnkit.campaigns.report import render_campaign_report
 
 COSTS = {"apology_compensation": 300.0, "free_delivery": 250.0, "promo_code": 100.0,
          "loyalty_points": 50.0, "vip_gift": 500.0, "we_miss_you": 5.0}

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from churnkit.churn_model import ChurnModel
-from churnkit.metrics import roc_auc
+from churnkit.models.churn import ChurnModel
+from churnkit.stats.metrics import roc_auc
 
 
 def _frame(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 import churnkit as ck
-from churnkit.batch import read_scores as read_parquet_scores
-from churnkit.batch import run_batch
+from churnkit.jobs.batch import read_scores as read_parquet_scores
+from churnkit.jobs.batch import run_batch
 
 PG_URL = os.environ.get("CHURNKIT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -62,7 +62,7 @@ def in_schema(schema: str) -> str:
 
 @pytest.fixture(scope="module")
 def pg_shop(schema):
-    from churnkit.db import write_tables
+    from churnkit.io.postgres import write_tables
 
     url = in_schema(schema)
     write_tables(shop_.shop(), url)
@@ -80,7 +80,7 @@ def test_load_tables_from_postgres_scores_like_the_files(pg_shop):
 
 
 def test_missing_table_is_a_contract_error_naming_it(schema):
-    from churnkit.db import write_tables
+    from churnkit.io.postgres import write_tables
 
     url = in_schema(f"{schema}_empty")
     import psycopg
@@ -100,7 +100,7 @@ def test_missing_table_is_a_contract_error_naming_it(schema):
 def test_unreachable_server_is_one_clear_line_and_exit_3(tmp_path):
     from typer.testing import CliRunner
 
-    from churnkit.cli import app
+    from churnkit.cli.app import app
 
     result = CliRunner().invoke(app, [
         "score", "--data", "postgresql://postgres@127.0.0.1:1/test", "--model",
@@ -112,7 +112,7 @@ def test_unreachable_server_is_one_clear_line_and_exit_3(tmp_path):
 
 
 def test_pg_sink_upsert_is_idempotent_and_keeps_other_nights(pg_shop, schema, tmp_path):
-    from churnkit.db import connect, read_scores
+    from churnkit.io.postgres import connect, read_scores
 
     out = f"{in_schema(schema)}#scores"
     bundle = shop_.bundle()
@@ -156,7 +156,7 @@ def test_failed_write_commits_nothing(pg_shop, schema, tmp_path):
     """A COPY that fails half way (a column of another type) rolls the whole night back."""
     import psycopg
 
-    from churnkit.db import read_scores
+    from churnkit.io.postgres import read_scores
 
     table = "scores_broken"
     with psycopg.connect(in_schema(schema), autocommit=True) as conn:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnkit.drift import EPSILON, DriftReference
+from churnkit.models.drift import EPSILON, DriftReference
 
 
 def frame(n: int, seed: int, *, shift: float = 0.0, city_b: float = 0.3,

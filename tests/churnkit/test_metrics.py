@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from churnkit import metrics as m
+from churnkit.stats import metrics as m
 
 
 @pytest.fixture(scope="module")

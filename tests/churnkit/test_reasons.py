@@ -1,4 +1,4 @@
-"""Drivers in plain words with numbers (churnkit.reasons)."""
+"""Drivers in plain words with numbers (churnkit.scoring.drivers)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 import churnkit as ck
 from churnkit.features.registry import all_features
-from churnkit.reasons import driver_texts, explain
+from churnkit.scoring.drivers import driver_texts, explain
 
 
 def frame(**columns) -> pd.DataFrame:

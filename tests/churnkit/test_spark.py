@@ -1,4 +1,4 @@
-"""churnkit.spark in Spark local mode (local[2]): the same rows as the single-machine job.
+"""churnkit.jobs.spark in Spark local mode (local[2]): the same rows as the single-machine job.
 
 Needs the ``spark`` extra and a Java runtime; without either, every test here skips and says
 which one is missing.
@@ -38,8 +38,8 @@ if (_problem := _java_problem()) is not None:
 from _batch_shop import AS_OF, N_CUSTOMERS, bundle, bundle_path, shop  # noqa: E402
 
 import churnkit as ck  # noqa: E402
-from churnkit import spark as cks  # noqa: E402
-from churnkit.batch import (  # noqa: E402
+from churnkit.jobs import spark as cks  # noqa: E402
+from churnkit.jobs.batch import (  # noqa: E402
     JSON_COLUMNS,
     read_scores,
     run_batch,
@@ -107,7 +107,7 @@ def assert_same_rows(got: pd.DataFrame, expected: pd.DataFrame) -> None:
 
 def test_spark_job_rows_equal_the_single_machine_job(spark, on_disk, single_machine, tmp_path,
                                                      capsys):
-    """python -m churnkit.spark on the shop's Parquet files: one part per shard, and the same
+    """python -m churnkit.jobs.spark on the shop's Parquet files: one part per shard, and the same
     rows as `churnkit score` on one machine, value for value and kind for kind."""
     out = tmp_path / "scores"
     code = cks.main(["--data", str(on_disk), "--model", str(bundle_path()), "--as-of", AS_OF,

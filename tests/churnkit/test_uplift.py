@@ -6,13 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnkit.bundle import _component_class
-from churnkit.uplift import (
-    SEND_ACTIONS,
-    UpliftModel,
-    choose_by_uplift,
-    default_action_cost,
-)
+from churnkit.data.contract import SEND_ACTIONS
+from churnkit.models.uplift import UpliftModel
+from churnkit.policy.uplift_choice import choose_by_uplift, cost_function
+from churnkit.scoring.bundle import _component_class
 
 
 def _experiment(n: int, seed: int) -> tuple[pd.DataFrame, pd.Series, pd.Series, pd.DataFrame]:
@@ -113,7 +110,7 @@ def test_choose_by_uplift_is_profit_arithmetic():
 
 
 def test_default_costs_scale_compensation_with_value():
-    cost = default_action_cost()
+    cost = cost_function()
     values = pd.Series([1_000.0, 20_000.0])
     apology = np.asarray(cost("apology_compensation", values), dtype=float)
     promo = np.asarray(cost("we_miss_you", values), dtype=float)

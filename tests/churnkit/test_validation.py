@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import churnkit as ck
-from churnkit.contracts import TABLES
+from churnkit.data.contract import TABLES
 
 
 def _shop() -> dict[str, pd.DataFrame]:

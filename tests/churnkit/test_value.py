@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import churnkit as ck
-from churnkit.value import ValueModel
+from churnkit.models.value import ValueModel
 from training.value import realized_revenue, train_value, value_metrics
 
 AS_OF = "2025-07-01"

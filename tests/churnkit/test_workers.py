@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from churnkit.workers import can_fork, run_tasks
+from churnkit.jobs.workers import can_fork, run_tasks
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="this platform cannot fork")
 

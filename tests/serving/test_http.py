@@ -14,7 +14,7 @@ import pytest
 from _serving_helpers import API_KEY, AS_OF, MAX_IDS, start_ready, stop_service
 
 import churnkit as ck
-from churnkit.atomic import atomic_file
+from churnkit.io.atomic import atomic_file
 
 pytestmark = pytest.mark.slow
 

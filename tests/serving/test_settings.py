@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from serving.service import RequestError, parse_as_of
-from serving.settings import Settings, SettingsError, default_workers, workers_setting
+from churnkit.errors import RequestError, SettingsError
+from serving.service import parse_as_of
+from serving.settings import Settings, default_workers, workers_setting
 
 BASE = {"CHURNKIT_MODEL": "models:/churn@champion", "CHURNKIT_DATA": "/data"}
 

@@ -188,7 +188,7 @@ def _pg_error() -> str | None:
 def test_database_store_gives_the_customers_rows_fresh(small_shop):
     import psycopg
 
-    from churnkit.db import write_tables
+    from churnkit.io.postgres import write_tables
 
     schema = f"ck_serve_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_URL, autocommit=True) as conn:

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 import churnkit as ck
-from churnkit.contracts import CHANNELS
-from churnkit.timing import OUTPUT_COLUMNS, TimingModel
-from churnkit.timing.channels import ChannelRanker
+from churnkit.data.contract import CHANNELS
+from churnkit.models.timing import OUTPUT_COLUMNS, TimingModel
+from churnkit.models.timing.channels import ChannelRanker
 from training.config import TrainConfig
 from training.pipeline import train
 from training.report import render_report

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 import churnkit as ck
-from churnkit.uplift import SEND_ACTIONS, UpliftModel, with_cause_evidence
+from churnkit.data.contract import SEND_ACTIONS
+from churnkit.models.uplift import UpliftModel, with_cause_evidence
 from training.uplift import (
     POLICIES,
     campaign_training_set,

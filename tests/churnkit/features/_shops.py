@@ -6,9 +6,9 @@ import pandas as pd
 from hypothesis import strategies as st
 
 import churnkit as ck
-from churnkit.btyd import BGNBDParams
-from churnkit.contracts import ACTIONS, BROWSING_EVENTS, CHANNELS, ORDER_STATUSES, TICKET_TOPICS
+from churnkit.data.contract import ACTIONS, BROWSING_EVENTS, CHANNELS, ORDER_STATUSES, TICKET_TOPICS
 from churnkit.features import PopulationFit
+from churnkit.stats.btyd import BGNBDParams
 
 AS_OF = pd.Timestamp("2024-06-01", tz="UTC")
 #: A fixed population fit, so that per-customer logic is tested in isolation from fitting.

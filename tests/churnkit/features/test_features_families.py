@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from _shops import AS_OF, POPULATION, ago, shop
 
-from churnkit.btyd import expected_purchases, p_alive
-from churnkit.btyd_data import summarize_purchases
 from churnkit.features import build_features
+from churnkit.stats.btyd import expected_purchases, p_alive
+from churnkit.stats.btyd_data import summarize_purchases
 
 
 def orders(times, **cols) -> dict:

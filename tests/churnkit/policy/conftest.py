@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 import churnkit as ck
-from churnkit.bundle import FeatureSpec, ModelBundle, TrainingMetadata, reference_quantiles
-from churnkit.churn_model import ChurnModel
+from churnkit.data.frames import model_matrix
 from churnkit.features.registry import model_features
+from churnkit.models.churn import ChurnModel
 from churnkit.policy import POLICY_COLUMNS
-from churnkit.scoring import model_matrix
+from churnkit.scoring.bundle import FeatureSpec, ModelBundle, TrainingMetadata, reference_quantiles
 
 AS_OF = pd.Timestamp("2025-07-01", tz="UTC")
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from churnkit.contracts import ACTIONS
-from churnkit.policy import PolicyConfig, PolicyConfigError
+from churnkit.data.contract import ACTIONS
+from churnkit.errors import PolicyConfigError
+from churnkit.policy import PolicyConfig
 
 
 def test_defaults_are_domain_rules():

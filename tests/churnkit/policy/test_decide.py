@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import tile
 
-from churnkit.contracts import ACTIONS
+from churnkit.data.contract import ACTIONS
 from churnkit.policy import CAUSES, POLICY_COLUMNS, PolicyConfig, customer_value, decide
 
 CONFIG = PolicyConfig.default()
@@ -237,7 +237,7 @@ def test_decide_and_reasons_are_vectorized(world, scored):
     assert big < 1.3 * small, (small, big)
     picked = np.tile([0, 1, 2], (len(small_f), 1))
     names = np.array(["late_orders_90d", "days_since_last_order", "p_alive"])
-    from churnkit.reasons import explain
+    from churnkit.scoring.drivers import explain
 
     small = _calls(lambda: explain(picked, names, small_f))
     big = _calls(lambda: explain(np.tile(picked, (10, 1)), names, big_f))

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from churnkit import synth, validate
-from churnkit.contracts import TABLES
+from churnkit.data.contract import TABLES
 from churnkit.synth.params import CAUSES
 
 START, END = "2023-01-01", "2025-01-01"  # the period of the conftest shops

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from churnkit import synth
-from churnkit.contracts import ACTIONS
+from churnkit.data.contract import ACTIONS
 
 H = pd.Timedelta(days=90)
 

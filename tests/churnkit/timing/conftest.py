@@ -8,7 +8,7 @@ import pytest
 
 import churnkit as ck
 from churnkit.labels import build_training_set
-from churnkit.timing import TimingConfig, TimingModel
+from churnkit.models.timing import TimingConfig, TimingModel
 
 END = pd.Timestamp("2025-07-01", tz="UTC")
 HORIZON = 90

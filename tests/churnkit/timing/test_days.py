@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnkit.timing import NextOrderModel
+from churnkit.models.timing import NextOrderModel
 
 EDGES = (0, 3, 7, 14, 21, 30, 45, 60, 90)
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from churnkit.contracts import CHANNELS
-from churnkit.timing import OUTPUT_COLUMNS, TimingConfig, TimingModel
+from churnkit.data.contract import CHANNELS
+from churnkit.models.timing import OUTPUT_COLUMNS, TimingConfig, TimingModel
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,7 @@ def test_config_defaults_and_validation(tmp_path):
 
 @pytest.mark.slow  # the shared shop and fit (session fixture)
 def test_chunked_planning_gives_the_same_rows(timing_model, timing_shop, monkeypatch):
-    import churnkit.timing.model as model_module
+    import churnkit.models.timing.model as model_module
 
     _, _, _, evaluation = timing_shop
     as_of = evaluation["cutoff"].iloc[0]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from churnkit.timing.profiles import HourProfiles
-from churnkit.timing.slots import HOUR_COUNT_COLS, SlotModel
+from churnkit.models.timing.profiles import HourProfiles
+from churnkit.models.timing.slots import HOUR_COUNT_COLS, SlotModel
 
 HOURS = np.arange(24)
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnkit.contracts import CHANNELS
-from churnkit.timing import ChannelRanker
+from churnkit.data.contract import CHANNELS
+from churnkit.models.timing import ChannelRanker
 
 
 def _true_slots(truth, index: pd.Index) -> np.ndarray:

@@ -1,0 +1,34 @@
+"""The shop's data as churnkit holds it: the contract, the tables, their validation, what was
+known at ``as_of`` (time travel) and the conversions of feature frames into model inputs."""
+
+from churnkit.data.contract import (
+    ACTIONS,
+    CHANNELS,
+    CONTROL,
+    SEND_ACTIONS,
+    TABLES,
+    as_utc_timestamp,
+)
+from churnkit.data.frames import model_matrix, numeric_matrix, require_columns
+from churnkit.data.summary import ShopSummary, data_end, summarize
+from churnkit.data.tables import Tables
+from churnkit.data.timetravel import tables_until
+from churnkit.data.validation import validate
+
+__all__ = [
+    "ACTIONS",
+    "CHANNELS",
+    "CONTROL",
+    "SEND_ACTIONS",
+    "TABLES",
+    "ShopSummary",
+    "Tables",
+    "as_utc_timestamp",
+    "data_end",
+    "model_matrix",
+    "numeric_matrix",
+    "require_columns",
+    "summarize",
+    "tables_until",
+    "validate",
+]

@@ -1,0 +1,288 @@
+"""The data contract: the five tables a shop hands to churnkit, column by column.
+
+This module is the single source of truth for table and column names, kinds, enums and which
+columns record something learned later (the time-travel columns). The loader, the validator, the
+synthetic shop, the feature builders and the generated documentation all read it.
+
+Kinds
+-----
+``id``        integer or string identifier; one kind per column across all tables.
+``timestamp`` timezone-aware UTC inside churnkit; naive inputs are read as UTC.
+``float``     a real number (currency amounts are in the shop's currency).
+``int``       a whole number.
+``bool``      true/false.
+``str``       free text.
+``enum``      one of ``Column.values``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+CHANNELS = ("email", "sms", "messenger", "push", "phone")
+ORDER_STATUSES = ("placed", "delivered", "late", "lost", "not_delivered", "cancelled", "returned")
+#: Statuses that are the shop's failure to deliver (DOMAIN.md: logistics failures).
+DELIVERY_FAILURES = ("late", "lost", "not_delivered")
+#: Statuses of an order paid for whose goods never reached the customer (DOMAIN.md: top priority).
+PAID_NOT_RECEIVED = ("lost", "not_delivered")
+BROWSING_EVENTS = ("view", "product_view", "search", "add_to_cart", "checkout", "wishlist")
+TICKET_TOPICS = ("delivery", "quality", "price", "service", "payment", "other")
+#: The win-back action catalogue of DOMAIN.md.
+ACTIONS = (
+    "apology_compensation",
+    "free_delivery",
+    "promo_code",
+    "loyalty_points",
+    "vip_gift",
+    "we_miss_you",
+    "do_not_contact",
+)
+CONTACT_GROUPS = ("treatment", "control")
+#: Actions a campaign can send (the catalogue minus ``do_not_contact``).
+SEND_ACTIONS = tuple(a for a in ACTIONS if a != "do_not_contact")
+#: The randomized holdout's group (contacts with ``group == "control"``), also its arm's name.
+CONTROL = "control"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a contract table.
+
+    ``learned_later`` marks columns whose value becomes known at its own timestamp, later than the
+    row's event time (e.g. an order's final ``status`` is known from ``status_at``). Features as of
+    a date treat a value learned at or after that date as not yet known.
+    """
+
+    name: str
+    kind: str
+    description: str
+    nullable: bool = False
+    values: tuple[str, ...] = ()
+    min_value: float | None = None
+    max_value: float | None = None
+    default: object | None = None  # filled in when the column is absent (optional columns only)
+    optional: bool = False  # the column may be missing from the input
+    learned_later: bool = False
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One contract table: its columns, key, time column and whether a shop must provide it."""
+
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    key: str
+    time_column: str
+    required: bool
+    customer_column: str = "customer_id"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"table {self.name!r} has no column {name!r}")
+
+
+def _consent(channel: str) -> Column:
+    return Column(
+        f"consent_{channel}",
+        "bool",
+        f"The customer agreed to be contacted by {channel}.",
+        optional=True,
+        default=False,
+    )
+
+
+CUSTOMERS = TableSpec(
+    name="customers",
+    description="One row per customer.",
+    key="customer_id",
+    time_column="signup_at",
+    required=True,
+    columns=(
+        Column("customer_id", "id", "Customer identifier, unique."),
+        Column("signup_at", "timestamp", "When the customer registered (UTC)."),
+        Column("region", "str", "Region or city.", nullable=True, optional=True),
+        Column(
+            "timezone",
+            "str",
+            "IANA time zone of the customer, e.g. Europe/Moscow; missing or empty means UTC.",
+            nullable=True,
+            optional=True,
+            default="UTC",
+        ),
+        *(_consent(ch) for ch in CHANNELS),
+        Column(
+            "unsubscribed_at",
+            "timestamp",
+            "When the customer unsubscribed from all marketing (UTC); empty if never.",
+            nullable=True,
+            optional=True,
+            learned_later=True,
+        ),
+    ),
+)
+
+ORDERS = TableSpec(
+    name="orders",
+    description="One row per order, with its latest status.",
+    key="order_id",
+    time_column="ordered_at",
+    required=True,
+    columns=(
+        Column("order_id", "id", "Order identifier, unique."),
+        Column("customer_id", "id", "Who placed the order (must exist in customers)."),
+        Column("ordered_at", "timestamp", "When the order was placed (UTC)."),
+        Column("amount", "float", "Amount paid for the goods, after discount.", min_value=0),
+        Column(
+            "discount_amount", "float", "Discount granted on the order.", min_value=0,
+            optional=True, default=0.0,
+        ),
+        Column(
+            "delivery_cost", "float", "Delivery fee paid by the customer.", min_value=0,
+            optional=True, default=0.0,
+        ),
+        Column("n_items", "int", "Number of items.", min_value=1, optional=True, default=1),
+        Column("category", "str", "Main product category.", nullable=True, optional=True),
+        Column(
+            "status", "enum", "Latest status of the order.", values=ORDER_STATUSES,
+            learned_later=True,
+        ),
+        Column(
+            "status_at",
+            "timestamp",
+            "When the latest status was set (UTC); not before ordered_at. Before this moment the "
+            "order counts as 'placed' (in transit).",
+        ),
+        Column(
+            "delivery_delay_days",
+            "float",
+            "Days the delivery was late against its promise; empty if not delivered or unknown. "
+            "Known from status_at.",
+            nullable=True,
+            optional=True,
+            min_value=0,
+            learned_later=True,
+        ),
+    ),
+)
+
+BROWSING = TableSpec(
+    name="browsing",
+    description="Site and app events, one row per event.",
+    key="session_id",
+    time_column="ts",
+    required=False,
+    columns=(
+        Column("customer_id", "id", "Who browsed (must exist in customers)."),
+        Column("session_id", "id", "Browsing session; several events share one."),
+        Column("ts", "timestamp", "When the event happened (UTC)."),
+        Column("event", "enum", "What the customer did.", values=BROWSING_EVENTS),
+        Column("category", "str", "Product category viewed, if any.", nullable=True, optional=True),
+    ),
+)
+
+TICKETS = TableSpec(
+    name="tickets",
+    description="Complaints and support requests, one row per ticket.",
+    key="ticket_id",
+    time_column="opened_at",
+    required=False,
+    columns=(
+        Column("ticket_id", "id", "Ticket identifier, unique."),
+        Column("customer_id", "id", "Who opened it (must exist in customers)."),
+        Column("opened_at", "timestamp", "When the ticket was opened (UTC)."),
+        Column("topic", "enum", "What the ticket is about.", values=TICKET_TOPICS),
+        Column(
+            "resolved_at",
+            "timestamp",
+            "When the ticket was resolved (UTC); empty while unresolved. Not before opened_at.",
+            nullable=True,
+            learned_later=True,
+        ),
+        Column(
+            "compensation_amount",
+            "float",
+            "Compensation granted; known once the ticket is resolved.",
+            min_value=0,
+            optional=True,
+            default=0.0,
+            learned_later=True,
+        ),
+        Column(
+            "satisfaction",
+            "int",
+            "Customer's rating of the resolution, 1-5; known once resolved.",
+            nullable=True,
+            optional=True,
+            min_value=1,
+            max_value=5,
+            learned_later=True,
+        ),
+    ),
+)
+
+CONTACTS = TableSpec(
+    name="contacts",
+    description="Past win-back messages, including the randomized control group (not sent).",
+    key="contact_id",
+    time_column="sent_at",
+    required=False,
+    columns=(
+        Column("contact_id", "id", "Contact identifier, unique."),
+        Column("customer_id", "id", "Who was targeted (must exist in customers)."),
+        Column(
+            "sent_at", "timestamp",
+            "When the message was sent (UTC); for the control group, when it would have been.",
+        ),
+        Column("channel", "enum", "Channel used.", values=CHANNELS),
+        Column("action", "enum", "Win-back action offered.", values=ACTIONS),
+        Column(
+            "group", "enum", "treatment (sent) or control (held out at random).",
+            values=CONTACT_GROUPS,
+        ),
+        Column(
+            "opened_at", "timestamp", "When the message was opened (UTC); empty if never.",
+            nullable=True, learned_later=True,
+        ),
+        Column(
+            "converted_at",
+            "timestamp",
+            "When the customer ordered again, attributed to this contact (UTC); empty if not.",
+            nullable=True,
+            learned_later=True,
+        ),
+        Column("campaign", "str", "Campaign name.", nullable=True, optional=True),
+    ),
+)
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec for spec in (CUSTOMERS, ORDERS, BROWSING, TICKETS, CONTACTS)
+}
+REQUIRED_TABLES = tuple(name for name, spec in TABLES.items() if spec.required)
+OPTIONAL_TABLES = tuple(name for name, spec in TABLES.items() if not spec.required)
+
+
+def as_utc_timestamp(value: object, *, name: str = "as_of") -> pd.Timestamp:
+    """Parse ``value`` as a UTC timestamp; a naive value is read as UTC.
+
+    Raises ``ValueError`` naming ``name`` when the value is missing or unparseable, so that a
+    forgotten ``as_of`` never silently becomes "now".
+    """
+    if value is None:
+        raise ValueError(f"{name} is required (a date or timestamp); churnkit never assumes 'now'")
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}={value!r} is not a date or timestamp") from exc
+    if ts is pd.NaT:
+        raise ValueError(f"{name} is required (got NaT)")
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")

@@ -1,0 +1,17 @@
+"""The bundle's model parts: churn (calibrated LightGBM), value, uplift, contact timing and
+the drift reference."""
+
+from churnkit.models.churn import ChurnModel
+from churnkit.models.drift import DriftReference
+from churnkit.models.timing import TimingConfig, TimingModel
+from churnkit.models.uplift import UpliftModel
+from churnkit.models.value import ValueModel
+
+__all__ = [
+    "ChurnModel",
+    "DriftReference",
+    "TimingConfig",
+    "TimingModel",
+    "UpliftModel",
+    "ValueModel",
+]

@@ -1,0 +1,125 @@
+"""Which channel: consented channels ranked by engagement shrunk toward the population.
+
+DOMAIN.md: contact only through channels the customer consented to, never after an unsubscribe.
+The consent features (``can_contact_<channel>``) already say "consented and not unsubscribed
+before as_of"; a customer with ``unsubscribed`` gets no channel at all.
+
+Ranking (empirical Bayes): per channel c the population's open rates of customers who received
+messages on c give a beta prior ``Beta(a_c, b_c)`` by the method of moments (mean m, variance v of
+the per-customer open rates, weighted by messages, minus their binomial sampling noise; strength
+``a + b = m(1-m)/v - 1`` clamped to the configured range). A customer with ``k`` opens of ``n``
+messages on c has the posterior mean open rate ``(a_c + k) / (a_c + b_c + n)``: with no history it
+is the population mean, with a long history it is their own rate. The channel's score is that open
+rate times the population's conversions per open on c (a channel whose opens rarely lead to an
+order ranks lower). The confidence is the normal-approximation probability that the best channel's
+posterior open rate beats the runner-up's (1 when only one channel is allowed).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from churnkit.data.contract import CHANNELS
+
+
+def _num(frame: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in frame.columns:
+        return np.zeros(len(frame))
+    s = frame[name]
+    if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
+        values = s.to_numpy(dtype="float64", na_value=np.nan)  # no parsing: ~10x cheaper
+    else:
+        values = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return np.nan_to_num(values)
+
+
+class ChannelRanker:
+    """Empirical-Bayes ranking of a customer's consented channels."""
+
+    def __init__(self, *, strength_min: float = 2.0, strength_max: float = 200.0) -> None:
+        self.strength_min = strength_min
+        self.strength_max = strength_max
+
+    def fit(self, frame: pd.DataFrame) -> ChannelRanker:
+        """Beta priors per channel from the contact-history features of ``frame``."""
+        self.alpha_, self.beta_, self.conversion_per_open_ = {}, {}, {}
+        for ch in CHANNELS:
+            n = _num(frame, f"contacts_{ch}")
+            k = _num(frame, f"opens_{ch}")
+            c = _num(frame, f"conversions_{ch}")
+            has = n > 0
+            if has.sum() >= 2 and n[has].sum() > 0:
+                rate = k[has] / n[has]
+                m = float(np.average(rate, weights=n[has]))
+                v = float(np.average((rate - m) ** 2, weights=n[has]))
+                # Observed rates scatter by binomial noise too; remove it (its weighted mean is
+                # m(1-m) x customers / messages) to keep the spread of the true rates only.
+                v -= m * (1 - m) * has.sum() / n[has].sum()
+            else:  # nobody messaged on this channel: a weak, neutral prior
+                m, v = 0.2, 0.0
+            m = min(max(m, 1e-3), 1 - 1e-3)
+            strength = m * (1 - m) / v - 1 if v > 0 else self.strength_max
+            strength = float(np.clip(strength, self.strength_min, self.strength_max))
+            self.alpha_[ch], self.beta_[ch] = m * strength, (1 - m) * strength
+            opens = k.sum()
+            self.conversion_per_open_[ch] = float((c.sum() + 1) / (opens + 2))
+        return self
+
+    def rank(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Per customer: ``channel`` (best allowed, None when none is allowed),
+        ``channel_confidence`` (0-1, NaN without a channel) and ``channel_ranking`` (allowed
+        channels, best first)."""
+        n_rows = len(frame)
+        score = np.full((n_rows, len(CHANNELS)), -np.inf)
+        mean = np.zeros((n_rows, len(CHANNELS)))
+        var = np.zeros((n_rows, len(CHANNELS)))
+        unsubscribed = _num(frame, "unsubscribed") > 0
+        for j, ch in enumerate(CHANNELS):
+            a = self.alpha_[ch] + _num(frame, f"opens_{ch}")
+            b = self.beta_[ch] + _num(frame, f"contacts_{ch}") - _num(frame, f"opens_{ch}")
+            b = np.maximum(b, 1e-6)
+            mean[:, j] = a / (a + b)
+            var[:, j] = a * b / ((a + b) ** 2 * (a + b + 1))
+            allowed = (_num(frame, f"can_contact_{ch}") > 0) & ~unsubscribed
+            score[:, j] = np.where(allowed, mean[:, j] * self.conversion_per_open_[ch], -np.inf)
+        from scipy.special import ndtr  # the normal CDF; imported where used
+
+        order = np.argsort(-score, axis=1, kind="stable")
+        n_allowed = np.isfinite(score).sum(axis=1)
+        best, second = order[:, 0], order[:, 1]
+        rows = np.arange(n_rows)
+        diff = mean[rows, best] - mean[rows, second]
+        sd = np.sqrt(var[rows, best] + var[rows, second])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p_better = ndtr(diff / sd)
+        confidence = np.where(n_allowed >= 2, p_better, 1.0)
+        confidence = np.where(n_allowed == 0, np.nan, confidence)
+        names = np.asarray(CHANNELS, dtype=object)
+        channel = np.where(n_allowed > 0, names[best], None)
+        ranking = [list(names[order[i, :n_allowed[i]]]) for i in range(n_rows)]
+        # object dtype keeps None (no channel) as None rather than a missing string
+        return pd.DataFrame({"channel": pd.Series(channel, index=frame.index, dtype=object),
+                             "channel_confidence": confidence,
+                             "channel_ranking": ranking}, index=frame.index)
+
+    def to_dict(self) -> dict:
+        return {"alpha": self.alpha_, "beta": self.beta_,
+                "conversion_per_open": self.conversion_per_open_}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ChannelRanker:
+        r = cls()
+        r.alpha_, r.beta_ = dict(data["alpha"]), dict(data["beta"])
+        r.conversion_per_open_ = dict(data["conversion_per_open"])
+        return r
+
+
+def prior_summary(ranker: ChannelRanker) -> dict[str, dict[str, float]]:
+    """Prior mean open rate and strength (pseudo-messages) per channel, for docs and reports."""
+    return {ch: {"open_rate": ranker.alpha_[ch] / (ranker.alpha_[ch] + ranker.beta_[ch]),
+                 "strength": ranker.alpha_[ch] + ranker.beta_[ch],
+                 "conversion_per_open": ranker.conversion_per_open_[ch]}
+            for ch in CHANNELS if not math.isnan(ranker.alpha_[ch])}

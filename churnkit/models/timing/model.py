@@ -1,0 +1,261 @@
+"""The timing model of a bundle: which day, which local weekday and hour, which channel.
+
+:class:`TimingModel` joins three parts fitted on the training snapshots (features + labels per
+cutoff, the frames ``training.pipeline`` builds):
+:class:`~churnkit.models.timing.days.NextOrderModel` (discrete-time hazard of the next order),
+:class:`~churnkit.models.timing.slots.SlotModel` (hour-of-week engagement) and
+:class:`~churnkit.models.timing.channels.ChannelRanker` (empirical-Bayes channel ranking).
+:meth:`TimingModel.predict` turns them into the scoring columns of the contract.
+
+The day rule (every threshold in ``churnkit/config/timing.yaml``):
+
+1. **incident** -- a lost or undelivered order known in the last ``incident_recent_days``, or a
+   ticket still unresolved at ``as_of``: contact on the ``as_of`` day (DOMAIN.md: paid but never
+   received -> contact immediately, top priority).
+2. **drift** -- P(order within the horizon) below ``drift_probability``: the customer has already
+   drifted from their rhythm; contact as soon as allowed (best weekday in the next
+   ``drift_search_days`` days).
+3. **rhythm** -- otherwise wait until the ``return_quantile`` of their return time given that
+   they return (before then they would likely buy anyway), at most ``max_wait_days``; then the
+   best weekday in the following ``rhythm_search_days`` days.
+
+The hour is the best slot of the chosen weekday inside ``allowed_hours`` (default 09:00-21:00
+local).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from churnkit.data.contract import as_utc_timestamp
+from churnkit.models.timing.channels import ChannelRanker
+from churnkit.models.timing.config import TimingConfig
+from churnkit.models.timing.days import NextOrderModel
+from churnkit.models.timing.slots import HOURS_PER_WEEK, SlotModel
+
+FORMAT = 1
+#: Rows planned at once (bounds memory: the survival grid is rows x horizon days).
+PLAN_CHUNK = 50_000
+#: The scoring columns this model adds (the shared scoring contract).
+OUTPUT_COLUMNS = (
+    "contact_date", "contact_date_confidence", "contact_weekday", "contact_hour_local",
+    "contact_slot_confidence", "channel", "channel_confidence", "expected_days_to_next_order",
+)
+
+
+class TimingModel:
+    """Contact timing: fitted on training snapshots, applied to a feature frame at ``as_of``.
+
+    Parameters
+    ----------
+    config
+        Rules and fit sizes (default: the packaged ``config/timing.yaml``).
+    horizon_days
+        The label horizon of the training snapshots (the hazard model's last day).
+    random_state, n_jobs
+        LightGBM seed and threads (None = every core).
+    """
+
+    def __init__(self, config: TimingConfig | None = None, *, horizon_days: int = 90,
+                 random_state: int = 0, n_jobs: int | None = 1) -> None:
+        self.config = config
+        self.horizon_days = horizon_days
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    @property
+    def config_(self) -> TimingConfig:
+        return self.config if self.config is not None else TimingConfig.load()
+
+    def fit(self, train: pd.DataFrame) -> TimingModel:
+        """Fit on stacked training snapshots: feature columns plus the label columns
+        ``days_to_next_order``, ``censored`` and ``next_engagement_slot`` (and ``cutoff``).
+
+        At most ``max_training_customers`` rows (a seeded sample) feed the hazard model (each
+        expands into up to one row per day bin) and at most ``max_slot_training_rows`` the hour
+        and weekday models, which keeps the fit to seconds on a 20k-customer shop. The channel
+        priors use the latest cutoff's rows (the contact history as known most recently).
+        """
+        cfg = self.config_
+        missing = [c for c in ("days_to_next_order", "censored", "next_engagement_slot")
+                   if c not in train.columns]
+        if missing:
+            raise ValueError(f"timing training frame lacks label column(s) {missing}")
+        if len(train) == 0:
+            raise ValueError("timing training frame is empty")
+        rng = np.random.default_rng(self.random_state)
+        rows = self._sample(train, cfg.max_training_customers, rng)
+        lgb_args = dict(n_estimators=cfg.n_estimators, learning_rate=cfg.learning_rate,
+                        num_leaves=cfg.num_leaves, min_child_samples=cfg.min_child_samples,
+                        random_state=self.random_state, n_jobs=self.n_jobs)
+        self.days_ = NextOrderModel(cfg.bin_edges(self.horizon_days), **lgb_args).fit(rows)
+        self.slots_ = SlotModel(n_estimators=cfg.slot_n_estimators,
+                                learning_rate=cfg.slot_learning_rate,
+                                num_leaves=cfg.slot_num_leaves,
+                                min_child_samples=cfg.min_child_samples,
+                                hour_profiles=cfg.hour_profiles,
+                                random_state=self.random_state, n_jobs=self.n_jobs
+                                ).fit(self._sample(train, cfg.max_slot_training_rows, rng))
+        latest = train
+        if "cutoff" in train.columns:
+            latest = train[train["cutoff"] == train["cutoff"].max()]
+        self.channels_ = ChannelRanker(strength_min=cfg.prior_strength_min,
+                                       strength_max=cfg.prior_strength_max).fit(latest)
+        self.config = cfg
+        return self
+
+    @staticmethod
+    def _sample(frame: pd.DataFrame, limit: int, rng: np.random.Generator) -> pd.DataFrame:
+        """At most ``limit`` rows of ``frame`` (a seeded sample, in the original order)."""
+        if len(frame) <= limit:
+            return frame
+        return frame.iloc[np.sort(rng.choice(len(frame), limit, replace=False))]
+
+    # -- prediction ------------------------------------------------------------------------
+    def plan(self, features: pd.DataFrame, *, as_of: object = None) -> pd.DataFrame:
+        """Every timing output with its working: the contract columns (:data:`OUTPUT_COLUMNS`)
+        plus ``contact_rule`` (incident, drift or rhythm), ``p_order_within_horizon``,
+        ``return_days_if_returning`` (conditional mean), ``contact_day_offset`` (days after
+        ``as_of``) and ``channel_ranking`` (allowed channels, best first)."""
+        day0 = self._as_of(features, as_of).normalize()
+        if len(features) <= PLAN_CHUNK:
+            return self._plan(features, day0)
+        # Bounded memory on large frames (the survival grid is rows x horizon days).
+        return pd.concat([self._plan(features.iloc[s:s + PLAN_CHUNK], day0)
+                          for s in range(0, len(features), PLAN_CHUNK)])
+
+    def _plan(self, features: pd.DataFrame, day0: pd.Timestamp) -> pd.DataFrame:
+        cfg = self.config_
+        n = len(features)
+        hz = self.days_.hazards(features)
+        summary = self.days_.summary(hz, quantile=cfg.return_quantile)
+        p_return = summary["p_return"].to_numpy()
+
+        incident = np.zeros(n, dtype=bool)
+        if "days_since_paid_not_received" in features.columns:
+            d = pd.to_numeric(features["days_since_paid_not_received"], errors="coerce")
+            incident |= (d <= cfg.incident_recent_days).to_numpy(dtype=bool, na_value=False)
+        if "unresolved_tickets" in features.columns:
+            u = pd.to_numeric(features["unresolved_tickets"], errors="coerce")
+            incident |= (u > 0).to_numpy(dtype=bool, na_value=False)
+        drift = ~incident & (p_return < cfg.drift_probability)
+        rhythm = ~incident & ~drift
+        wait = np.minimum(summary["conditional_quantile_days"].to_numpy(), cfg.max_wait_days)
+        base = np.where(rhythm, np.round(wait), 0).astype(int)
+        window = np.where(incident, 1, np.where(drift, cfg.drift_search_days,
+                                                 cfg.rhythm_search_days))
+
+        # P(slot) = P(weekday) x P(hour): the best allowed hour is the same on every weekday,
+        # and the best day in the search window is the one with the most likely weekday.
+        hours, days = self.slots_.hour_weekday_probabilities(features)
+        lo, hi = cfg.allowed_hours
+        hour = hours[:, lo:hi].argmax(axis=1) + lo
+        first_wd = (day0.day_of_week + base) % 7
+        offsets = np.arange(max(cfg.rhythm_search_days, cfg.drift_search_days, 1))
+        cand_wd = (first_wd[:, None] + offsets[None, :]) % 7
+        cand_score = np.take_along_axis(days, cand_wd, axis=1)
+        cand_score = np.where(offsets[None, :] < window[:, None], cand_score, -np.inf)
+        pick = cand_score.argmax(axis=1)  # ties: the earliest day
+        rows = np.arange(n)
+        weekday = cand_wd[rows, pick]
+        offset = base + pick
+        # Slot confidence: the share of that day's engagement chance within +-1 hour of the hour.
+        near = sum(hours[rows, np.clip(hour + k, 0, 23)] * ((hour + k >= 0) & (hour + k < 24))
+                   for k in (-1, 0, 1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slot_conf = np.clip(near / hours.sum(axis=1), 0, 1)
+
+        # Date confidence: rules are certain; drift = P(no return on their own); rhythm = how
+        # concentrated the return time is around the chosen day.
+        w = cfg.date_confidence_window_days
+        lo_d = np.clip(offset - w / 2, 0, self.days_.horizon_days)
+        hi_d = np.clip(offset + w / 2, 0, self.days_.horizon_days)
+        grid = np.arange(self.days_.horizon_days + 1, dtype=float)
+        S = self.days_.survival(hz, grid)
+        s_lo, s_hi = _row_interp(S, lo_d), _row_interp(S, hi_d)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            concentration = np.clip((s_lo - s_hi) / p_return, 0, 1)
+        date_conf = np.where(incident, 1.0, np.where(drift, 1 - p_return, concentration))
+
+        channels = self.channels_.rank(features)
+        out = pd.DataFrame(
+            {
+                "contact_date": day0 + pd.to_timedelta(offset, unit="D"),
+                "contact_date_confidence": np.nan_to_num(date_conf, nan=0.0),
+                "contact_weekday": weekday.astype("int64"),
+                "contact_hour_local": hour.astype("int64"),
+                "contact_slot_confidence": np.nan_to_num(slot_conf, nan=0.0),
+                "channel": pd.Series(channels["channel"].to_numpy(), index=features.index,
+                                     dtype=object),
+                "channel_confidence": channels["channel_confidence"].to_numpy(),
+                "expected_days_to_next_order": summary["expected_days"].to_numpy(),
+                "contact_rule": np.select([incident, drift], ["incident", "drift"], "rhythm"),
+                "p_order_within_horizon": p_return,
+                "return_days_if_returning": summary["conditional_mean_days"].to_numpy(),
+                "contact_day_offset": offset.astype("int64"),
+                "channel_ranking": channels["channel_ranking"].to_numpy(),
+            },
+            index=features.index,
+        )
+        return out
+
+    def predict(self, features: pd.DataFrame, *, as_of: object = None) -> pd.DataFrame:
+        """The scoring contract's timing columns (:data:`OUTPUT_COLUMNS`) per customer.
+
+        ``as_of`` (UTC) is the scoring cutoff; when None it is read from ``features.attrs``
+        (what :func:`churnkit.build_features` sets) or a single-valued ``cutoff`` column.
+        ``contact_date`` is the UTC-midnight timestamp of the calendar day to contact;
+        ``contact_weekday`` (0 = Monday) is that day's weekday and ``contact_hour_local`` the
+        customer's local hour.
+        """
+        return self.plan(features, as_of=as_of).loc[:, list(OUTPUT_COLUMNS)]
+
+    @staticmethod
+    def _as_of(features: pd.DataFrame, as_of: object) -> pd.Timestamp:
+        if as_of is None:
+            as_of = features.attrs.get("as_of")
+        if as_of is None and "cutoff" in features.columns and features["cutoff"].nunique() == 1:
+            as_of = features["cutoff"].iloc[0]
+        if as_of is None:
+            raise ValueError("the timing model needs as_of: pass as_of= or a feature frame from "
+                             "build_features (attrs['as_of'])")
+        return as_utc_timestamp(as_of)
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        """Write ``timing.json`` (config, channel priors, both LightGBM models as text)."""
+        doc = {"format": FORMAT, "horizon_days": self.horizon_days,
+               "config": self.config_.model_dump(mode="json"),
+               "days": self.days_.to_dict(), "slots": self.slots_.to_dict(),
+               "channels": self.channels_.to_dict()}
+        (Path(directory) / "timing.json").write_text(json.dumps(doc))
+
+    @classmethod
+    def load(cls, directory: Path) -> TimingModel:
+        path = Path(directory) / "timing.json"
+        if not path.exists():
+            raise FileNotFoundError(f"no timing model at {directory} (missing timing.json)")
+        doc = json.loads(path.read_text())
+        if doc.get("format") != FORMAT:
+            raise ValueError(f"timing model format {doc.get('format')} at {directory}; this "
+                             f"code reads format {FORMAT}")
+        model = cls(TimingConfig(**doc["config"]), horizon_days=int(doc["horizon_days"]))
+        model.days_ = NextOrderModel.from_dict(doc["days"])
+        model.slots_ = SlotModel.from_dict(doc["slots"])
+        model.channels_ = ChannelRanker.from_dict(doc["channels"])
+        return model
+
+
+def _row_interp(S: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """Row-wise linear interpolation of ``S`` (values at days 0, 1, ...) at ``days``."""
+    i = np.clip(np.floor(days).astype(int), 0, S.shape[1] - 2)
+    frac = days - i
+    rows = np.arange(len(S))
+    return S[rows, i] * (1 - frac) + S[rows, i + 1] * frac
+
+
+__all__ = ["HOURS_PER_WEEK", "OUTPUT_COLUMNS", "TimingModel"]

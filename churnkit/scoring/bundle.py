@@ -1,0 +1,232 @@
+"""The model bundle: everything scoring needs, saved together and checked on load.
+
+A bundle directory holds ``bundle.json`` (feature spec, population fit, risk reference,
+training metadata and metrics), ``churn_model/`` (LightGBM text model + calibrator) and one
+subdirectory per optional component present (``timing/``, ``value/``, ``uplift/``, ``policy/``,
+``drift/``; see :data:`COMPONENTS`). Loading
+compares the bundle's feature spec with the features this code computes and refuses a mismatch,
+naming each difference, so a model never silently scores features that changed meaning.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from churnkit.errors import BundleMismatchError
+from churnkit.features.population import PopulationFit
+from churnkit.io.atomic import atomic_directory
+from churnkit.models.churn import ChurnModel
+
+BUNDLE_FORMAT = 1
+#: Risk bands by percentile of churn probability among the reference population (lowest bound).
+DEFAULT_RISK_BANDS = {"critical": 95.0, "high": 80.0, "medium": 50.0, "low": 0.0}
+
+
+#: Optional parts of a bundle: attribute -> "module:Class". Each class has ``save(directory)``
+#: and a classmethod ``load(directory)``; a bundle saves each present part in ``<name>/`` and
+#: loads it when that directory exists, so older bundles without a part still load.
+COMPONENTS = {
+    "timing": "churnkit.models.timing:TimingModel",
+    "value": "churnkit.models.value:ValueModel",
+    "uplift": "churnkit.models.uplift:UpliftModel",
+    "policy": "churnkit.policy:PolicyConfig",
+    "drift": "churnkit.models.drift:DriftReference",
+}
+
+
+def _component_class(name: str) -> type:
+    module, _, attr = COMPONENTS[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The features a model was trained on: names, registry dtypes, families, code version."""
+
+    names: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    families: tuple[str, ...]
+
+    @classmethod
+    def from_names(cls, names: list[str] | tuple[str, ...]) -> FeatureSpec:
+        """The spec of these feature columns as the current code's registry defines them."""
+        from churnkit.features.registry import all_features
+
+        registry = {f.name: f for f in all_features()}
+        unknown = [n for n in names if n not in registry]
+        if unknown:
+            raise ValueError(f"not churnkit features: {', '.join(unknown)}")
+        families = tuple(dict.fromkeys(registry[n].family for n in names))
+        return cls(tuple(names), tuple(registry[n].dtype for n in names), families)
+
+    def differences(self) -> list[str]:
+        """How the current code's registry differs for these features (empty when it agrees)."""
+        from churnkit.features.registry import all_features
+
+        registry = {f.name: f for f in all_features()}
+        problems = []
+        for name, dtype in zip(self.names, self.dtypes, strict=True):
+            if name not in registry:
+                problems.append(f"feature {name!r} is no longer computed")
+            elif registry[name].dtype != dtype:
+                problems.append(f"feature {name!r} was {dtype}, the code now gives "
+                                f"{registry[name].dtype}")
+        return problems
+
+    def to_dict(self) -> dict:
+        return {"names": list(self.names), "dtypes": list(self.dtypes),
+                "families": list(self.families)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FeatureSpec:
+        return cls(tuple(data["names"]), tuple(data["dtypes"]), tuple(data["families"]))
+
+
+@dataclass(frozen=True)
+class TrainingMetadata:
+    """Where a bundle came from and how good it was at its evaluation cutoff."""
+
+    name: str
+    version: str
+    created_at: str
+    as_of: str
+    horizon_days: int
+    cutoffs: dict
+    n_train_rows: int
+    code_version: str
+    params: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """The unit of deployment (DESIGN.md): one object that training saves and scoring loads."""
+
+    churn_model: ChurnModel
+    feature_spec: FeatureSpec
+    population: PopulationFit
+    metadata: TrainingMetadata
+    #: 1001 quantiles (0.0 .. 100.0 %) of churn probability in the reference population (the
+    #: customers who bought in the year before the evaluation cutoff), so that a customer scored
+    #: alone gets the percentile of the full run.
+    risk_reference: np.ndarray
+    risk_bands: dict = field(default_factory=lambda: dict(DEFAULT_RISK_BANDS))
+    #: Contact timing: day, local hour and weekday, channel (None: not trained).
+    timing: object | None = None
+    #: Expected customer value over the horizon (None: the policy falls back to past spend).
+    value: object | None = None
+    #: Per-action uplift on coming back, learned from campaign holdouts (None: rules only).
+    uplift: object | None = None
+    #: The win-back policy config the bundle scores with (None: the packaged defaults).
+    policy: object | None = None
+    #: Feature distributions at training time, for drift checks (None: no drift check).
+    drift: object | None = None
+
+    def components(self) -> dict[str, object]:
+        """The optional parts this bundle holds, by name."""
+        return {name: getattr(self, name) for name in COMPONENTS
+                if getattr(self, name) is not None}
+
+    def risk_percentile(self, probability: np.ndarray) -> np.ndarray:
+        """Percent of the reference population with a lower churn probability (0-100)."""
+        grid = np.linspace(0.0, 100.0, len(self.risk_reference))
+        ref = self.risk_reference
+        return np.interp(probability, ref, grid, left=0.0, right=100.0)
+
+    def risk_band(self, percentile: np.ndarray) -> np.ndarray:
+        """The band whose lower percentile bound is the highest one not above ``percentile``."""
+        bands = sorted(self.risk_bands.items(), key=lambda kv: kv[1])
+        out = np.full(len(percentile), bands[0][0], dtype=object)
+        for name, low in bands[1:]:
+            out[np.asarray(percentile) >= low] = name
+        return out
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the bundle to the directory ``path`` atomically (whole or not at all)."""
+        with atomic_directory(path, overwrite=overwrite) as tmp:
+            self.churn_model.save(tmp / "churn_model")
+            for name, part in self.components().items():
+                (tmp / name).mkdir()
+                part.save(tmp / name)
+            doc = {
+                "format": BUNDLE_FORMAT,
+                "feature_spec": self.feature_spec.to_dict(),
+                "population": self.population.to_dict(),
+                "metadata": asdict(self.metadata),
+                "risk_reference": [float(x) for x in self.risk_reference],
+                "risk_bands": self.risk_bands,
+            }
+            (tmp / "bundle.json").write_text(json.dumps(doc, indent=1, default=str))
+        return Path(path)
+
+    @classmethod
+    def load(cls, path_or_uri: str | Path) -> ModelBundle:
+        """Load from a directory or an MLflow URI (``models:/NAME@champion``, ``runs:/...``).
+
+        Raises
+        ------
+        FileNotFoundError
+            No bundle at that place.
+        BundleMismatchError
+            The bundle's feature spec differs from what this code computes (each difference
+            named).
+        """
+        directory = _resolve(str(path_or_uri))
+        doc_path = directory / "bundle.json"
+        if not doc_path.exists():
+            raise FileNotFoundError(f"no model bundle at {path_or_uri} (missing bundle.json)")
+        doc = json.loads(doc_path.read_text())
+        if doc.get("format") != BUNDLE_FORMAT:
+            raise BundleMismatchError(f"bundle format {doc.get('format')} at {path_or_uri}; this "
+                                      f"code reads format {BUNDLE_FORMAT}")
+        spec = FeatureSpec.from_dict(doc["feature_spec"])
+        problems = spec.differences()
+        if problems:
+            raise BundleMismatchError(
+                f"the bundle at {path_or_uri} does not match this code's features: "
+                + "; ".join(problems) + ". Retrain it with this version of churnkit."
+            )
+        parts = {name: _component_class(name).load(directory / name)
+                 for name in COMPONENTS if (directory / name).is_dir()}
+        return cls(
+            churn_model=ChurnModel.load(directory / "churn_model"),
+            feature_spec=spec,
+            population=PopulationFit.from_dict(doc["population"]),
+            metadata=TrainingMetadata(**doc["metadata"]),
+            risk_reference=np.asarray(doc["risk_reference"], dtype=float),
+            risk_bands=doc["risk_bands"],
+            **parts,
+        )
+
+
+def reference_quantiles(probabilities: np.ndarray) -> np.ndarray:
+    """The 1001 quantiles stored as a bundle's risk reference."""
+    return np.quantile(np.asarray(probabilities, dtype=float), np.linspace(0, 1, 1001))
+
+
+def _resolve(location: str) -> Path:
+    """A local directory holding ``bundle.json`` for a path or an MLflow URI."""
+    if location.startswith(("models:/", "runs:/", "mlflow-artifacts:/")):
+        import mlflow
+
+        tracking = os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns.db")
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=location,
+                                                         tracking_uri=tracking))
+        found = sorted(local.rglob("bundle.json"))
+        if not found:
+            raise FileNotFoundError(f"{location} holds no churnkit bundle")
+        return found[0].parent
+    return Path(location)
+
+
+def version_stamp(now: pd.Timestamp) -> str:
+    """A sortable bundle version from the (explicit) creation time, e.g. 20250701T120000."""
+    return now.strftime("%Y%m%dT%H%M%S")

@@ -1,0 +1,45 @@
+"""Statistics the features and the evaluations share: the BG/NBD model of repeat purchases
+(P(alive), expected purchases) and the classification metrics with bootstrap intervals."""
+
+from churnkit.stats.btyd import (
+    BGNBDParams,
+    expected_purchases,
+    fit_bgnbd,
+    log_likelihood,
+    p_alive,
+    p_no_purchase,
+)
+from churnkit.stats.btyd_data import simulate_bgnbd, summarize_purchases
+from churnkit.stats.metrics import (
+    METRICS,
+    Estimate,
+    average_precision,
+    bootstrap_draws,
+    brier,
+    evaluate_scores,
+    log_loss,
+    paired_difference,
+    roc_auc,
+    top_decile_lift,
+)
+
+__all__ = [
+    "METRICS",
+    "BGNBDParams",
+    "Estimate",
+    "average_precision",
+    "bootstrap_draws",
+    "brier",
+    "evaluate_scores",
+    "expected_purchases",
+    "fit_bgnbd",
+    "log_likelihood",
+    "log_loss",
+    "p_alive",
+    "p_no_purchase",
+    "paired_difference",
+    "roc_auc",
+    "simulate_bgnbd",
+    "summarize_purchases",
+    "top_decile_lift",
+]
