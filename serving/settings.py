@@ -88,10 +88,6 @@ class Settings:
     port: int = 3000
     workers: int = field(default_factory=default_workers)
 
-    @property
-    def data_is_url(self) -> bool:
-        return "://" in self.data
-
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from ``CHURNKIT_CONFIG`` (YAML, optional) overlaid with ``CHURNKIT_*``."""
