@@ -12,7 +12,7 @@ exactly the kinds the batch job sees.
 A Parquet directory small enough (``memory_mb`` of files, ``CHURNKIT_STORE_MEMORY_MB``) is also
 held in memory, validated once, as a snapshot tagged with the files' signature (path, size and
 modification time of every file). A call whose signature equals the snapshot's slices it (a
-binary search per table: microseconds, no re-validation); a call that finds any file changed,
+binary search per table, no re-validation); a call that finds any file changed,
 added or removed reads the files through DuckDB as above, and a background thread takes a new
 snapshot. Answers are therefore always those of the files as they are at the call.
 """
