@@ -77,8 +77,9 @@ def test_a_failing_call_fails_every_request_of_its_batch():
 
 def test_requests_queued_too_long_are_shed_with_a_503():
     scorer = FakeScorer()
-    merger = RequestMerger(scorer, wait_ms=50, queue_timeout_s=0.01)
+    sizes: list[int] = []
+    merger = RequestMerger(scorer, wait_ms=50, queue_timeout_s=0.01, on_batch=sizes.append)
     answers = asyncio.run(_submit_all(merger, [([1], AS_OF), ([2], AS_OF)]))
     assert all(isinstance(a, RequestError) and a.status == 503 and "overloaded" in str(a)
                for a in answers)
-    assert scorer.calls == []
+    assert scorer.calls == [] and sizes == []  # no scoring call, so no batch recorded
