@@ -1,3 +1,5 @@
-"""The serving side of churnkit: the BentoML scoring service (``serving/service.py``,
-``bentofile.yaml``) and the nightly batch job entry. Both are thin adapters over
-``churnkit.score``; they arrive with the service and batch issues."""
+"""The BentoML scoring service, a thin adapter over ``churnkit.score``: the service and its
+endpoints (``service.py``), the request guard (``guard.py``), request merging (``merging.py``),
+request parsing (``parsing.py``), request and response models (``schemas.py``), settings
+(``settings.py``), the event store (``store.py``), ``churnkit serve`` (``cli.py``) and the Bento
+build file (``bentofile.yaml``)."""

@@ -11,6 +11,9 @@ from typing import Annotated
 import typer
 
 from churnkit.cli import err
+from churnkit.errors import SettingsError
+from serving.settings import ENV_PREFIX, Settings
+from serving.store import open_store
 
 
 def serve(
@@ -35,10 +38,6 @@ def serve(
                                                 "most 4).")] = None,
 ) -> None:
     """Serve scores over HTTP (BentoML): POST /score, POST /score_events, /readyz, /metrics."""
-    from churnkit.errors import SettingsError
-    from serving.settings import ENV_PREFIX, Settings
-    from serving.store import open_store
-
     raw: dict[str, object] = {"model": model, "data": data, "port": port, "api_key": api_key,
                               "max_ids": max_ids, "workers": workers}
     # Settings given only through the environment or CHURNKIT_CONFIG still apply.

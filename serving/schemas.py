@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import pandas as pd
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -109,11 +109,6 @@ class ScoreResponse(BaseModel):
     not_found: list[int | str] = Field(
         default_factory=list, description="Requested ids unknown at as_of (no such customer, "
                                           "or signed up at or after as_of).")
-
-
-class ErrorResponse(BaseModel):
-    error: str = Field(description="What is wrong and how to fix it.")
-    detail: list[Any] | None = None
 
 
 _FIELDS = [name for name in CustomerScore.model_fields if name not in ("customer_id",

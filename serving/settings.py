@@ -57,7 +57,7 @@ class Settings:
     batch_wait_ms
         How long a request may wait for others to be scored in the same call
         (``CHURNKIT_BATCH_WAIT_MS``, default 2 ms; 0 = no waiting, only requests already queued
-        are merged). Features of 100 customers cost about as much as those of one.
+        are merged). See :mod:`serving.merging`.
     queue_timeout_s
         A request that waited this long for its scoring call is answered 503 instead
         (``CHURNKIT_QUEUE_TIMEOUT_S``, default 10 s): load shedding under overload.
@@ -65,8 +65,7 @@ class Settings:
         A Parquet directory whose files total at most this many MB is also held in memory,
         validated once, and answered from while no file has changed since
         (``CHURNKIT_STORE_MEMORY_MB``, default 256; 0 = always read the files). In memory it
-        takes about 5-10× the size of its files (the 100k-customer benchmark shop: 66 MB of
-        files, 440 MB in memory). See :mod:`serving.store`.
+        takes several times the size of its files. See :mod:`serving.store`.
     port
         HTTP port (``CHURNKIT_PORT``, default 3000).
     workers
@@ -87,10 +86,6 @@ class Settings:
     store_memory_mb: float = 256.0
     port: int = 3000
     workers: int = field(default_factory=default_workers)
-
-    @property
-    def data_is_url(self) -> bool:
-        return "://" in self.data
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

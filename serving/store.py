@@ -12,7 +12,7 @@ exactly the kinds the batch job sees.
 A Parquet directory small enough (``memory_mb`` of files, ``CHURNKIT_STORE_MEMORY_MB``) is also
 held in memory, validated once, as a snapshot tagged with the files' signature (path, size and
 modification time of every file). A call whose signature equals the snapshot's slices it (a
-binary search per table: microseconds, no re-validation); a call that finds any file changed,
+binary search per table, no re-validation); a call that finds any file changed,
 added or removed reads the files through DuckDB as above, and a background thread takes a new
 snapshot. Answers are therefore always those of the files as they are at the call.
 """
@@ -33,7 +33,7 @@ import pandas as pd
 import churnkit as ck
 from churnkit.data import TABLES
 from churnkit.errors import StoreError
-from churnkit.io import find_table_file
+from churnkit.io import connect, find_table_file, redact
 
 logger = logging.getLogger("churnkit.service")
 
@@ -234,8 +234,6 @@ class DatabaseStore:
     """
 
     def __init__(self, url: str) -> None:
-        from churnkit.io import redact
-
         self.url = url
         self._redacted = redact(url)
         self._lock = threading.Lock()
@@ -252,8 +250,6 @@ class DatabaseStore:
         return f"database {self._redacted}"  # never shows a password
 
     def _connection(self):
-        from churnkit.io import connect
-
         if self._conn is None or self._conn.closed:
             self._conn = connect(self.url, autocommit=True)
         return self._conn

@@ -16,6 +16,8 @@ from _serving_helpers import (
 )
 
 import churnkit as ck
+from training.config import TrainConfig
+from training.pipeline import bundle_dir, train
 
 
 @pytest.fixture(scope="session")
@@ -25,9 +27,6 @@ def shop():
 
 @pytest.fixture(scope="session")
 def bundle_path(shop, tmp_path_factory) -> Path:
-    from training.config import TrainConfig
-    from training.pipeline import bundle_dir, train
-
     root = tmp_path_factory.mktemp("serving-train")
     config = TrainConfig.load(trials=2, bootstrap=20, threads=1, train_cutoffs=2,
                               models_dir=root / "models",

@@ -22,7 +22,8 @@ def test_bentoml_build_packs_service_and_library(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (bento,) = [p for p in (tmp_path / "bentos" / "churnkit").iterdir() if p.name != "latest"]
     src = bento / "src"
-    for path in ("serving/service.py", "serving/store.py", "churnkit/scoring.py",
+    for path in ("serving/service.py", "serving/guard.py", "serving/merging.py",
+                 "serving/parsing.py", "serving/store.py", "churnkit/scoring/score.py",
                  "churnkit/features/engine.py"):
         assert (src / path).is_file(), path
     assert not list(src.rglob("test_*.py"))

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 from _serving_helpers import API_KEY, AS_OF, MAX_IDS, start_ready, stop_service
 
 import churnkit as ck
-from churnkit.io.atomic import atomic_file
+from churnkit.io import atomic_file
 
 pytestmark = pytest.mark.slow
 
@@ -105,8 +109,6 @@ def test_without_as_of_scores_now(service, shop):
 
 
 def test_concurrent_requests_are_merged_and_each_gets_its_own_rows(service, shop, bundle):
-    from concurrent.futures import ThreadPoolExecutor
-
     tables, _ = shop
     ids = [int(i) for i in tables.customers["customer_id"].iloc[100:124]]
     full = expected_rows(ck.score(tables, as_of=AS_OF, bundle=bundle, customer_ids=ids))
@@ -132,11 +134,6 @@ def test_concurrent_requests_are_merged_and_each_gets_its_own_rows(service, shop
 
 
 def test_two_worker_processes_share_the_requests(service, shop, bundle):
-    import re
-    from concurrent.futures import ThreadPoolExecutor
-
-    import psutil
-
     workers = [p for p in psutil.Process(service.process.pid).children(recursive=True)
                if "--worker-id" in p.cmdline()]
     assert len(workers) == 2, [p.cmdline() for p in workers]
@@ -345,8 +342,6 @@ def test_not_ready_until_the_bundle_loads(store_dir, tmp_path):
     running = start_ready(tmp_path, {}, ["--model", str(broken), "--data", str(store_dir)],
                           path="/healthz")
     try:
-        import httpx
-
         deadline = time.monotonic() + 60
         while "failed to load" not in running.log.read_text() and time.monotonic() < deadline:
             time.sleep(0.3)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
-from churnkit.errors import RequestError, SettingsError
-from serving.service import parse_as_of
+from churnkit.errors import SettingsError
 from serving.settings import Settings, default_workers, workers_setting
 
 BASE = {"CHURNKIT_MODEL": "models:/churn@champion", "CHURNKIT_DATA": "/data"}
@@ -58,13 +56,3 @@ def test_workers_are_read_before_the_other_settings(tmp_path):
             Settings.from_env({**BASE, "CHURNKIT_WORKERS": bad})
     assert Settings.from_env({**BASE, "CHURNKIT_WORKERS": "2"}).workers == 2
 
-
-def test_as_of_rules():
-    s = Settings.from_env(BASE)
-    now = pd.Timestamp("2026-01-01T12:00:00Z")
-    assert parse_as_of(None, s, now) == now
-    given = pd.Timestamp("2025-07-01T03:00:00+03:00").to_pydatetime()
-    assert parse_as_of(given, s, now) == pd.Timestamp("2025-07-01T00:00:00Z")
-    assert parse_as_of((now + pd.Timedelta(hours=23)).to_pydatetime(), s, now) > now
-    with pytest.raises(RequestError, match="in the future"):
-        parse_as_of((now + pd.Timedelta(days=2)).to_pydatetime(), s, now)

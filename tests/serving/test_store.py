@@ -4,12 +4,14 @@ call: a Parquet directory through DuckDB, and PostgreSQL."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 
 import pandas as pd
 import pytest
 
 import churnkit as ck
+from churnkit.io import write_tables
 from serving.store import DatabaseStore, ParquetStore, open_store
 
 END = "2025-07-01"
@@ -61,8 +63,6 @@ def test_parquet_store_sees_new_parts_and_new_tables(small_shop, tmp_path):
 def _wait_for_snapshot(store: ParquetStore, cid: int, timeout: float = 30.0) -> None:
     """Keep asking (as callers do: a call after a change starts the new snapshot, at most one
     load per second) until the store holds the current files."""
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         held = store._snapshot
@@ -119,8 +119,6 @@ def test_memory_store_slices_the_snapshot_and_skips_temporary_parts(small_shop, 
 
 def test_memory_store_does_not_reload_again_and_again(small_shop, tmp_path, monkeypatch,
                                                        caplog):
-    import time
-
     ck.save_tables(small_shop, tmp_path)
     loads = []
 
@@ -187,8 +185,6 @@ def _pg_error() -> str | None:
 @pytest.mark.skipif(_pg_error() is not None, reason=_pg_error() or "")
 def test_database_store_gives_the_customers_rows_fresh(small_shop):
     import psycopg
-
-    from churnkit.io.postgres import write_tables
 
     schema = f"ck_serve_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_URL, autocommit=True) as conn:

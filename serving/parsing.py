@@ -1,0 +1,97 @@
+"""Reading a request into what :func:`churnkit.score` takes: ``as_of`` as a UTC Timestamp, the
+customer ids in the event store's kind, and the rows of a ``/score_events`` body as validated
+:class:`churnkit.Tables`. Whatever cannot be read raises :class:`churnkit.errors.RequestError`,
+whose status and message the endpoint answers with."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import pandas as pd
+
+import churnkit as ck
+from churnkit.errors import RequestError
+from serving.settings import Settings
+
+
+def parse_as_of(value: datetime | None, settings: Settings, now: pd.Timestamp) -> pd.Timestamp:
+    """The request's ``as_of`` as a UTC Timestamp (``now`` when not given).
+
+    Refuses (400) a date before 1900, one pandas cannot hold, and one more than
+    ``settings.max_future_seconds`` seconds after ``now``: events after now are not known yet.
+    """
+    if value is None:
+        return now
+    try:
+        as_of = pd.Timestamp(value).tz_convert("UTC")
+    except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        raise RequestError(f"as_of {value.isoformat()} is out of range; give a date between "
+                           "1900 and the present") from None
+    if as_of.year < 1900:
+        raise RequestError(f"as_of {value.isoformat()} is before 1900; give a date the shop "
+                           "has data for")
+    limit = now + pd.Timedelta(seconds=settings.max_future_seconds)
+    if as_of > limit:
+        raise RequestError(
+            f"as_of {as_of.isoformat()} is in the future (server time {now.isoformat()}; at most "
+            f"{settings.max_future_seconds:g} s ahead allowed): events after now are not known, "
+            "so scores at that date would be wrong; leave as_of out to score now")
+    return as_of
+
+
+def parse_ids(ids: Sequence[object], kind: str) -> tuple[list[object], list[object]]:
+    """(the distinct ids as the store holds them, the ids that cannot be one of its ids).
+
+    ``kind`` is the store's ``id_kind``: for ``"int"`` a string of digits becomes its integer
+    (so ``"7"`` and ``7`` are one customer) and any other string cannot be an id; for ``"str"``
+    every id becomes its string. Order is that of first appearance.
+    """
+    ok, bad = [], []
+    for i in dict.fromkeys(ids):
+        if kind != "int":
+            ok.append(str(i))
+        elif isinstance(i, int) and not isinstance(i, bool):
+            ok.append(i)
+        elif isinstance(i, str) and i.strip().lstrip("-").isdigit():
+            ok.append(int(i.strip()))
+        else:
+            bad.append(i)
+    return list(dict.fromkeys(ok)), bad
+
+
+def tables_from_rows(rows: dict[str, list | None]) -> ck.Tables:
+    """Validated tables from a ``/score_events`` body: table name -> its rows (``None``: the
+    table is absent). A table given as an empty list has the contract's columns and no rows.
+
+    Raises :class:`RequestError` (422) listing every contract problem, or when the customers
+    table does not hold exactly one customer.
+    """
+    frames: dict[str, pd.DataFrame | None] = {}
+    for name, records in rows.items():
+        if records is None:
+            frames[name] = None
+            continue
+        columns = list(dict.fromkeys(k for r in records for k in r))
+        if not columns:  # no rows: the contract's columns, empty
+            columns = list(ck.TABLES[name].column_names)
+        frames[name] = pd.DataFrame.from_records(records, columns=columns)
+    try:
+        tables = ck.validate(ck.Tables(**frames))  # type: ignore[arg-type]
+    except ck.DataValidationError as exc:
+        raise RequestError(
+            f"the rows break the data contract ({len(exc.problems)} problem(s)); fix them and "
+            "resend (see docs/data-contract.md)",
+            status=422, detail=[str(p) for p in exc.problems]) from None
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise RequestError(f"the rows cannot be read as the contract's tables: {exc}",
+                           status=422) from None
+    if len(pd.unique(tables.customers["customer_id"])) != 1:
+        raise RequestError("customers must hold exactly one customer", status=422)
+    return tables
+
+
+def customer_id_of(tables: ck.Tables) -> object:
+    """The one customer's id of :func:`tables_from_rows`' tables, as a Python int or str."""
+    customer_id = tables.customers["customer_id"].iloc[0]
+    return customer_id.item() if hasattr(customer_id, "item") else customer_id
