@@ -5,9 +5,11 @@ from churnkit.data.contract import (
     ACTIONS,
     CHANNELS,
     CONTROL,
+    REQUIRED_TABLES,
     SEND_ACTIONS,
     TABLES,
     as_utc_timestamp,
+    missing_tables,
 )
 from churnkit.data.frames import model_matrix, numeric_matrix, require_columns
 from churnkit.data.summary import ShopSummary, data_end, summarize
@@ -19,12 +21,14 @@ __all__ = [
     "ACTIONS",
     "CHANNELS",
     "CONTROL",
+    "REQUIRED_TABLES",
     "SEND_ACTIONS",
     "TABLES",
     "ShopSummary",
     "Tables",
     "as_utc_timestamp",
     "data_end",
+    "missing_tables",
     "model_matrix",
     "numeric_matrix",
     "require_columns",

@@ -14,7 +14,7 @@ from zoneinfo import available_timezones
 import numpy as np
 import pandas as pd
 
-from churnkit.data.contract import TABLES, Column, TableSpec
+from churnkit.data.contract import REQUIRED_TABLES, TABLES, Column, TableSpec
 from churnkit.data.tables import Tables
 from churnkit.errors import DataValidationError, Problem
 
@@ -204,7 +204,7 @@ def validate(tables: Tables) -> Tables:
     for name, spec in TABLES.items():
         frame = tables.get(name)
         if frame is None:
-            if spec.required:
+            if name in REQUIRED_TABLES:
                 problems.append(Problem(name, None, 0, [], "required table is missing"))
             frames[name] = None
             continue

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from churnkit.data.contract import TABLES
+from churnkit.data.contract import TABLES, missing_tables
 from churnkit.data.tables import Tables
 from churnkit.data.validation import validate as validate_tables
 from churnkit.errors import DataSourceError, DataValidationError, Problem
@@ -69,15 +69,10 @@ def load_tables(source: str | Path, *, validate: bool = True) -> Tables:
     if not directory.is_dir():
         raise DataSourceError(f"data directory {directory} does not exist")
     frames: dict[str, pd.DataFrame | None] = {}
-    missing_required = []
-    for name, spec in TABLES.items():
+    for name in TABLES:
         path = find_table_file(directory, name)
-        if path is None:
-            frames[name] = None
-            if spec.required:
-                missing_required.append(name)
-            continue
-        frames[name] = read_table_file(path)
+        frames[name] = None if path is None else read_table_file(path)
+    missing_required = missing_tables(n for n, frame in frames.items() if frame is not None)
     if missing_required:
         raise DataValidationError(
             [
