@@ -20,8 +20,10 @@ import pyarrow as pa
 
 from churnkit.data.contract import as_utc_timestamp
 from churnkit.data.tables import Tables
+from churnkit.data.validation import validate
+from churnkit.features.family import Family
 from churnkit.features.population import PopulationFit, population_from_frame
-from churnkit.features.registry import Family, families, family
+from churnkit.features.registry import families, family
 from churnkit.features.views import KNOWN_VIEWS, compose_sql
 
 #: A scope with at most this many rows over all its tables (a few customers) runs on the
@@ -189,8 +191,6 @@ def _cutoff(as_of: object) -> pd.Timestamp:
 def _normalized(tables: Tables) -> Tables:
     if tables.normalized:
         return tables
-    from churnkit.data.validation import validate
-
     return validate(tables)
 
 
