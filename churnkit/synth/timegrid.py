@@ -33,6 +33,11 @@ class DayGrid:
     def end(self) -> pd.Timestamp:
         return self.origin + pd.Timedelta(days=self.n_days)
 
+    @property
+    def end_ms(self) -> int:
+        """Milliseconds from the origin to the end of the grid."""
+        return self.n_days * 86_400_000
+
     def weekday(self, days: np.ndarray | int) -> np.ndarray:
         """Weekday (Monday = 0) of UTC day index ``days``."""
         return (np.asarray(days) + self.origin.day_of_week) % 7
