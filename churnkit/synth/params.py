@@ -104,9 +104,9 @@ class SynthParams:
     hunter_price_hazard: float = 1 / 500  # discount hunters drift away over price by themselves
     bump_decay_days: float = 10.0  # an incident's extra hazard decays with this time constant
     #: Hazard mass (expected extra decisions) of an incident; P(leave because of it) ~ 1-e^-mass.
-    mass_late_base: float = 0.08
-    mass_late_per_delay_day: float = 0.015
-    mass_late_max: float = 0.25
+    mass_late_base: float = 0.08  # a late delivery, plus:
+    mass_late_per_delay_day: float = 0.015  # per day of delay,
+    mass_late_max: float = 0.25  # at most
     mass_lost: float = 0.6
     mass_not_delivered: float = 0.7
     mass_quality_resolved: float = 0.06
