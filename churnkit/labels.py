@@ -33,6 +33,8 @@ import pandas as pd
 
 from churnkit.data.contract import TABLES, as_utc_timestamp
 from churnkit.data.tables import Tables
+from churnkit.data.validation import validate
+from churnkit.features import build_features
 
 LABEL_COLUMNS = (
     "churned",
@@ -179,13 +181,7 @@ def build_training_set(
             f"{(end - horizon).isoformat()}, or pass data_end= if the data cover more"
         )
     if features is None:
-        try:
-            from churnkit.features import build_features as features
-        except ImportError as exc:
-            raise ImportError(
-                "churnkit.features.build_features is not available; pass "
-                "features=callable(tables, *, as_of) returning a frame indexed by customer_id"
-            ) from exc
+        features = build_features
 
     parts = []
     for cutoff in points:
@@ -201,8 +197,6 @@ def build_training_set(
 def _normalized(tables: Tables) -> Tables:
     if tables.normalized:
         return tables
-    from churnkit.data.validation import validate
-
     return validate(tables)
 
 

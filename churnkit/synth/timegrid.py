@@ -45,10 +45,6 @@ class DayGrid:
     def dates(self, days: np.ndarray) -> pd.DatetimeIndex:
         return self.origin + pd.to_timedelta(np.asarray(days), unit="D")
 
-    def day_of(self, ts: pd.Timestamp) -> float:
-        """Fractional day index of a UTC timestamp."""
-        return (ts - self.origin) / pd.Timedelta(days=1)
-
 
 def make_grid(start: object, end: object) -> DayGrid:
     """The day grid for ``[start, end)``; both must be midnight UTC (dates)."""
