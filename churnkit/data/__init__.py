@@ -15,7 +15,7 @@ from churnkit.data.frames import model_matrix, numeric_matrix, require_columns
 from churnkit.data.summary import ShopSummary, data_end, summarize
 from churnkit.data.tables import Tables
 from churnkit.data.timetravel import tables_until
-from churnkit.data.validation import validate
+from churnkit.data.validation import validate, validated
 
 __all__ = [
     "ACTIONS",
@@ -35,4 +35,5 @@ __all__ = [
     "summarize",
     "tables_until",
     "validate",
+    "validated",
 ]

@@ -239,3 +239,7 @@ def validate(tables: Tables) -> Tables:
         frames[name] = frame.sort_values(by, kind="stable").reset_index(drop=True)
     return Tables(**frames, normalized=True)  # type: ignore[arg-type]
 
+
+def validated(tables: Tables) -> Tables:
+    """``tables`` themselves when already validated (normalized), else :func:`validate` of them."""
+    return tables if tables.normalized else validate(tables)

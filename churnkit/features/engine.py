@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from churnkit.data.contract import as_utc_timestamp
 from churnkit.data.tables import Tables
-from churnkit.data.validation import validate
+from churnkit.data.validation import validated
 from churnkit.features.family import Family
 from churnkit.features.population import PopulationFit, population_from_frame
 from churnkit.features.registry import families, family
@@ -188,12 +188,6 @@ def _cutoff(as_of: object) -> pd.Timestamp:
     return as_utc_timestamp(as_of).ceil("us")
 
 
-def _normalized(tables: Tables) -> Tables:
-    if tables.normalized:
-        return tables
-    return validate(tables)
-
-
 def sql_features(
     tables: Tables, as_of: pd.Timestamp, fams: Sequence[Family], *, shard_size: int = SHARD_SIZE
 ) -> pd.DataFrame:
@@ -221,7 +215,7 @@ def fit_population(
     :class:`churnkit.features.population.PopulationFit`.
     """
     cutoff = _cutoff(as_of)
-    tables = _normalized(tables)
+    tables = validated(tables)
     frame = sql_features(tables, cutoff, [family("purchases"), family("btyd")],
                          shard_size=shard_size)
     return population_from_frame(frame, cutoff)
@@ -274,7 +268,7 @@ def build_features(
         computed), ``population`` (the :class:`PopulationFit` used), ``as_of``.
     """
     cutoff = _cutoff(as_of)
-    tables = _normalized(tables)
+    tables = validated(tables)
     fams = computed_families(tables)
     scope = tables
     if customer_ids is not None:
