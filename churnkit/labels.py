@@ -33,6 +33,8 @@ import pandas as pd
 
 from churnkit.data.contract import TABLES, as_utc_timestamp
 from churnkit.data.tables import Tables
+from churnkit.data.validation import validated
+from churnkit.features import build_features
 
 LABEL_COLUMNS = (
     "churned",
@@ -56,7 +58,7 @@ def latest_timestamp(tables: Tables) -> pd.Timestamp:
     period that the data themselves prove. Label windows must end at or before it unless the
     caller knows better (``data_end=``).
     """
-    tables = _normalized(tables)
+    tables = validated(tables)
     latest: pd.Timestamp | None = None
     for name, frame in tables.items():
         for col in TABLES[name].columns:
@@ -107,7 +109,7 @@ def build_labels(
         ``as_of + h`` is after ``data_end``: the window is not fully observed, and a customer who
         ordered after the extraction would wrongly look churned.
     """
-    tables = _normalized(tables)
+    tables = validated(tables)
     start = as_utc_timestamp(as_of)
     horizon = _horizon(horizon_days)
     end = latest_timestamp(tables) if data_end is None else as_utc_timestamp(data_end,
@@ -160,7 +162,7 @@ def build_training_set(
     ImportError
         ``features`` is None and :mod:`churnkit.features` is not available.
     """
-    tables = _normalized(tables)
+    tables = validated(tables)
     horizon = _horizon(horizon_days)
     points = sorted({as_utc_timestamp(c, name="cutoff") for c in cutoffs})
     if not points:
@@ -179,13 +181,7 @@ def build_training_set(
             f"{(end - horizon).isoformat()}, or pass data_end= if the data cover more"
         )
     if features is None:
-        try:
-            from churnkit.features import build_features as features
-        except ImportError as exc:
-            raise ImportError(
-                "churnkit.features.build_features is not available; pass "
-                "features=callable(tables, *, as_of) returning a frame indexed by customer_id"
-            ) from exc
+        features = build_features
 
     parts = []
     for cutoff in points:
@@ -196,14 +192,6 @@ def build_training_set(
 
 
 # ---------------------------------------------------------------------------------------------
-
-
-def _normalized(tables: Tables) -> Tables:
-    if tables.normalized:
-        return tables
-    from churnkit.data.validation import validate
-
-    return validate(tables)
 
 
 def _horizon(horizon_days: object) -> pd.Timedelta:

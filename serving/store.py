@@ -31,7 +31,7 @@ import duckdb
 import pandas as pd
 
 import churnkit as ck
-from churnkit.data import TABLES
+from churnkit.data import REQUIRED_TABLES, TABLES, missing_tables
 from churnkit.errors import StoreError
 from churnkit.io import connect, find_table_file, redact
 
@@ -95,8 +95,7 @@ class ParquetStore:
         self._con = duckdb.connect(config={"threads": 1})
         self._con.sql("SET TimeZone = 'UTC'")
         self._lock = threading.Lock()
-        missing = [n for n, s in TABLES.items() if s.required
-                   and find_table_file(self.directory, n) is None]
+        missing = [n for n in REQUIRED_TABLES if find_table_file(self.directory, n) is None]
         if missing:
             raise ck.DataSourceError(f"data directory {self.directory} lacks the required "
                                      f"table(s) {', '.join(missing)} (NAME.parquet, NAME/ or "
@@ -240,7 +239,7 @@ class DatabaseStore:
         self._conn = None
         with self._lock:
             present = self._present()
-        missing = [n for n, s in TABLES.items() if s.required and n not in present]
+        missing = missing_tables(present)
         if missing:
             raise ck.DataSourceError(f"{self.describe()} lacks the required table(s) "
                                      f"{', '.join(missing)}")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jinja2
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from churnkit.campaigns.metrics import METRIC_LABELS, CampaignMetrics
@@ -167,9 +168,14 @@ def _fmt(name: str, value: float, low: float, high: float, signed: bool = False)
     return text + band
 
 
+def _figure(width: float) -> tuple[Figure, Axes]:
+    """A figure ``width`` inches wide and 3.8 high, with one set of axes."""
+    fig = Figure(figsize=(width, 3.8), dpi=100, layout="constrained")
+    return fig, fig.add_subplot()
+
+
 def _rate_plot(m: CampaignMetrics) -> Figure:
-    fig = Figure(figsize=(4.6, 3.8), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
+    fig, ax = _figure(4.6)
     r = m.table.loc["winback_rate"]
     values = [r["treatment"], r["control"]]
     errors = [[r["treatment"] - r["treatment_low"], r["control"] - r["control_low"]],
@@ -181,8 +187,7 @@ def _rate_plot(m: CampaignMetrics) -> Figure:
 
 
 def _action_plot(m: CampaignMetrics) -> Figure:
-    fig = Figure(figsize=(5.6, 3.8), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
+    fig, ax = _figure(5.6)
     b = m.by_action
     if len(b):
         y = np.arange(len(b))
@@ -195,8 +200,7 @@ def _action_plot(m: CampaignMetrics) -> Figure:
 
 
 def _timeline_plot(m: CampaignMetrics) -> Figure:
-    fig = Figure(figsize=(5.2, 3.8), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
+    fig, ax = _figure(5.2)
     o = m.outcomes
     days = np.arange(0, 31)
     for group, colour in (("treatment", _TREAT), ("control", _CONTROL)):

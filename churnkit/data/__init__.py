@@ -5,30 +5,35 @@ from churnkit.data.contract import (
     ACTIONS,
     CHANNELS,
     CONTROL,
+    REQUIRED_TABLES,
     SEND_ACTIONS,
     TABLES,
     as_utc_timestamp,
+    missing_tables,
 )
 from churnkit.data.frames import model_matrix, numeric_matrix, require_columns
 from churnkit.data.summary import ShopSummary, data_end, summarize
 from churnkit.data.tables import Tables
 from churnkit.data.timetravel import tables_until
-from churnkit.data.validation import validate
+from churnkit.data.validation import validate, validated
 
 __all__ = [
     "ACTIONS",
     "CHANNELS",
     "CONTROL",
+    "REQUIRED_TABLES",
     "SEND_ACTIONS",
     "TABLES",
     "ShopSummary",
     "Tables",
     "as_utc_timestamp",
     "data_end",
+    "missing_tables",
     "model_matrix",
     "numeric_matrix",
     "require_columns",
     "summarize",
     "tables_until",
     "validate",
+    "validated",
 ]

@@ -17,6 +17,7 @@ Kinds
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -92,95 +93,66 @@ class TableSpec:
 
 
 def _consent(channel: str) -> Column:
-    return Column(
-        f"consent_{channel}",
-        "bool",
-        f"The customer agreed to be contacted by {channel}.",
-        optional=True,
-        default=False,
+    agreed = f"The customer agreed to be contacted by {channel}."
+    return Column(f"consent_{channel}", "bool", agreed, optional=True, default=False)
+
+
+def _event_table(name: str, description: str, *, required: bool, key: tuple[str, str], who: str,
+                 time: tuple[str, str], columns: tuple[Column, ...]) -> TableSpec:
+    """A table whose first columns are its key, the customer it belongs to and its time column.
+
+    ``key`` and ``time`` are (column name, description); ``who`` starts the customer column's
+    description ("Who placed the order").
+    """
+    opening = (
+        Column(key[0], "id", key[1]),
+        Column("customer_id", "id", f"{who} (must exist in customers)."),
+        Column(time[0], "timestamp", time[1]),
     )
+    return TableSpec(name=name, description=description, columns=(*opening, *columns),
+                     key=key[0], time_column=time[0], required=required)
 
 
 CUSTOMERS = TableSpec(
-    name="customers",
-    description="One row per customer.",
-    key="customer_id",
-    time_column="signup_at",
-    required=True,
+    name="customers", description="One row per customer.", key="customer_id",
+    time_column="signup_at", required=True,
     columns=(
         Column("customer_id", "id", "Customer identifier, unique."),
         Column("signup_at", "timestamp", "When the customer registered (UTC)."),
         Column("region", "str", "Region or city.", nullable=True, optional=True),
-        Column(
-            "timezone",
-            "str",
-            "IANA time zone of the customer, e.g. Europe/Moscow; missing or empty means UTC.",
-            nullable=True,
-            optional=True,
-            default="UTC",
-        ),
+        Column("timezone", "str", "IANA time zone of the customer, e.g. Europe/Moscow; missing or "
+               "empty means UTC.", nullable=True, optional=True, default="UTC"),
         *(_consent(ch) for ch in CHANNELS),
-        Column(
-            "unsubscribed_at",
-            "timestamp",
-            "When the customer unsubscribed from all marketing (UTC); empty if never.",
-            nullable=True,
-            optional=True,
-            learned_later=True,
-        ),
+        Column("unsubscribed_at", "timestamp", "When the customer unsubscribed from all marketing "
+               "(UTC); empty if never.", nullable=True, optional=True, learned_later=True),
     ),
 )
 
-ORDERS = TableSpec(
-    name="orders",
-    description="One row per order, with its latest status.",
-    key="order_id",
-    time_column="ordered_at",
-    required=True,
+ORDERS = _event_table(
+    "orders", "One row per order, with its latest status.", required=True,
+    key=("order_id", "Order identifier, unique."), who="Who placed the order",
+    time=("ordered_at", "When the order was placed (UTC)."),
     columns=(
-        Column("order_id", "id", "Order identifier, unique."),
-        Column("customer_id", "id", "Who placed the order (must exist in customers)."),
-        Column("ordered_at", "timestamp", "When the order was placed (UTC)."),
         Column("amount", "float", "Amount paid for the goods, after discount.", min_value=0),
-        Column(
-            "discount_amount", "float", "Discount granted on the order.", min_value=0,
-            optional=True, default=0.0,
-        ),
-        Column(
-            "delivery_cost", "float", "Delivery fee paid by the customer.", min_value=0,
-            optional=True, default=0.0,
-        ),
+        Column("discount_amount", "float", "Discount granted on the order.", min_value=0,
+               optional=True, default=0.0),
+        Column("delivery_cost", "float", "Delivery fee paid by the customer.", min_value=0,
+               optional=True, default=0.0),
         Column("n_items", "int", "Number of items.", min_value=1, optional=True, default=1),
         Column("category", "str", "Main product category.", nullable=True, optional=True),
-        Column(
-            "status", "enum", "Latest status of the order.", values=ORDER_STATUSES,
-            learned_later=True,
-        ),
-        Column(
-            "status_at",
-            "timestamp",
-            "When the latest status was set (UTC); not before ordered_at. Before this moment the "
-            "order counts as 'placed' (in transit).",
-        ),
-        Column(
-            "delivery_delay_days",
-            "float",
-            "Days the delivery was late against its promise; empty if not delivered or unknown. "
-            "Known from status_at.",
-            nullable=True,
-            optional=True,
-            min_value=0,
-            learned_later=True,
-        ),
+        Column("status", "enum", "Latest status of the order.", values=ORDER_STATUSES,
+               learned_later=True),
+        Column("status_at", "timestamp", "When the latest status was set (UTC); not before "
+               "ordered_at. Before this moment the order counts as 'placed' (in transit)."),
+        Column("delivery_delay_days", "float", "Days the delivery was late against its promise; "
+               "empty if not delivered or unknown. Known from status_at.", nullable=True,
+               optional=True, min_value=0, learned_later=True),
     ),
 )
 
 BROWSING = TableSpec(
-    name="browsing",
-    description="Site and app events, one row per event.",
-    key="session_id",
-    time_column="ts",
-    required=False,
+    name="browsing", description="Site and app events, one row per event.", required=False,
+    key="session_id", time_column="ts",
     columns=(
         Column("customer_id", "id", "Who browsed (must exist in customers)."),
         Column("session_id", "id", "Browsing session; several events share one."),
@@ -190,76 +162,36 @@ BROWSING = TableSpec(
     ),
 )
 
-TICKETS = TableSpec(
-    name="tickets",
-    description="Complaints and support requests, one row per ticket.",
-    key="ticket_id",
-    time_column="opened_at",
-    required=False,
+TICKETS = _event_table(
+    "tickets", "Complaints and support requests, one row per ticket.", required=False,
+    key=("ticket_id", "Ticket identifier, unique."), who="Who opened it",
+    time=("opened_at", "When the ticket was opened (UTC)."),
     columns=(
-        Column("ticket_id", "id", "Ticket identifier, unique."),
-        Column("customer_id", "id", "Who opened it (must exist in customers)."),
-        Column("opened_at", "timestamp", "When the ticket was opened (UTC)."),
         Column("topic", "enum", "What the ticket is about.", values=TICKET_TOPICS),
-        Column(
-            "resolved_at",
-            "timestamp",
-            "When the ticket was resolved (UTC); empty while unresolved. Not before opened_at.",
-            nullable=True,
-            learned_later=True,
-        ),
-        Column(
-            "compensation_amount",
-            "float",
-            "Compensation granted; known once the ticket is resolved.",
-            min_value=0,
-            optional=True,
-            default=0.0,
-            learned_later=True,
-        ),
-        Column(
-            "satisfaction",
-            "int",
-            "Customer's rating of the resolution, 1-5; known once resolved.",
-            nullable=True,
-            optional=True,
-            min_value=1,
-            max_value=5,
-            learned_later=True,
-        ),
+        Column("resolved_at", "timestamp", "When the ticket was resolved (UTC); empty while "
+               "unresolved. Not before opened_at.", nullable=True, learned_later=True),
+        Column("compensation_amount", "float", "Compensation granted; known once the ticket is "
+               "resolved.", min_value=0, optional=True, default=0.0, learned_later=True),
+        Column("satisfaction", "int", "Customer's rating of the resolution, 1-5; known once "
+               "resolved.", nullable=True, optional=True, min_value=1, max_value=5,
+               learned_later=True),
     ),
 )
 
-CONTACTS = TableSpec(
-    name="contacts",
-    description="Past win-back messages, including the randomized control group (not sent).",
-    key="contact_id",
-    time_column="sent_at",
-    required=False,
+CONTACTS = _event_table(
+    "contacts", "Past win-back messages, including the randomized control group (not sent).",
+    required=False, key=("contact_id", "Contact identifier, unique."), who="Who was targeted",
+    time=("sent_at", "When the message was sent (UTC); for the control group, when it would "
+          "have been."),
     columns=(
-        Column("contact_id", "id", "Contact identifier, unique."),
-        Column("customer_id", "id", "Who was targeted (must exist in customers)."),
-        Column(
-            "sent_at", "timestamp",
-            "When the message was sent (UTC); for the control group, when it would have been.",
-        ),
         Column("channel", "enum", "Channel used.", values=CHANNELS),
         Column("action", "enum", "Win-back action offered.", values=ACTIONS),
-        Column(
-            "group", "enum", "treatment (sent) or control (held out at random).",
-            values=CONTACT_GROUPS,
-        ),
-        Column(
-            "opened_at", "timestamp", "When the message was opened (UTC); empty if never.",
-            nullable=True, learned_later=True,
-        ),
-        Column(
-            "converted_at",
-            "timestamp",
-            "When the customer ordered again, attributed to this contact (UTC); empty if not.",
-            nullable=True,
-            learned_later=True,
-        ),
+        Column("group", "enum", "treatment (sent) or control (held out at random).",
+               values=CONTACT_GROUPS),
+        Column("opened_at", "timestamp", "When the message was opened (UTC); empty if never.",
+               nullable=True, learned_later=True),
+        Column("converted_at", "timestamp", "When the customer ordered again, attributed to this "
+               "contact (UTC); empty if not.", nullable=True, learned_later=True),
         Column("campaign", "str", "Campaign name.", nullable=True, optional=True),
     ),
 )
@@ -267,8 +199,14 @@ CONTACTS = TableSpec(
 TABLES: dict[str, TableSpec] = {
     spec.name: spec for spec in (CUSTOMERS, ORDERS, BROWSING, TICKETS, CONTACTS)
 }
+#: The tables a shop must provide, in contract order.
 REQUIRED_TABLES = tuple(name for name, spec in TABLES.items() if spec.required)
-OPTIONAL_TABLES = tuple(name for name, spec in TABLES.items() if not spec.required)
+
+
+def missing_tables(present: Iterable[str]) -> list[str]:
+    """The required tables, in contract order, that are not among the ``present`` table names."""
+    have = set(present)
+    return [name for name in REQUIRED_TABLES if name not in have]
 
 
 def as_utc_timestamp(value: object, *, name: str = "as_of") -> pd.Timestamp:

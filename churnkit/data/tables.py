@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from churnkit.data.contract import TABLES, as_utc_timestamp
+from churnkit.data.timetravel import tables_until
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,6 @@ class Tables:
         Used by tests to check that features never see the future; the feature builders apply the
         same rule in SQL.
         """
-        from churnkit.data.timetravel import tables_until
-
         return tables_until(self, as_utc_timestamp(as_of))
 
 

@@ -6,10 +6,9 @@ See :func:`build_features`; the families and their columns are listed by
 
 from churnkit.features.clock import WEEKDAYS
 from churnkit.features.engine import build_features, fit_population
+from churnkit.features.family import Family, Feature
 from churnkit.features.population import PopulationFit
 from churnkit.features.registry import (
-    Family,
-    Feature,
     all_features,
     families,
     feature_reference_markdown,

@@ -9,10 +9,11 @@ within :data:`ABANDON_HOURS`; a cart younger than that at ``as_of`` is still ope
 
 from __future__ import annotations
 
-from churnkit.features.registry import (
-    WINDOWS,
-    Family,
-    Feature,
+from churnkit.features.family import Family, Feature, description_of, windowed
+from churnkit.features.sql import (
+    ALL_WINDOWS,
+    age_days,
+    window_counts,
     window_name,
     window_sql,
     window_text,
@@ -25,23 +26,22 @@ _BO = ("browsing", "orders")
 ABANDON_HOURS = 24
 #: Event-count stems -> browsing event.
 EVENTS = {"product_views": "product_view", "cart_adds": "add_to_cart", "checkouts": "checkout"}
+_CART_WINDOWS = (30, 90, 365, None)
+_CHECKOUT_WINDOWS = (90, None)
 
 
 def _features() -> tuple[Feature, ...]:
     out = []
-    for w in (*WINDOWS, None):
+    for w in ALL_WINDOWS:
         out.append(Feature(window_name("sessions", w), NAME, f"Browsing sessions started "
                            f"{window_text(w)}.", "sessions", _B, "count"))
         for stem, event in EVENTS.items():
             out.append(Feature(window_name(stem, w), NAME, f"'{event}' events {window_text(w)}.",
                                "events", _B, "count"))
-    for w in (30, 90, 365, None):
-        out.append(Feature(window_name("abandoned_carts", w), NAME, "Sessions with a cart event "
-                           f"{window_text(w)} and no order within {ABANDON_HOURS} h after it.",
-                           "sessions", _BO, "count"))
-    for w in (90, None):
-        out.append(Feature(window_name("abandoned_checkouts", w), NAME, "Abandoned carts that "
-                           f"reached checkout, {window_text(w)}.", "sessions", _BO, "count"))
+    out += windowed("abandoned_carts", NAME, "Sessions with a cart event {window} and no order "
+                    f"within {ABANDON_HOURS} h after it.", "sessions", _BO, windows=_CART_WINDOWS)
+    out += windowed("abandoned_checkouts", NAME, "Abandoned carts that reached checkout, {window}.",
+                    "sessions", _BO, windows=_CHECKOUT_WINDOWS)
     out += [
         Feature("days_since_last_session", NAME, "Days since the last browsing event; empty "
                 "without browsing.", "days", _B),
@@ -57,16 +57,15 @@ def _features() -> tuple[Feature, ...]:
 
 def _sql(present: frozenset[str]) -> str:
     events = []
-    for w in (*WINDOWS, None):
+    for w in ALL_WINDOWS:
         for stem, event in EVENTS.items():
             events.append(f"count_if(event = '{event}' AND {window_sql(w)}) AS "
                           f"{window_name(stem, w)}")
-    sessions = [f"count_if({window_sql(w)}) AS {window_name('sessions', w)}"
-                for w in (*WINDOWS, None)]
-    carts = [f"count_if(abandoned AND {window_sql(w, 'cart_age_days')}) AS "
-             f"{window_name('abandoned_carts', w)}" for w in (30, 90, 365, None)]
-    carts += [f"count_if(abandoned AND has_checkout AND {window_sql(w, 'cart_age_days')}) AS "
-              f"{window_name('abandoned_checkouts', w)}" for w in (90, None)]
+    sessions = window_counts("sessions")
+    carts = window_counts("abandoned_carts", "abandoned", windows=_CART_WINDOWS,
+                          age="cart_age_days")
+    carts += window_counts("abandoned_checkouts", "abandoned AND has_checkout",
+                           windows=_CHECKOUT_WINDOWS, age="cart_age_days")
     abandon_us = ABANDON_HOURS * 3_600_000_000
     sep = ",\n               "
     return f"""
@@ -90,7 +89,7 @@ def _sql(present: frozenset[str]) -> str:
                AND (o.ordered_at IS NULL
                     OR epoch_us(o.ordered_at) - epoch_us(k.last_cart_at) >= {abandon_us})
                    AS abandoned,
-               {_cart_age()} AS cart_age_days
+               {age_days("k.last_cart_at")} AS cart_age_days
         FROM known_sessions AS k
         ASOF LEFT JOIN known_orders AS o
             ON k.customer_id = o.customer_id AND k.last_cart_at <= o.ordered_at
@@ -110,14 +109,5 @@ def _sql(present: frozenset[str]) -> str:
     """
 
 
-def _cart_age() -> str:
-    return "(epoch_us($as_of) - epoch_us(k.last_cart_at)) / 86400000000.0"
-
-
-FAMILY = Family(
-    name=NAME,
-    description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else "",
-    required_tables=("customers", "orders", "browsing"),
-    features=_features(),
-    sql=_sql,
-)
+FAMILY = Family(name=NAME, description=description_of(__doc__),
+                required_tables=("customers", "orders", "browsing"), features=_features(), sql=_sql)

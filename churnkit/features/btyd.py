@@ -14,7 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churnkit.features.registry import Family, Feature
+from churnkit.features.family import Family, Feature, description_of
+from churnkit.features.population import PopulationFit
+from churnkit.features.sql import age_days
+from churnkit.stats.btyd import expected_purchases, p_alive, p_no_purchase
 
 NAME = "btyd"
 _O = ("orders",)
@@ -40,11 +43,11 @@ def _features() -> tuple[Feature, ...]:
 
 
 def _sql(present: frozenset[str]) -> str:
-    return """
+    return f"""
     SELECT customer_id,
            count(DISTINCT day) - 1 AS btyd_frequency,
            (epoch_us(max(day)) - epoch_us(min(day))) / 86400000000.0 AS btyd_recency_days,
-           (epoch_us($as_of) - epoch_us(min(day))) / 86400000000.0 AS btyd_T_days
+           {age_days("min(day)")} AS btyd_T_days
     FROM (
         -- the session time zone is UTC (engine), so this is the UTC calendar day
         SELECT customer_id, date_trunc('day', ordered_at) AS day FROM known_orders
@@ -53,9 +56,7 @@ def _sql(present: frozenset[str]) -> str:
     """
 
 
-def _finish(frame: pd.DataFrame, population) -> dict[str, np.ndarray]:
-    from churnkit.stats.btyd import expected_purchases, p_alive, p_no_purchase
-
+def _finish(frame: pd.DataFrame, population: PopulationFit) -> dict[str, np.ndarray]:
     n = len(frame)
     out = {f.name: np.full(n, np.nan) for f in FAMILY.python_features()}
     params = population.bgnbd
@@ -76,11 +77,6 @@ def _finish(frame: pd.DataFrame, population) -> dict[str, np.ndarray]:
     return out
 
 
-FAMILY = Family(
-    name=NAME,
-    description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else "",
-    required_tables=("customers", "orders"),
-    features=_features(),
-    sql=_sql,
-    finish=_finish,
-)
+FAMILY = Family(name=NAME, description=description_of(__doc__),
+                required_tables=("customers", "orders"), features=_features(), sql=_sql,
+                finish=_finish)

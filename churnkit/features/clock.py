@@ -11,7 +11,7 @@ histogram the timing model reads its hour profiles from; the general models leav
 
 from __future__ import annotations
 
-from churnkit.features.registry import Family, Feature
+from churnkit.features.family import Family, Feature, description_of
 
 NAME = "clock"
 #: Local hour bands [start, end).
@@ -102,11 +102,6 @@ def _sql(present: frozenset[str]) -> str:
     """
 
 
-FAMILY = Family(
-    name=NAME,
-    description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else "",
-    required_tables=("customers", "orders"),
-    optional_tables=("browsing",),
-    features=_features(),
-    sql=_sql,
-)
+FAMILY = Family(name=NAME, description=description_of(__doc__),
+                required_tables=("customers", "orders"), optional_tables=("browsing",),
+                features=_features(), sql=_sql)

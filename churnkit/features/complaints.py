@@ -10,14 +10,8 @@ known.
 from __future__ import annotations
 
 from churnkit.data.contract import TICKET_TOPICS
-from churnkit.features.registry import (
-    WINDOWS,
-    Family,
-    Feature,
-    window_name,
-    window_sql,
-    window_text,
-)
+from churnkit.features.family import Family, Feature, description_of, windowed
+from churnkit.features.sql import window_counts
 
 NAME = "complaints"
 _T = ("tickets",)
@@ -25,14 +19,10 @@ _TO = ("tickets", "orders")
 
 
 def _features() -> tuple[Feature, ...]:
-    out = []
-    for w in (*WINDOWS, None):
-        out.append(Feature(window_name("tickets", w), NAME, f"Tickets opened {window_text(w)}.",
-                           "tickets", _T, "count"))
+    out = windowed("tickets", NAME, "Tickets opened {window}.", "tickets", _T)
     for topic in TICKET_TOPICS:
-        for w in (*WINDOWS, None):
-            out.append(Feature(window_name(f"tickets_{topic}", w), NAME, f"'{topic}' tickets "
-                               f"opened {window_text(w)}.", "tickets", _T, "count"))
+        out += windowed(f"tickets_{topic}", NAME, f"'{topic}' tickets opened {{window}}.",
+                        "tickets", _T)
     out += [
         Feature("unresolved_tickets", NAME, "Tickets open at as_of (not resolved before it).",
                 "tickets", _T, "count"),
@@ -58,11 +48,9 @@ def _features() -> tuple[Feature, ...]:
 
 
 def _sql(present: frozenset[str]) -> str:
-    cols = [f"count_if({window_sql(w)}) AS {window_name('tickets', w)}" for w in (*WINDOWS, None)]
+    cols = window_counts("tickets")
     for topic in TICKET_TOPICS:
-        for w in (*WINDOWS, None):
-            cols.append(f"count_if(topic = '{topic}' AND {window_sql(w)}) AS "
-                        f"{window_name(f'tickets_{topic}', w)}")
+        cols += window_counts(f"tickets_{topic}", f"topic = '{topic}'")
     counts = ",\n               ".join(cols)
     return f"""
     SELECT t.*,
@@ -89,10 +77,5 @@ def _sql(present: frozenset[str]) -> str:
     """
 
 
-FAMILY = Family(
-    name=NAME,
-    description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else "",
-    required_tables=("customers", "orders", "tickets"),
-    features=_features(),
-    sql=_sql,
-)
+FAMILY = Family(name=NAME, description=description_of(__doc__),
+                required_tables=("customers", "orders", "tickets"), features=_features(), sql=_sql)

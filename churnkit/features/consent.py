@@ -8,7 +8,7 @@ are the customer's standing choices.
 from __future__ import annotations
 
 from churnkit.data.contract import CHANNELS
-from churnkit.features.registry import Family, Feature
+from churnkit.features.family import Family, Feature, description_of
 
 NAME = "consent"
 _C = ("customers",)
@@ -48,10 +48,5 @@ def _sql(present: frozenset[str]) -> str:
     """
 
 
-FAMILY = Family(
-    name=NAME,
-    description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else "",
-    required_tables=("customers",),
-    features=_features(),
-    sql=_sql,
-)
+FAMILY = Family(name=NAME, description=description_of(__doc__), required_tables=("customers",),
+                features=_features(), sql=_sql)

@@ -10,11 +10,13 @@ conversions at or after ``as_of`` have not happened yet.
 from __future__ import annotations
 
 from churnkit.data.contract import CHANNELS
-from churnkit.features.registry import Family, Feature, window_name, window_sql, window_text
+from churnkit.features.family import Family, Feature, description_of, windowed
+from churnkit.features.sql import age_days, window_counts
 
 NAME = "contacts"
 _C = ("contacts",)
 _TREATED = "\"group\" = 'treatment'"
+_CONTACT_WINDOWS = (90, 365, None)
 
 
 def _features() -> tuple[Feature, ...]:
@@ -28,9 +30,8 @@ def _features() -> tuple[Feature, ...]:
             Feature(f"conversions_{ch}", NAME, f"Messages sent by {ch} that led to an order.",
                     "messages", _C, "count"),
         ]
-    for w in (90, 365, None):
-        out.append(Feature(window_name("contacts", w), NAME, f"Win-back messages sent "
-                           f"{window_text(w)}.", "messages", _C, "count"))
+    out += windowed("contacts", NAME, "Win-back messages sent {window}.", "messages", _C,
+                    windows=_CONTACT_WINDOWS)
     out += [
         Feature("opens_lifetime", NAME, "Messages opened (any channel).", "messages", _C,
                 "count"),
@@ -58,8 +59,7 @@ def _sql(present: frozenset[str]) -> str:
             f"count_if({sent} AND opened_at IS NOT NULL) AS opens_{ch}",
             f"count_if({sent} AND converted_at IS NOT NULL) AS conversions_{ch}",
         ]
-    for w in (90, 365, None):
-        cols.append(f"count_if({_TREATED} AND {window_sql(w)}) AS {window_name('contacts', w)}")
+    cols += window_counts("contacts", _TREATED, windows=_CONTACT_WINDOWS)
     sep = ",\n           "
     return f"""
     SELECT customer_id,
@@ -71,18 +71,12 @@ def _sql(present: frozenset[str]) -> str:
            count_if({_TREATED} AND converted_at IS NOT NULL) / nullif(count_if({_TREATED}), 0)
                AS conversion_rate,
            min(age_days) FILTER (WHERE {_TREATED}) AS days_since_last_contact,
-           (epoch_us($as_of) - epoch_us(max(converted_at))) / 86400000000.0
-               AS days_since_last_comeback,
+           {age_days("max(converted_at)")} AS days_since_last_comeback,
            count_if(NOT ({_TREATED})) AS holdout_contacts
     FROM known_contacts
     GROUP BY customer_id
     """
 
 
-FAMILY = Family(
-    name=NAME,
-    description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else "",
-    required_tables=("customers", "contacts"),
-    features=_features(),
-    sql=_sql,
-)
+FAMILY = Family(name=NAME, description=description_of(__doc__),
+                required_tables=("customers", "contacts"), features=_features(), sql=_sql)

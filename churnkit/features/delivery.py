@@ -9,14 +9,8 @@ outcome by when it became known (``status_at``), e.g. "returned in the last 30 d
 from __future__ import annotations
 
 from churnkit.data.contract import DELIVERY_FAILURES, PAID_NOT_RECEIVED
-from churnkit.features.registry import (
-    WINDOWS,
-    Family,
-    Feature,
-    window_name,
-    window_sql,
-    window_text,
-)
+from churnkit.features.family import Family, Feature, description_of, windowed
+from churnkit.features.sql import window_counts
 
 NAME = "delivery"
 _O = ("orders",)
@@ -36,17 +30,16 @@ def _in(statuses: tuple[str, ...]) -> str:
 
 _FAILED = _in(DELIVERY_FAILURES)
 _PNR = _in(PAID_NOT_RECEIVED)
+_FAILURE_WINDOWS = (90, None)
 
 
 def _features() -> tuple[Feature, ...]:
     out = []
     for stem, status in OUTCOMES.items():
-        for w in (*WINDOWS, None):
-            out.append(Feature(window_name(stem, w), NAME, f"Orders whose status '{status}' "
-                               f"became known {window_text(w)}.", "orders", _O, "count"))
-    for w in (90, None):
-        out.append(Feature(window_name("delivery_failures", w), NAME, "Orders late, lost or not "
-                           f"delivered, known {window_text(w)}.", "orders", _O, "count"))
+        out += windowed(stem, NAME, f"Orders whose status '{status}' became known {{window}}.",
+                        "orders", _O)
+    out += windowed("delivery_failures", NAME, "Orders late, lost or not delivered, known "
+                    "{window}.", "orders", _O, windows=_FAILURE_WINDOWS)
     out += [
         Feature("delivery_failure_share", NAME, "Delivery failures (late, lost, not delivered) / "
                 "orders placed; empty without orders.", "share", _O),
@@ -63,21 +56,17 @@ def _features() -> tuple[Feature, ...]:
                 "(DOMAIN.md: contact immediately, top priority).", "flag", _O, "flag"),
         Feature("days_since_paid_not_received", NAME, "Days since the last lost or undelivered "
                 "order became known; empty if none.", "days", _O),
-        Feature("orders_in_transit", NAME, "Orders still 'placed' (no outcome known) at as_of.",
-                "orders", _O, "count"),
+        Feature("orders_in_transit", NAME,
+                "Orders still 'placed' (no outcome known) at as_of.", "orders", _O, "count"),
     ]
     return tuple(out)
 
 
 def _sql(present: frozenset[str]) -> str:
-    cols = []
-    for stem, status in OUTCOMES.items():
-        for w in (*WINDOWS, None):
-            cond = window_sql(w, "status_age_days")
-            cols.append(f"count_if(status = '{status}' AND {cond}) AS {window_name(stem, w)}")
-    for w in (90, None):
-        cond = window_sql(w, "status_age_days")
-        cols.append(f"count_if({_FAILED} AND {cond}) AS {window_name('delivery_failures', w)}")
+    cols = [col for stem, status in OUTCOMES.items()
+            for col in window_counts(stem, f"status = '{status}'", age="status_age_days")]
+    cols += window_counts("delivery_failures", _FAILED, windows=_FAILURE_WINDOWS,
+                          age="status_age_days")
     counts = ",\n           ".join(cols)
     return f"""
     SELECT customer_id,
@@ -96,10 +85,5 @@ def _sql(present: frozenset[str]) -> str:
     """
 
 
-FAMILY = Family(
-    name=NAME,
-    description=__doc__.split("\n\n", 1)[1].strip() if __doc__ else "",
-    required_tables=("customers", "orders"),
-    features=_features(),
-    sql=_sql,
-)
+FAMILY = Family(name=NAME, description=description_of(__doc__),
+                required_tables=("customers", "orders"), features=_features(), sql=_sql)

@@ -20,14 +20,16 @@ import pyarrow as pa
 
 from churnkit.data.contract import as_utc_timestamp
 from churnkit.data.tables import Tables
+from churnkit.data.validation import validated
+from churnkit.features.family import Family
 from churnkit.features.population import PopulationFit, population_from_frame
-from churnkit.features.registry import Family, families, family
+from churnkit.features.registry import families, family
 from churnkit.features.views import KNOWN_VIEWS, compose_sql
 
 #: A scope with at most this many rows over all its tables (a few customers) runs on the
 #: small-scope connection: one thread and no optimizer. For a handful of rows the statement's
-#: fixed costs dominate (thread hand-offs, ~20 ms of optimizer passes over ~1,000 expressions),
-#: while the unoptimized plan gives the same rows (tested) in no measurable execution time.
+#: fixed costs dominate (thread hand-offs, optimizer passes over a thousand-odd expressions),
+#: while the unoptimized plan gives the same rows (tested) at no noticeable execution cost.
 SMALL_SCOPE_ROWS = 20_000
 #: Customers per shard of a large scope: the whole base is computed shard by shard (see
 #: :meth:`churnkit.data.tables.Tables.iter_shards`), which bounds DuckDB's working memory and the
@@ -63,8 +65,8 @@ class FeatureEngine:
     def __init__(self, threads: int | None = None) -> None:
         self.con = _connect(threads or os.cpu_count() or 1)
         self._small: duckdb.DuckDBPyConnection | None = None
-        #: Parsed statements of the small-scope connection, by SQL text (parsing ~40 kB of SQL
-        #: costs ~15 ms, a quarter of a one-customer call).
+        #: Parsed statements of the small-scope connection, by SQL text (parsing the whole
+        #: statement is a large part of a one-customer call).
         self._parsed: dict[str, duckdb.Statement] = {}
 
     @property
@@ -133,7 +135,7 @@ class _registered:
 
 def _to_frame(table: pa.Table) -> pd.DataFrame:
     # Each Arrow column is freed once converted, so the result never exists twice in full (Arrow
-    # and pandas): ~1.4 GB saved on 1M customers.
+    # and pandas), which matters for memory on large shops.
     frame = table.to_pandas(self_destruct=True)
     return frame.set_index("customer_id")
 
@@ -186,14 +188,6 @@ def _cutoff(as_of: object) -> pd.Timestamp:
     return as_utc_timestamp(as_of).ceil("us")
 
 
-def _normalized(tables: Tables) -> Tables:
-    if tables.normalized:
-        return tables
-    from churnkit.data.validation import validate
-
-    return validate(tables)
-
-
 def sql_features(
     tables: Tables, as_of: pd.Timestamp, fams: Sequence[Family], *, shard_size: int = SHARD_SIZE
 ) -> pd.DataFrame:
@@ -221,7 +215,7 @@ def fit_population(
     :class:`churnkit.features.population.PopulationFit`.
     """
     cutoff = _cutoff(as_of)
-    tables = _normalized(tables)
+    tables = validated(tables)
     frame = sql_features(tables, cutoff, [family("purchases"), family("btyd")],
                          shard_size=shard_size)
     return population_from_frame(frame, cutoff)
@@ -274,7 +268,7 @@ def build_features(
         computed), ``population`` (the :class:`PopulationFit` used), ``as_of``.
     """
     cutoff = _cutoff(as_of)
-    tables = _normalized(tables)
+    tables = validated(tables)
     fams = computed_families(tables)
     scope = tables
     if customer_ids is not None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from churnkit.data.contract import as_utc_timestamp
+from churnkit.stats.btyd import BGNBDParams, fit_bgnbd
 
 #: Below this many buyers a BG/NBD fit is noise; the BTYD probabilities are then left empty.
 MIN_BUYERS_FOR_BGNBD = 20
@@ -52,7 +53,7 @@ class PopulationFit:
     n_customers: int
     n_buyers: int
     mean_order_value: float
-    bgnbd: object | None = None  # churnkit.stats.btyd.BGNBDParams
+    bgnbd: BGNBDParams | None = None
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (ISO timestamp, plain numbers; NaN becomes None)."""
@@ -63,14 +64,12 @@ class PopulationFit:
             "n_customers": int(self.n_customers),
             "n_buyers": int(self.n_buyers),
             "mean_order_value": mov,
-            "bgnbd": None if self.bgnbd is None else self.bgnbd.to_dict(),  # type: ignore[attr-defined]
+            "bgnbd": None if self.bgnbd is None else self.bgnbd.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, d: Mapping) -> PopulationFit:
         """Inverse of :meth:`to_dict`."""
-        from churnkit.stats.btyd import BGNBDParams
-
         if d.get("version") != _VERSION:
             raise ValueError(f"population fit version {d.get('version')!r}, expected {_VERSION}")
         mov = d["mean_order_value"]
@@ -90,8 +89,6 @@ def population_from_frame(frame: pd.DataFrame, as_of: pd.Timestamp) -> Populatio
     ``orders_lifetime``, ``revenue_lifetime`` and the BG/NBD inputs ``btyd_frequency``,
     ``btyd_recency_days``, ``btyd_T_days`` (NaN for customers without orders).
     """
-    from churnkit.stats.btyd import fit_bgnbd
-
     n_orders = int(frame["orders_lifetime"].sum())
     revenue = float(frame["revenue_lifetime"].sum())
     buyers = frame["btyd_frequency"].notna().to_numpy()

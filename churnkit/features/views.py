@@ -25,13 +25,9 @@ from __future__ import annotations
 from functools import cache
 
 from churnkit.data.contract import CHANNELS
-from churnkit.features.registry import Family, Feature, family
-
-
-def age_days(column: str) -> str:
-    """SQL: days from ``column`` (TIMESTAMPTZ) to ``$as_of``, as DOUBLE (exact microseconds)."""
-    return f"(epoch_us($as_of) - epoch_us({column})) / 86400000000.0"
-
+from churnkit.features.family import Family, Feature
+from churnkit.features.registry import family
+from churnkit.features.sql import age_days
 
 _CONSENTS = ", ".join(f"consent_{ch}" for ch in CHANNELS)
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from churnkit.data.contract import TABLES
+from churnkit.data.contract import TABLES, missing_tables
 from churnkit.data.tables import Tables
 from churnkit.data.validation import validate as validate_tables
 from churnkit.errors import DataSourceError, DataValidationError, Problem
 from churnkit.io.atomic import atomic_file
+from churnkit.io.postgres import load_tables_from_db
 
 
 def read_table_file(path: Path) -> pd.DataFrame:
@@ -56,9 +57,7 @@ def load_tables(source: str | Path, *, validate: bool = True) -> Tables:
         ``validate=True`` and the data breaks the contract; the error lists every problem.
     """
     text = str(source)
-    if text.startswith(("postgresql://", "postgres://")):  # issue 8: PostgreSQL source
-        from churnkit.io.postgres import load_tables_from_db
-
+    if text.startswith(("postgresql://", "postgres://")):
         return load_tables_from_db(text, validate=validate)
     if "://" in text:
         raise DataSourceError(
@@ -69,15 +68,10 @@ def load_tables(source: str | Path, *, validate: bool = True) -> Tables:
     if not directory.is_dir():
         raise DataSourceError(f"data directory {directory} does not exist")
     frames: dict[str, pd.DataFrame | None] = {}
-    missing_required = []
-    for name, spec in TABLES.items():
+    for name in TABLES:
         path = find_table_file(directory, name)
-        if path is None:
-            frames[name] = None
-            if spec.required:
-                missing_required.append(name)
-            continue
-        frames[name] = read_table_file(path)
+        frames[name] = None if path is None else read_table_file(path)
+    missing_required = missing_tables(n for n, frame in frames.items() if frame is not None)
     if missing_required:
         raise DataValidationError(
             [

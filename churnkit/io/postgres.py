@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from churnkit.data.contract import TABLES
+from churnkit.data.contract import TABLES, missing_tables
 from churnkit.errors import DataSourceError
 
 if TYPE_CHECKING:
@@ -105,20 +105,18 @@ def load_tables_from_db(url: str, *, validate: bool = True) -> Tables:
     from churnkit.errors import DataValidationError, Problem
 
     frames: dict[str, pd.DataFrame | None] = {}
-    missing = []
     with connect(url) as conn:
-        for name, spec in TABLES.items():
+        for name in TABLES:
             found = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]
             if not found:
                 frames[name] = None
-                if spec.required:
-                    missing.append(name)
                 continue
             try:
                 frames[name] = _read_table(conn, name)
             except Exception as exc:
                 raise DataSourceError(f"cannot read table {name} from {redact(url)}: {exc}"
                                       ) from exc
+    missing = missing_tables(n for n, frame in frames.items() if frame is not None)
     if missing:
         raise DataValidationError([
             Problem(name, None, 0, [], f"required table is missing (no table {name} in "

@@ -42,7 +42,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "churnkit.jobs.spark needs PySpark (and Java 17+): pip install 'churnkit[spark]'"
     ) from exc
 
-from churnkit.data.contract import TABLES, as_utc_timestamp
+from churnkit.data.contract import REQUIRED_TABLES, TABLES, as_utc_timestamp, missing_tables
 from churnkit.errors import DataSourceError
 
 if TYPE_CHECKING:
@@ -108,14 +108,14 @@ def read_tables(spark: SparkSession, source: str | Path) -> dict[str, DataFrame]
                 frames[name] = spark.read.parquet(str(path))
     else:
         # Remote file systems: NAME/ directories of Parquet parts (no listing beforehand).
-        for name, spec in TABLES.items():
+        for name in TABLES:
             try:
                 frames[name] = spark.read.parquet(f"{text.rstrip('/')}/{name}")
             except Exception as exc:  # Spark's AnalysisException: path does not exist
-                if spec.required:
+                if name in REQUIRED_TABLES:
                     raise DataSourceError(f"cannot read table {name} under {text}: "
                                           f"{str(exc).splitlines()[0]}") from exc
-    missing = [name for name, spec in TABLES.items() if spec.required and name not in frames]
+    missing = missing_tables(frames)
     if missing:
         raise DataSourceError(f"required table(s) missing under {text}: {', '.join(missing)} "
                               "(expected NAME.parquet, a NAME/ directory or NAME.csv)")
@@ -128,7 +128,7 @@ def _check_tables(tables: Mapping[str, DataFrame]) -> dict[str, DataFrame]:
         raise ValueError(f"unknown table(s) {', '.join(map(repr, unknown))}; the contract has "
                          f"{', '.join(TABLES)}")
     present = {name: frame for name, frame in tables.items() if frame is not None}
-    missing = [name for name, spec in TABLES.items() if spec.required and name not in present]
+    missing = missing_tables(present)
     if missing:
         raise ValueError(f"required table(s) missing: {', '.join(missing)}")
     for name, frame in present.items():

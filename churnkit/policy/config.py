@@ -124,12 +124,12 @@ class PolicyConfig:
     serial_complainer: dict[str, float]
     paid_not_received: dict[str, float]
     discount_hunter: dict[str, float]
-    economic_gate_multiple: float = 3.0
-    quiet_period_days: float = 30.0
-    comeback_gap_days: float = 90.0
-    at_risk_percentile: float = 50.0
-    horizon_days: int = 90
-    version: int = 1
+    economic_gate_multiple: float = 3.0  # win back when value > this x the action's cost
+    quiet_period_days: float = 30.0  # days without promotions after a comeback
+    comeback_gap_days: float = 90.0  # an order ending a gap this long (days) is a comeback
+    at_risk_percentile: float = 50.0  # below this risk percentile: not at risk, no contact
+    horizon_days: int = 90  # days of value behind the economic rules without a value model
+    version: int = 1  # of the config format
     postpone: PostponeRule = PostponeRule()
 
     # -- construction --------------------------------------------------------------------------

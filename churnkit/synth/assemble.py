@@ -18,9 +18,10 @@ from churnkit.data.contract import (
     CHANNELS,
     CONTACT_GROUPS,
     ORDER_STATUSES,
+    SEND_ACTIONS,
     TICKET_TOPICS,
 )
-from churnkit.synth.params import CAMPAIGN_ACTIONS, SynthParams
+from churnkit.synth.params import SynthParams
 from churnkit.synth.population import Population
 from churnkit.synth.simulate import SimResult
 from churnkit.synth.timegrid import DayGrid
@@ -62,9 +63,17 @@ def order_by(rows: np.ndarray, ms: np.ndarray) -> np.ndarray:
     return np.argsort((rows.astype(np.int64) << _MS_BITS) | ms)
 
 
+def in_time_order(rows: np.ndarray, sec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The order by (customer, time) of events at ``sec`` (seconds since the origin), and their
+    milliseconds in that order."""
+    ms = ms_of(sec)
+    idx = order_by(rows, ms)
+    return idx, ms[idx]
+
+
 def customers_frame(pop: Population, res: SimResult, grid: DayGrid,
                     params: SynthParams) -> pd.DataFrame:
-    end_ms = grid.n_days * 86_400_000
+    end_ms = grid.end_ms
     unsub = ms_of(res.unsub_sec)
     unsub[unsub >= end_ms] = -1
     frame = pd.DataFrame({
@@ -82,14 +91,11 @@ def customers_frame(pop: Population, res: SimResult, grid: DayGrid,
 def orders_frame(pop: Population, res: SimResult, grid: DayGrid,
                  params: SynthParams) -> pd.DataFrame:
     o = res.orders
-    end_ms = grid.n_days * 86_400_000
-    ms = ms_of(o["sec"])
-    idx = order_by(o["row"], ms)
-    ms = ms[idx]
+    idx, ms = in_time_order(o["row"], o["sec"])
     status = o["status"][idx]
     status_ms = np.maximum(ms_of(o["status_sec"][idx]), ms)
     delay = o["delay"][idx]
-    pending = status_ms >= end_ms
+    pending = status_ms >= grid.end_ms
     status[pending] = ORDER_STATUSES.index("placed")
     status_ms[pending] = ms[pending]
     delay[pending] = np.nan
@@ -110,7 +116,7 @@ def orders_frame(pop: Population, res: SimResult, grid: DayGrid,
 
 def tickets_frame(pop: Population, res: SimResult, grid: DayGrid) -> pd.DataFrame:
     t = res.tickets
-    end_ms = grid.n_days * 86_400_000
+    end_ms = grid.end_ms
     opened = ms_of(t["opened_sec"])
     keep = np.flatnonzero(opened < end_ms)
     keep = keep[order_by(t["row"][keep], opened[keep])]
@@ -148,15 +154,14 @@ def first_order_after(res: SimResult, rows: np.ndarray, ms: np.ndarray, within_m
 def contacts_frame(pop: Population, res: SimResult, grid: DayGrid,
                    params: SynthParams) -> pd.DataFrame:
     c = res.contacts
-    end_ms = grid.n_days * 86_400_000
-    sent = ms_of(c["sent_sec"])
-    idx = order_by(c["row"], sent)
-    rows, sent = c["row"][idx], sent[idx]
+    end_ms = grid.end_ms
+    idx, sent = in_time_order(c["row"], c["sent_sec"])
+    rows = c["row"][idx]
     opened = ms_of(c["opened_sec"][idx])
     opened[opened >= end_ms] = -1
     # Attribution (campaigns.py): first order within attribution_days of sent_at, both groups.
     converted = first_order_after(res, rows, sent, params.attribution_days * 86_400_000, end_ms)
-    action_codes = np.array([ACTIONS.index(a) for a in CAMPAIGN_ACTIONS])[c["action"][idx]]
+    action_codes = np.array([ACTIONS.index(a) for a in SEND_ACTIONS])[c["action"][idx]]
     campaigns, campaign_codes = np.unique(c["campaign"][idx], return_inverse=True)
     return pd.DataFrame({
         "contact_id": np.arange(1, len(idx) + 1, dtype=np.int64),

@@ -116,7 +116,7 @@ def browsing_frame(
     the peak memory of tens of millions of events low. Session ids are numbered by (customer,
     session start); sessions entirely outside the period leave gaps in the numbering.
     """
-    end_ms = grid.n_days * 86_400_000
+    end_ms = grid.end_ms
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("row", "ms", "event", "category",
                                                          "session")}
     n_sessions = 0

@@ -15,17 +15,13 @@ for treatment and control alike; ``opened_at`` is always empty for the control g
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from churnkit.data.contract import CHANNELS
-from churnkit.synth.params import CAMPAIGN_ACTIONS, CAUSES, SynthParams
+from churnkit.data.contract import CHANNELS, SEND_ACTIONS
+from churnkit.synth.params import CAUSES, SynthParams
 from churnkit.synth.population import SEGMENTS, Population
+from churnkit.synth.state import SimState
 from churnkit.synth.timegrid import HOURS_PER_WEEK, SECONDS_PER_DAY, DayGrid
-
-if TYPE_CHECKING:
-    from churnkit.synth.simulate import SimState
 
 
 def no_action_return(causes: np.ndarray, params: SynthParams) -> np.ndarray:
@@ -40,21 +36,21 @@ def response_if_opened(
 ) -> np.ndarray:
     """P(return within 30 days | decided to leave for ``causes``, the action was opened).
 
-    Shape (len(rows), len(CAMPAIGN_ACTIONS) + 1); the last column is 'none' (no message).
+    Shape (len(rows), len(SEND_ACTIONS) + 1); the last column is 'none' (no message).
     """
     none = no_action_return(causes, params)
-    fit = np.array([[params.fit[c][a] for a in CAMPAIGN_ACTIONS] for c in CAUSES])[causes]
+    fit = np.array([[params.fit[c][a] for a in SEND_ACTIONS] for c in CAUSES])[causes]
     mult = np.ones_like(fit)
     sens = pop.price_sensitivity[rows]
     for a in ("promo_code", "free_delivery"):
-        mult[:, CAMPAIGN_ACTIONS.index(a)] = 0.5 + sens
+        mult[:, SEND_ACTIONS.index(a)] = 0.5 + sens
     serial = pop.segment[rows] == SEGMENTS.index("serial_complainer")
-    mult[:, CAMPAIGN_ACTIONS.index("apology_compensation")] *= np.where(
+    mult[:, SEND_ACTIONS.index("apology_compensation")] *= np.where(
         serial, params.serial_apology_factor, 1.0)
     lift = fit * mult * pop.responsiveness[rows][:, None]
     # DOMAIN.md: personal gift / early access works on VIPs (not on natural churn).
     vip = (pop.segment[rows] == SEGMENTS.index("vip")) & (causes != CAUSES.index("natural"))
-    lift[:, CAMPAIGN_ACTIONS.index("vip_gift")] += np.where(vip, params.vip_gift_vip_bonus, 0.0)
+    lift[:, SEND_ACTIONS.index("vip_gift")] += np.where(vip, params.vip_gift_vip_bonus, 0.0)
     resp = none[:, None] + (1 - none[:, None]) * np.minimum(lift, 1.0)
     resp = np.clip(resp, none[:, None], np.maximum(params.max_response, none[:, None]))
     return np.column_stack([resp, none])
@@ -104,7 +100,7 @@ def run_campaign(
     rows = rows[rng.random(len(rows)) < p.campaign_coverage]
     m = len(rows)
     control = rng.random(m) < p.control_share
-    action = rng.integers(0, len(CAMPAIGN_ACTIONS), m)
+    action = rng.integers(0, len(SEND_ACTIONS), m)
     channel = np.argmax(consent[rows] * rng.random((m, len(CHANNELS))), axis=1)
     local_hour = rng.integers(*p.send_local_hours, m)
     sent = (day * 24 + local_hour - pop.offset[rows] + rng.random(m)) * 3600.0

@@ -10,19 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from churnkit.data.contract import SEND_ACTIONS
+
 #: Causes of a leave decision, in the order used by the simulation's arrays.
 CAUSES = ("delivery", "service", "price", "forgotten", "natural")
 #: Causes driven by incident "bumps" of hazard (the others are constant rates per customer).
 BUMP_CAUSES = ("delivery", "service", "price")
-#: Win-back actions the synthetic campaigns send (DOMAIN.md catalogue minus do_not_contact).
-CAMPAIGN_ACTIONS = (
-    "apology_compensation",
-    "free_delivery",
-    "promo_code",
-    "loyalty_points",
-    "vip_gift",
-    "we_miss_you",
-)
 
 
 def _fit() -> dict[str, dict[str, float]]:
@@ -39,7 +32,7 @@ def _fit() -> dict[str, dict[str, float]]:
                   "loyalty_points": 0.10, "vip_gift": 0.04, "we_miss_you": 0.03},
         "forgotten": {"apology_compensation": 0.02, "free_delivery": 0.10, "promo_code": 0.14,
                       "loyalty_points": 0.22, "vip_gift": 0.04, "we_miss_you": 0.30},
-        "natural": {a: 0.01 for a in CAMPAIGN_ACTIONS},
+        "natural": {a: 0.01 for a in SEND_ACTIONS},
     }
 
 
@@ -111,9 +104,9 @@ class SynthParams:
     hunter_price_hazard: float = 1 / 500  # discount hunters drift away over price by themselves
     bump_decay_days: float = 10.0  # an incident's extra hazard decays with this time constant
     #: Hazard mass (expected extra decisions) of an incident; P(leave because of it) ~ 1-e^-mass.
-    mass_late_base: float = 0.08
-    mass_late_per_delay_day: float = 0.015
-    mass_late_max: float = 0.25
+    mass_late_base: float = 0.08  # a late delivery, plus:
+    mass_late_per_delay_day: float = 0.015  # per day of delay,
+    mass_late_max: float = 0.25  # at most
     mass_lost: float = 0.6
     mass_not_delivered: float = 0.7
     mass_quality_resolved: float = 0.06

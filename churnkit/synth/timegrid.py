@@ -33,16 +33,17 @@ class DayGrid:
     def end(self) -> pd.Timestamp:
         return self.origin + pd.Timedelta(days=self.n_days)
 
+    @property
+    def end_ms(self) -> int:
+        """Milliseconds from the origin to the end of the grid."""
+        return self.n_days * 86_400_000
+
     def weekday(self, days: np.ndarray | int) -> np.ndarray:
         """Weekday (Monday = 0) of UTC day index ``days``."""
         return (np.asarray(days) + self.origin.day_of_week) % 7
 
     def dates(self, days: np.ndarray) -> pd.DatetimeIndex:
         return self.origin + pd.to_timedelta(np.asarray(days), unit="D")
-
-    def day_of(self, ts: pd.Timestamp) -> float:
-        """Fractional day index of a UTC timestamp."""
-        return (ts - self.origin) / pd.Timedelta(days=1)
 
 
 def make_grid(start: object, end: object) -> DayGrid:

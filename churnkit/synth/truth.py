@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from churnkit.data.contract import CHANNELS, as_utc_timestamp
+from churnkit.data.contract import CHANNELS, SEND_ACTIONS, as_utc_timestamp
 from churnkit.synth.campaigns import response_if_opened
 from churnkit.synth.incidents import Injections
-from churnkit.synth.params import BUMP_CAUSES, CAMPAIGN_ACTIONS, CAUSES, SynthParams
+from churnkit.synth.params import BUMP_CAUSES, CAUSES, SynthParams
 from churnkit.synth.population import Population
 from churnkit.synth.timegrid import SECONDS_PER_DAY, DayGrid, season_factor
 
@@ -142,7 +142,7 @@ def response_table(pop: Population, causes: np.ndarray, params: SynthParams, *,
         base = np.array([dict(params.open_base).get(ch, 0.0) for ch in CHANNELS])
         best = (pop.consent * base[None, :]).max(axis=1)  # sent at the most active hour: rel=1
         resp = resp[:, -1:] + best[:, None] * (resp - resp[:, -1:])
-    return pd.DataFrame(resp, columns=[*CAMPAIGN_ACTIONS, "none"],
+    return pd.DataFrame(resp, columns=[*SEND_ACTIONS, "none"],
                         index=pd.Index(pop.customer_id, name="customer_id"))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -10,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churnkit import Tables, validate
+from churnkit import Tables, build_features, validate
 from churnkit.labels import LABEL_COLUMNS, build_labels, build_training_set, latest_timestamp
 
 AS_OF = "2024-03-04T00:00Z"  # a Monday
@@ -370,7 +369,10 @@ def test_training_set_inner_join_on_feature_population() -> None:
     assert out["customer_id"].tolist() == [4]
 
 
-def test_training_set_without_features_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "churnkit.features", None)  # import now fails
-    with pytest.raises(ImportError, match="pass features="):
-        build_training_set(_tables(), cutoffs=[AS_OF], horizon_days=H)
+def test_training_set_features_default_to_build_features() -> None:
+    tables = _tables()
+    default = build_training_set(tables, cutoffs=[AS_OF], horizon_days=H)
+    explicit = build_training_set(tables, cutoffs=[AS_OF], horizon_days=H,
+                                  features=build_features)
+    pd.testing.assert_frame_equal(default, explicit)
+    assert "days_since_last_order" in default.columns

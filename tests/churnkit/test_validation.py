@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import churnkit as ck
-from churnkit.data.contract import TABLES
+from churnkit.data import REQUIRED_TABLES, TABLES, missing_tables
 
 
 def _shop() -> dict[str, pd.DataFrame]:
@@ -157,6 +157,13 @@ def test_contract_lists_five_tables_with_time_columns():
         assert spec.time_column in spec.column_names
 
 
+def test_missing_tables_are_the_absent_required_ones_in_contract_order():
+    assert REQUIRED_TABLES == ("customers", "orders")
+    assert missing_tables([]) == ["customers", "orders"]
+    assert missing_tables({"orders", "browsing", "tickets"}) == ["customers"]
+    assert missing_tables(iter(TABLES)) == []
+
+
 def test_csv_and_parquet_directories_load_the_same(tmp_path):
     shop = _shop()
     csv_dir, pq_dir = tmp_path / "csv", tmp_path / "pq"
@@ -177,6 +184,10 @@ def test_load_tables_reports_missing_directory_and_tables(tmp_path):
         ck.load_tables(tmp_path / "nowhere")
     with pytest.raises(ck.DataValidationError, match="required table is missing"):
         ck.load_tables(tmp_path)
+    _shop()["orders"].to_csv(tmp_path / "orders.csv", index=False)
+    with pytest.raises(ck.DataValidationError) as err:
+        ck.load_tables(tmp_path)
+    assert [p.table for p in err.value.problems] == ["customers"]
 
 
 def test_as_of_is_never_implicit():

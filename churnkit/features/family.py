@@ -1,0 +1,132 @@
+"""What a feature is and how features are grouped: :class:`Feature` and :class:`Family`.
+
+Each family module of :mod:`churnkit.features` defines one ``FAMILY``; the registry
+(:mod:`churnkit.features.registry`) lists them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from churnkit.features.sql import ALL_WINDOWS, window_name, window_text
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from churnkit.features.population import PopulationFit
+
+#: Output kinds. ``count`` is int64 and ``total`` float64 (a sum of amounts), both 0 when a customer
+#: has no rows (a true zero); ``float`` is float64 and NaN when undefined (nothing to measure);
+#: ``flag`` is bool (False without rows); ``str`` is text (empty when undefined).
+DTYPES = ("count", "total", "float", "flag", "str")
+
+@dataclass(frozen=True)
+class Feature:
+    """One output column.
+
+    Attributes
+    ----------
+    name
+        Column name in the feature frame.
+    family
+        Name of the :class:`Family` that computes it.
+    description
+        What it measures, one sentence.
+    unit
+        ``days``, ``orders``, ``currency`` (the shop's), ``share`` (0-1), ``ratio``, ``flag``, ...
+    source_tables
+        Contract tables it reads.
+    dtype
+        One of :data:`DTYPES`; the engine casts and fills by it, so a column's dtype never
+        depends on the data (one customer or a million give the same schema).
+    python
+        True when computed in the family's Python step (after the SQL), e.g. from population-fitted
+        parameters.
+    model_input
+        False for a column that feeds one specific model rather than the general ones (the
+        activity clock's 24 hour counts feed the timing model's hour profiles): the churn and
+        value models leave it out (:func:`model_features`).
+    """
+
+    name: str
+    family: str
+    description: str
+    unit: str
+    source_tables: tuple[str, ...]
+    dtype: str = "float"
+    python: bool = False
+    model_input: bool = True
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"feature {self.name}: dtype {self.dtype!r} not in {DTYPES}")
+
+
+#: ``finish(frame, population) -> {column: values}``: a family's Python step.
+Finisher = Callable[["pd.DataFrame", "PopulationFit"], "dict[str, np.ndarray]"]
+
+
+@dataclass(frozen=True)
+class Family:
+    """Features computed together from the same tables.
+
+    Attributes
+    ----------
+    name
+        Family name (also the module name).
+    description
+        One paragraph for the docs.
+    required_tables
+        Contract tables that must be present; otherwise the family is not computed and its columns
+        are absent from the frame.
+    features
+        Its columns, in output order.
+    sql
+        ``sql(present_tables) -> str``: a SELECT over the known views (``base``,
+        ``known_orders``, ...), returning ``customer_id`` and every non-``python`` feature; it
+        may use the parameter ``$as_of`` (TIMESTAMPTZ). ``present_tables`` lets a family use an
+        optional table when it exists (the activity clock uses browsing when present).
+    finish
+        Optional Python step computing the ``python`` features from the SQL columns and the
+        population fit.
+    optional_tables
+        Tables used when present.
+    """
+
+    name: str
+    description: str
+    required_tables: tuple[str, ...]
+    features: tuple[Feature, ...]
+    sql: Callable[[frozenset[str]], str]
+    finish: Finisher | None = None
+    optional_tables: tuple[str, ...] = field(default=())
+
+    def sql_features(self) -> tuple[Feature, ...]:
+        return tuple(f for f in self.features if not f.python)
+
+    def python_features(self) -> tuple[Feature, ...]:
+        return tuple(f for f in self.features if f.python)
+
+    def available(self, present: Iterable[str]) -> bool:
+        """True when every required table is present."""
+        return set(self.required_tables) <= set(present)
+
+
+def description_of(module_doc: str | None) -> str:
+    """A family's description: its module docstring without the first line (the title)."""
+    return module_doc.split("\n\n", 1)[1].strip() if module_doc else ""
+
+
+def windowed(stem: str, family: str, description: str, unit: str, source_tables: tuple[str, ...],
+             dtype: str = "count", *, windows: tuple[int | None, ...] = ALL_WINDOWS
+             ) -> list[Feature]:
+    """One feature per window, named ``<stem>_30d`` ... ``<stem>_lifetime``, in ``windows`` order.
+
+    ``description`` holds ``{window}`` where the window's words go ("in the 30 days before
+    as_of", "ever (before as_of)").
+    """
+    return [Feature(window_name(stem, w), family, description.replace("{window}", window_text(w)),
+                    unit, source_tables, dtype) for w in windows]
