@@ -12,7 +12,6 @@ is Platt scaling on the log-odds, which is monotone and so leaves the ranking (R
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import lightgbm as lgb
@@ -22,6 +21,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
+from churnkit.models.part import read_document, write_document
+
+_FILE = "churn_model.json"
 CALIBRATIONS = ("sigmoid", "isotonic", "none")
 
 
@@ -50,6 +52,8 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     n_jobs
         LightGBM threads; None uses every core.
     """
+
+    FORMAT = 1
 
     def __init__(
         self,
@@ -197,19 +201,17 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.booster_.save_model(directory / "model.txt", num_iteration=self.best_iteration_)
-        meta = {
-            "params": self.get_params(),
-            "feature_names": self.feature_names_in_,
-            "categories": self.categories_,
-            "best_iteration": self.best_iteration_,
+        write_document(directory, _FILE, {
+            "params": self.get_params(), "feature_names": self.feature_names_in_,
+            "categories": self.categories_, "best_iteration": self.best_iteration_,
             "calibrator": self.calibrator_,
-        }
-        (directory / "churn_model.json").write_text(json.dumps(meta, indent=1, default=float))
+        }, format=self.FORMAT)
 
     @classmethod
     def load(cls, directory: str | Path) -> ChurnModel:
+        """Read what :meth:`save` wrote."""
         directory = Path(directory)
-        meta = json.loads((directory / "churn_model.json").read_text())
+        meta = read_document(directory, _FILE, part="churn model", format=cls.FORMAT)
         model = cls(**meta["params"])
         model.booster_ = lgb.Booster(model_file=str(directory / "model.txt"))
         model.feature_names_in_ = meta["feature_names"]

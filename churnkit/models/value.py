@@ -15,7 +15,6 @@ Features are the churnkit feature frame (index ``customer_id``), as of the scori
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import lightgbm as lgb
@@ -24,15 +23,16 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from churnkit.data.frames import numeric_matrix, require_columns
+from churnkit.features.registry import all_features, model_features
+from churnkit.models.part import read_document, write_document
 
+_FILE = "value_model.json"
 VALUE_COLUMNS = ("expected_value", "value_if_returned", "p_order")
 
 
 def value_feature_names(features: pd.DataFrame) -> list[str]:
     """The registry's numeric and flag model inputs present in ``features`` (text ones left
     out; see :func:`churnkit.features.registry.model_features`)."""
-    from churnkit.features.registry import all_features, model_features
-
     kinds = {f.name: f.dtype for f in all_features()}
     return [n for n in model_features(features.columns) if kinds[n] != "str"]
 
@@ -49,6 +49,8 @@ class ValueModel(BaseEstimator):
     Fitted attributes: ``feature_names_``, ``classifier_``, ``regressor_`` (LightGBM boosters),
     ``mean_if_returned_`` (fallback when too few buyers to fit the regression).
     """
+
+    FORMAT = 1
 
     def __init__(self, *, horizon_days: int = 90, n_estimators: int = 300,
                  learning_rate: float = 0.05, num_leaves: int = 31, min_child_samples: int = 50,
@@ -112,20 +114,23 @@ class ValueModel(BaseEstimator):
         return self.predict_frame(features)["expected_value"]
 
     # -- persistence (a bundle component) ------------------------------------------------------
-    def save(self, directory: Path) -> None:
+    def save(self, directory: str | Path) -> None:
         """``classifier.txt``, ``regressor.txt`` (LightGBM text) and ``value_model.json``."""
         directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
         self.classifier_.save_model(str(directory / "classifier.txt"))
         if self.regressor_ is not None:
             self.regressor_.save_model(str(directory / "regressor.txt"))
-        meta = {"params": self.get_params(), "feature_names": self.feature_names_,
-                "mean_if_returned": self.mean_if_returned_}
-        (directory / "value_model.json").write_text(json.dumps(meta, indent=1))
+        write_document(directory, _FILE, {
+            "params": self.get_params(), "feature_names": self.feature_names_,
+            "mean_if_returned": self.mean_if_returned_,
+        }, format=self.FORMAT)
 
     @classmethod
-    def load(cls, directory: Path) -> ValueModel:
+    def load(cls, directory: str | Path) -> ValueModel:
+        """Read what :meth:`save` wrote."""
         directory = Path(directory)
-        meta = json.loads((directory / "value_model.json").read_text())
+        meta = read_document(directory, _FILE, part="value model", format=cls.FORMAT)
         model = cls(**meta["params"])
         model.feature_names_ = list(meta["feature_names"])
         model.mean_if_returned_ = float(meta["mean_if_returned"])

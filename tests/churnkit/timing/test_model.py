@@ -97,14 +97,18 @@ def test_one_customer_alone_gets_the_same_answer(timing_model, timing_shop):
 
 
 @pytest.mark.slow  # the shared shop and fit (session fixture)
-def test_as_of_is_required(timing_model, timing_shop):
+def test_as_of_is_an_explicit_argument(timing_model, timing_shop):
     _, _, _, evaluation = timing_shop
-    frame = evaluation.drop(columns="cutoff")
-    frame.attrs = {}
-    with pytest.raises(ValueError, match="as_of"):
-        timing_model.predict(frame)
+    frame = evaluation.copy()
     frame.attrs = {"as_of": pd.Timestamp("2025-04-02", tz="UTC")}
-    assert len(timing_model.predict(frame)) == len(frame)
+    with pytest.raises(TypeError, match="as_of"):
+        timing_model.predict(frame)
+    # The argument decides the dates, not the frame's attrs or its cutoff column.
+    later = pd.Timestamp("2025-05-02", tz="UTC")
+    at_cutoff = timing_model.predict(frame, as_of=evaluation["cutoff"].iloc[0])
+    moved = timing_model.predict(frame, as_of=later)
+    shift = (moved["contact_date"] - at_cutoff["contact_date"]).dt.days
+    assert (shift >= 20).mean() > 0.9
 
 
 def test_bad_training_frames_are_refused():
