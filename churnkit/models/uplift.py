@@ -27,7 +27,7 @@ from sklearn.base import BaseEstimator
 
 from churnkit.data.contract import CONTROL, SEND_ACTIONS
 from churnkit.data.frames import numeric_matrix, require_columns
-from churnkit.models.part import read_document, write_document
+from churnkit.models.trees import load_boosted, save_boosted
 from churnkit.policy import PolicyConfig, cause_evidence
 
 _FILE = "uplift.json"
@@ -273,25 +273,18 @@ class UpliftModel(BaseEstimator):
     def save(self, directory: str | Path) -> None:
         """Write ``uplift.json`` and one LightGBM text model per fitted model into
         ``directory``."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        for name, booster in self.boosters_.items():
-            booster.save_model(str(directory / f"{name}.txt"))
-        write_document(directory, _FILE, {
-            "params": self.get_params(), "feature_names": self.feature_names_,
-            "models": sorted(self.boosters_), "calibration": getattr(self, "calibration_", {}),
+        save_boosted(self, directory, _FILE, {
+            "feature_names": self.feature_names_, "models": sorted(self.boosters_),
+            "calibration": getattr(self, "calibration_", {}),
             "arm_sizes": self.arm_sizes_, "arm_rates": self.arm_rates_,
-        }, format=self.FORMAT)
+        }, self.boosters_)
 
     @classmethod
     def load(cls, directory: str | Path) -> UpliftModel:
         """Read what :meth:`save` wrote."""
-        directory = Path(directory)
-        doc = read_document(directory, _FILE, part="uplift model", format=cls.FORMAT)
-        model = cls(**doc["params"])
+        model, doc, booster = load_boosted(cls, directory, _FILE, part="uplift model")
         model.feature_names_ = list(doc["feature_names"])
-        model.boosters_ = {name: lgb.Booster(model_file=str(directory / f"{name}.txt"))
-                           for name in doc["models"]}
+        model.boosters_ = {name: booster(name) for name in doc["models"]}
         model.calibration_ = {k: tuple(v) for k, v in doc.get("calibration", {}).items()}
         model.arm_sizes_ = {k: int(v) for k, v in doc["arm_sizes"].items()}
         model.arm_rates_ = {k: float(v) for k, v in doc["arm_rates"].items()}

@@ -61,6 +61,8 @@ class TimingModel:
         LightGBM seed and threads (None = every core).
     """
 
+    FORMAT = 1
+
     def __init__(self, config: TimingConfig | None = None, *, horizon_days: int = 90,
                  random_state: int = 0, n_jobs: int | None = 1) -> None:
         self.config = config
