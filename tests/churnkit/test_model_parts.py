@@ -86,3 +86,23 @@ def test_a_part_refuses_another_format_and_reads_a_document_without_one(tmp_path
     assert read_document(tmp_path, "old.json", part="test part", format=1) == {"params": {}}
     with pytest.raises(FileNotFoundError, match="no test part"):
         read_document(tmp_path, "absent.json", part="test part", format=1)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ChurnModel(n_estimators=5, min_child_samples=1, n_jobs=1),
+    lambda: ValueModel(n_estimators=5, min_child_samples=1, n_jobs=1),
+], ids=["churn", "value"])
+def test_parts_saved_before_they_recorded_a_format_still_load(make, tmp_path):
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"orders_lifetime": rng.integers(0, 9, 200).astype(float),
+                      "revenue_365d": rng.gamma(2.0, 50.0, 200)})
+    y = (X["orders_lifetime"] > 4).to_numpy()
+    model = make().fit(X, y if isinstance(make(), ChurnModel) else y * X["revenue_365d"])
+    model.save(tmp_path)
+    (document,) = tmp_path.glob("*.json")
+    old = json.loads(document.read_text())
+    old.pop("format")
+    for newer_key in ("classes", "n_features_in", "order_rate"):
+        old.pop(newer_key, None)
+    document.write_text(json.dumps(old))
+    np.testing.assert_array_equal(type(model).load(tmp_path).predict(X), model.predict(X))

@@ -36,7 +36,6 @@ from churnkit.models.timing.channels import ChannelRanker
 from churnkit.models.timing.config import TimingConfig
 from churnkit.models.timing.days import NextOrderModel
 from churnkit.models.timing.slots import HOURS_PER_WEEK, SlotModel
-from churnkit.models.trees import TreeSettings
 
 _FILE = "timing.json"
 #: Rows planned at once (bounds memory: the survival grid is rows x horizon days).
@@ -92,15 +91,9 @@ class TimingModel:
             raise ValueError("timing training frame is empty")
         rng = np.random.default_rng(self.random_state)
         rows = self._sample(train, cfg.max_training_customers, rng)
-        trees = TreeSettings(n_estimators=cfg.n_estimators, learning_rate=cfg.learning_rate,
-                             num_leaves=cfg.num_leaves, min_child_samples=cfg.min_child_samples,
-                             random_state=self.random_state, n_jobs=self.n_jobs)
+        trees = cfg.hazard_trees.settings(random_state=self.random_state, n_jobs=self.n_jobs)
         self.days_ = NextOrderModel(cfg.bin_edges(self.horizon_days), trees=trees).fit(rows)
-        slot_trees = TreeSettings(n_estimators=cfg.slot_n_estimators,
-                                  learning_rate=cfg.slot_learning_rate,
-                                  num_leaves=cfg.slot_num_leaves,
-                                  min_child_samples=cfg.min_child_samples,
-                                  random_state=self.random_state, n_jobs=self.n_jobs)
+        slot_trees = cfg.slot_trees.settings(random_state=self.random_state, n_jobs=self.n_jobs)
         self.slots_ = SlotModel(trees=slot_trees, hour_profiles=cfg.hour_profiles).fit(
             self._sample(train, cfg.max_slot_training_rows, rng))
         latest = train

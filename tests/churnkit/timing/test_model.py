@@ -142,3 +142,14 @@ def test_chunked_planning_gives_the_same_rows(timing_model, timing_shop, monkeyp
     whole = timing_model.predict(evaluation, as_of=as_of)
     monkeypatch.setattr(model_module, "PLAN_CHUNK", 97)
     pd.testing.assert_frame_equal(timing_model.predict(evaluation, as_of=as_of), whole)
+
+
+def test_config_reads_the_flat_size_keys_of_older_configs():
+    flat = TimingConfig(n_estimators=40, learning_rate=0.1, slot_n_estimators=30,
+                        slot_num_leaves=5, min_child_samples=20)
+    assert flat.hazard_trees.model_dump() == {"n_estimators": 40, "learning_rate": 0.1,
+                                              "num_leaves": 31, "min_child_samples": 20}
+    assert flat.slot_trees.model_dump() == {"n_estimators": 30, "learning_rate": 0.15,
+                                            "num_leaves": 5, "min_child_samples": 20}
+    # an override of one key of a group keeps the group's other keys
+    assert TimingConfig.load(slot_trees={"n_estimators": 5}).slot_trees.num_leaves == 7
