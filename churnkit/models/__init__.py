@@ -3,6 +3,7 @@ the drift reference."""
 
 from churnkit.models.churn import ChurnModel
 from churnkit.models.drift import DriftReference
+from churnkit.models.part import ModelPart
 from churnkit.models.timing import TimingConfig, TimingModel
 from churnkit.models.uplift import UpliftModel
 from churnkit.models.value import ValueModel
@@ -10,6 +11,7 @@ from churnkit.models.value import ValueModel
 __all__ = [
     "ChurnModel",
     "DriftReference",
+    "ModelPart",
     "TimingConfig",
     "TimingModel",
     "UpliftModel",

@@ -12,7 +12,6 @@ is Platt scaling on the log-odds, which is monotone and so leaves the ranking (R
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import lightgbm as lgb
@@ -21,7 +20,17 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+)
 
+from churnkit.models.trees import load_boosted, save_boosted
+
+_FILE = "churn_model.json"
 CALIBRATIONS = ("sigmoid", "isotonic", "none")
 
 
@@ -50,6 +59,8 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     n_jobs
         LightGBM threads; None uses every core.
     """
+
+    FORMAT = 1
 
     def __init__(
         self,
@@ -111,17 +122,30 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         eval_set: tuple[pd.DataFrame, np.ndarray] | None = None,
         callbacks: list | None = None,
     ) -> ChurnModel:
-        """Fit on ``X, y``; with ``eval_set`` (a later cutoff), early-stop and calibrate on it."""
+        """Fit on ``X, y``; with ``eval_set`` (a later cutoff), early-stop and calibrate on it.
+
+        ``X`` is a feature frame (or an array, whose columns are named ``x0``, ``x1``, ...);
+        ``y`` holds two classes (``churned``: False/True), the second one is the positive class.
+        """
         if self.calibration not in CALIBRATIONS:
             raise ValueError(f"calibration={self.calibration!r}; expected one of {CALIBRATIONS}")
+        if y is None:
+            raise ValueError("ChurnModel requires y to be passed, but the target y is None")
+        X = self._frame(X, reset=True)
+        y = column_or_1d(check_array(y, ensure_2d=False, dtype=None), warn=True)
+        check_consistent_length(X, y)
+        check_classification_targets(y)
+        self.classes_, y = np.unique(y, return_inverse=True)
+        if len(self.classes_) != 2:
+            raise ValueError(f"Only binary classification is supported: y has "
+                             f"{len(self.classes_)} class(es) {self.classes_.tolist()}")
         self.feature_names_in_ = list(X.columns)
         self.n_features_in_ = len(self.feature_names_in_)
         self.categories_ = {
             c: list(X[c].cat.categories) for c in X.columns if isinstance(X[c].dtype,
                                                                           pd.CategoricalDtype)
         }
-        self.classes_ = np.array([False, True])
-        train = lgb.Dataset(self._prepare(X), label=np.asarray(y, dtype=float),
+        train = lgb.Dataset(self._prepare(X), label=y.astype(float),
                             free_raw_data=True)
         valid_sets, cbs = [], list(callbacks or [])
         if eval_set is not None:
@@ -141,7 +165,26 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
             self.calibrator_ = _fit_calibrator(self.calibration, raw, np.asarray(eval_set[1]))
         return self
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # LightGBM routes missing values itself
+        tags.classifier_tags.multi_class = False
+        return tags
+
     # -- prediction ----------------------------------------------------------------------------
+    def _frame(self, X: pd.DataFrame | np.ndarray, *, reset: bool) -> pd.DataFrame:
+        """A frame as given; an array checked and named by position (``x0``, ... when fitting,
+        the training features when predicting)."""
+        if isinstance(X, pd.DataFrame):
+            return X
+        array = check_array(X, ensure_all_finite="allow-nan")
+        if reset:
+            return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
+        if array.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {array.shape[1]} features, but ChurnModel is expecting "
+                             f"{self.n_features_in_} features as input.")
+        return pd.DataFrame(array, columns=self.feature_names_in_)
+
     def _prepare(self, X: pd.DataFrame) -> pd.DataFrame:
         """The columns in training order, categoricals with the training categories."""
         missing = [c for c in getattr(self, "feature_names_in_", X.columns) if c not in X.columns]
@@ -158,6 +201,8 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         return X
 
     def _raw_proba(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "booster_")
+        X = self._frame(X, reset=False)
         if len(X) == 0:  # LightGBM refuses an empty matrix; no rows, no scores
             return np.empty(0)
         return self.booster_.predict(self._prepare(X), num_iteration=self.best_iteration_)
@@ -170,7 +215,9 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         return np.c_[1 - p, p]
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return self.predict_proba(X)[:, 1] >= 0.5
+        """The class of each row: the positive one (churns) when its probability is >= 0.5."""
+        positive = self.predict_proba(X)[:, 1] >= 0.5
+        return self.classes_[positive.astype(int)]
 
     def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
         """Per-row SHAP values in log-odds from LightGBM's own ``pred_contrib``.
@@ -178,6 +225,8 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         Columns are the features plus ``bias``; each row sums to the raw (uncalibrated)
         log-odds of churning.
         """
+        check_is_fitted(self, "booster_")
+        X = self._frame(X, reset=False)
         if len(X) == 0:
             values = np.empty((0, len(self.feature_names_in_) + 1))
         else:
@@ -194,30 +243,23 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
     # -- persistence ---------------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
         """Write ``model.txt`` (LightGBM's text format) and ``churn_model.json``."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.booster_.save_model(directory / "model.txt", num_iteration=self.best_iteration_)
-        meta = {
-            "params": self.get_params(),
-            "feature_names": self.feature_names_in_,
-            "categories": self.categories_,
-            "best_iteration": self.best_iteration_,
-            "calibrator": self.calibrator_,
-        }
-        (directory / "churn_model.json").write_text(json.dumps(meta, indent=1, default=float))
+        save_boosted(self, directory, _FILE, {
+            "feature_names": self.feature_names_in_, "categories": self.categories_,
+            "best_iteration": self.best_iteration_, "calibrator": self.calibrator_,
+            "classes": self.classes_.tolist(),
+        }, {"model": self.booster_}, num_iteration=self.best_iteration_)
 
     @classmethod
     def load(cls, directory: str | Path) -> ChurnModel:
-        directory = Path(directory)
-        meta = json.loads((directory / "churn_model.json").read_text())
-        model = cls(**meta["params"])
-        model.booster_ = lgb.Booster(model_file=str(directory / "model.txt"))
+        """Read what :meth:`save` wrote."""
+        model, meta, booster = load_boosted(cls, directory, _FILE, part="churn model")
+        model.booster_ = booster("model")
         model.feature_names_in_ = meta["feature_names"]
         model.n_features_in_ = len(model.feature_names_in_)
         model.categories_ = meta["categories"]
         model.best_iteration_ = meta["best_iteration"]
         model.calibrator_ = meta["calibrator"]
-        model.classes_ = np.array([False, True])
+        model.classes_ = np.array(meta.get("classes", [False, True]))  # older: churned
         return model
 
 

@@ -18,14 +18,14 @@ which is how the nightly batch job checks drift without holding every feature ro
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from churnkit.io.atomic import atomic_file
+from churnkit.errors import BundleMismatchError
+from churnkit.models.part import read_document, write_document
 
 #: Quantile bins per numeric feature (deciles); tied quantiles merge, so a mostly-zero count
 #: feature gets fewer bins.
@@ -36,7 +36,6 @@ MAX_CATEGORIES = 20
 EPSILON = 1e-4
 #: PSI above which a feature is reported as drifted (0.25: the conventional "major shift").
 DEFAULT_THRESHOLD = 0.25
-FORMAT = 1
 _FILE = "drift.json"
 
 
@@ -60,6 +59,8 @@ class DriftReference:
     max_categories
         Distinct values of a text feature that keep their own bin.
     """
+
+    FORMAT = 1
 
     def __init__(self, n_bins: int = N_BINS, max_categories: int = MAX_CATEGORIES) -> None:
         self.n_bins = n_bins
@@ -177,15 +178,18 @@ class DriftReference:
 
     # -- persistence ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "n_bins": self.n_bins, "max_categories": self.max_categories,
-                "n_rows": int(self.n_rows_), "kinds": self.kinds_, "edges": self.edges_,
-                "categories": self.categories_, "expected": self.expected_}
+        """The fitted reference as JSON-ready data (with its format)."""
+        return {"format": self.FORMAT, "n_bins": self.n_bins,
+                "max_categories": self.max_categories, "n_rows": int(self.n_rows_),
+                "kinds": self.kinds_, "edges": self.edges_, "categories": self.categories_,
+                "expected": self.expected_}
 
     @classmethod
     def from_dict(cls, doc: dict) -> DriftReference:
-        if doc.get("format") != FORMAT:
-            raise ValueError(f"drift reference format {doc.get('format')}; this code reads "
-                             f"format {FORMAT}")
+        """Inverse of :meth:`to_dict`; refuses another format."""
+        if doc.get("format") != cls.FORMAT:
+            raise BundleMismatchError(f"drift reference format {doc.get('format')}; this code "
+                                      f"reads format {cls.FORMAT}")
         ref = cls(n_bins=doc["n_bins"], max_categories=doc["max_categories"])
         ref.n_rows_ = doc["n_rows"]
         ref.kinds_ = dict(doc["kinds"])
@@ -194,14 +198,13 @@ class DriftReference:
         ref.expected_ = {k: list(v) for k, v in doc["expected"].items()}
         return ref
 
-    def save(self, directory: Path) -> None:
+    def save(self, directory: str | Path) -> None:
         """Write ``drift.json`` into ``directory`` (the bundle's ``drift/``)."""
-        with atomic_file(Path(directory) / _FILE) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(), indent=1))
+        doc = self.to_dict()
+        write_document(directory, _FILE, doc, format=doc.pop("format"))
 
     @classmethod
-    def load(cls, directory: Path) -> DriftReference:
-        path = Path(directory) / _FILE
-        if not path.exists():
-            raise FileNotFoundError(f"no drift reference at {path}")
-        return cls.from_dict(json.loads(path.read_text()))
+    def load(cls, directory: str | Path) -> DriftReference:
+        """Read what :meth:`save` wrote."""
+        return cls.from_dict(read_document(directory, _FILE, part="drift reference",
+                                           format=cls.FORMAT))

@@ -17,19 +17,20 @@ it) lives in ``training/uplift.py``; this module only fits and predicts.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
 from churnkit.data.contract import CONTROL, SEND_ACTIONS
 from churnkit.data.frames import numeric_matrix, require_columns
+from churnkit.models.trees import load_boosted, save_boosted
+from churnkit.policy import PolicyConfig, cause_evidence
 
-UPLIFT_FORMAT = 1
-
+_FILE = "uplift.json"
 
 #: The features the uplift model reads by default: the signals of DOMAIN.md "Why customers
 #: leave" (which decide which action fits) and of having left (which decide whether any action
@@ -55,11 +56,7 @@ EVIDENCE_PREFIX = "evidence_"
 
 def with_cause_evidence(features: pd.DataFrame) -> pd.DataFrame:
     """``features`` plus ``evidence_<cause>`` flags (0/1) from the packaged policy's cause
-    evidence rules; unchanged when ``churnkit.policy`` is unavailable."""
-    try:
-        from churnkit.policy import PolicyConfig, cause_evidence
-    except ImportError:
-        return features
+    evidence rules."""
     evidence = cause_evidence(features, PolicyConfig.default())
     return features.assign(**{f"{EVIDENCE_PREFIX}{cause}": flags.astype(float)
                               for cause, flags in evidence.items()})
@@ -84,8 +81,8 @@ def _matrix(features: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
     return numeric_matrix(features, names)
 
 
-class UpliftModel:
-    """Per-action uplift learned from randomized win-back campaigns (scikit-learn style).
+class UpliftModel(BaseEstimator):
+    """Per-action uplift learned from randomized win-back campaigns (scikit-learn's contract).
 
     Two learners:
 
@@ -110,11 +107,12 @@ class UpliftModel:
     n_estimators, learning_rate, num_leaves, min_child_samples, feature_fraction, reg_lambda
         LightGBM settings of each model. Strongly regularized by default: arms hold a few
         thousand contacts and the effects are a few percentage points. ``num_leaves`` and
-        ``min_child_samples`` default by learner (:data:`_TREE_DEFAULTS`): stumps with at least
-        800 contacts per leaf for the R-learner (an additive effect model: on the validation
-        campaign of two synthetic shops it took the policy from 37% / 31% of the oracle's
-        profit to 60% / 48%, against 4 leaves of 150), 4 leaves of 150 for the T-learner, whose
-        per-arm models must also fit the base rate.
+        ``min_child_samples`` left at None take the learner's default at fit time
+        (:data:`_TREE_DEFAULTS`, fitted as ``num_leaves_`` and ``min_child_samples_``):
+        stumps with at least 800 contacts per leaf for the R-learner (an additive effect
+        model, chosen on the validation campaign of two synthetic shops; see
+        benchmarks/RESULTS.md), 4 leaves of 150 for the T-learner, whose per-arm models must
+        also fit the base rate.
     min_arm_size
         Actions with fewer contacts are not modelled; their uplift is 0 (no effect is claimed
         that could not be measured). The control group needs at least this many rows.
@@ -124,6 +122,8 @@ class UpliftModel:
         The outcome window the model was trained for (recorded; the outcome is built by the
         caller, see ``training/uplift.py``).
     """
+
+    FORMAT = 1
 
     def __init__(self, *, learner: str = "r", n_estimators: int = 100,
                  learning_rate: float = 0.05, num_leaves: int | None = None,
@@ -135,9 +135,8 @@ class UpliftModel:
         self.calibrate = calibrate
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
-        leaves, leaf_rows = _TREE_DEFAULTS.get(learner, _TREE_DEFAULTS["r"])
-        self.num_leaves = leaves if num_leaves is None else num_leaves
-        self.min_child_samples = leaf_rows if min_child_samples is None else min_child_samples
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
         self.feature_fraction = feature_fraction
         self.reg_lambda = reg_lambda
         self.min_arm_size = min_arm_size
@@ -147,7 +146,7 @@ class UpliftModel:
 
     def _params(self, objective: str = "binary") -> dict:
         return {"objective": objective, "learning_rate": self.learning_rate,
-                "num_leaves": self.num_leaves, "min_data_in_leaf": self.min_child_samples,
+                "num_leaves": self.num_leaves_, "min_data_in_leaf": self.min_child_samples_,
                 "feature_fraction": self.feature_fraction, "lambda_l2": self.reg_lambda,
                 "bagging_fraction": 0.8, "bagging_freq": 1, "seed": self.random_state,
                 "num_threads": self.n_jobs, "verbosity": -1, "deterministic": True,
@@ -170,6 +169,10 @@ class UpliftModel:
         """
         if self.learner not in ("r", "t"):
             raise ValueError(f"learner must be 'r' or 't', not {self.learner!r}")
+        leaves, leaf_rows = _TREE_DEFAULTS[self.learner]
+        self.num_leaves_ = leaves if self.num_leaves is None else self.num_leaves
+        self.min_child_samples_ = (leaf_rows if self.min_child_samples is None
+                                   else self.min_child_samples)
         arm_values = np.asarray(arm, dtype=object)
         y = np.asarray(outcome, dtype=float)
         if len(arm_values) != len(features) or len(y) != len(features):
@@ -267,47 +270,26 @@ class UpliftModel:
         return out
 
     # -- persistence ---------------------------------------------------------------------------
-    def save(self, directory: Path) -> None:
+    def save(self, directory: str | Path) -> None:
         """Write ``uplift.json`` and one LightGBM text model per fitted model into
         ``directory``."""
-        directory = Path(directory)
-        for name, booster in self.boosters_.items():
-            booster.save_model(str(directory / f"{name}.txt"))
-        doc = {"format": UPLIFT_FORMAT, "params": self.get_params(),
-               "feature_names": self.feature_names_, "models": sorted(self.boosters_),
-               "calibration": getattr(self, "calibration_", {}),
-               "arm_sizes": self.arm_sizes_, "arm_rates": self.arm_rates_}
-        (directory / "uplift.json").write_text(json.dumps(doc, indent=1))
+        save_boosted(self, directory, _FILE, {
+            "feature_names": self.feature_names_, "models": sorted(self.boosters_),
+            "calibration": getattr(self, "calibration_", {}),
+            "arm_sizes": self.arm_sizes_, "arm_rates": self.arm_rates_,
+        }, self.boosters_)
 
     @classmethod
-    def load(cls, directory: Path) -> UpliftModel:
+    def load(cls, directory: str | Path) -> UpliftModel:
         """Read what :meth:`save` wrote."""
-        directory = Path(directory)
-        doc = json.loads((directory / "uplift.json").read_text())
-        if doc.get("format") != UPLIFT_FORMAT:
-            raise ValueError(f"uplift model format {doc.get('format')} at {directory}; this "
-                             f"code reads format {UPLIFT_FORMAT}")
-        model = cls(**doc["params"])
+        model, doc, booster = load_boosted(cls, directory, _FILE, part="uplift model")
         model.feature_names_ = list(doc["feature_names"])
-        model.boosters_ = {name: lgb.Booster(model_file=str(directory / f"{name}.txt"))
-                           for name in doc["models"]}
+        model.boosters_ = {name: booster(name) for name in doc["models"]}
         model.calibration_ = {k: tuple(v) for k, v in doc.get("calibration", {}).items()}
         model.arm_sizes_ = {k: int(v) for k, v in doc["arm_sizes"].items()}
         model.arm_rates_ = {k: float(v) for k, v in doc["arm_rates"].items()}
         model.actions_ = tuple(a for a in SEND_ACTIONS if a in model.boosters_)
         return model
-
-    def get_params(self, deep: bool = True) -> dict:
-        return {k: getattr(self, k) for k in (
-            "learner", "calibrate", "n_estimators", "learning_rate", "num_leaves",
-            "min_child_samples",
-            "feature_fraction", "reg_lambda", "min_arm_size", "random_state", "n_jobs",
-            "attribution_days")}
-
-    def set_params(self, **params: object) -> UpliftModel:
-        for key, value in params.items():
-            setattr(self, key, value)
-        return self
 
 
 def _calibrate(oof: np.ndarray, target: np.ndarray, weight: np.ndarray

@@ -15,26 +15,29 @@ Features are the churnkit feature frame (index ``customer_id``), as of the scori
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from churnkit.data.frames import numeric_matrix, require_columns
+from churnkit.features.registry import all_features, model_features
+from churnkit.models.trees import load_boosted, save_boosted
 
+_FILE = "value_model.json"
 VALUE_COLUMNS = ("expected_value", "value_if_returned", "p_order")
 
 
 def value_feature_names(features: pd.DataFrame) -> list[str]:
     """The registry's numeric and flag model inputs present in ``features`` (text ones left
-    out; see :func:`churnkit.features.registry.model_features`)."""
-    from churnkit.features.registry import all_features, model_features
-
+    out; see :func:`churnkit.features.registry.model_features`); every column when none of
+    them is present."""
     kinds = {f.name: f.dtype for f in all_features()}
-    return [n for n in model_features(features.columns) if kinds[n] != "str"]
+    names = [n for n in model_features(features.columns) if kinds[n] != "str"]
+    return names or list(features.columns)
 
 
 def _matrix(features: pd.DataFrame, names: list[str]) -> np.ndarray:
@@ -42,13 +45,17 @@ def _matrix(features: pd.DataFrame, names: list[str]) -> np.ndarray:
     return numeric_matrix(features, names)
 
 
-class ValueModel(BaseEstimator):
+class ValueModel(RegressorMixin, BaseEstimator):
     """Expected revenue over ``horizon_days`` (currency), per customer (see module docstring).
 
     Parameters follow LightGBM's; ``random_state`` seeds both models; ``n_jobs`` threads.
-    Fitted attributes: ``feature_names_``, ``classifier_``, ``regressor_`` (LightGBM boosters),
-    ``mean_if_returned_`` (fallback when too few buyers to fit the regression).
+    Fitted attributes: ``feature_names_``, ``classifier_``, ``regressor_`` (LightGBM boosters;
+    ``classifier_`` is None when everyone or no one ordered, and P(order) is then
+    ``order_rate_``), ``mean_if_returned_`` (fallback when too few buyers to fit the
+    regression).
     """
+
+    FORMAT = 1
 
     def __init__(self, *, horizon_days: int = 90, n_estimators: int = 300,
                  learning_rate: float = 0.05, num_leaves: int = 31, min_child_samples: int = 50,
@@ -68,24 +75,32 @@ class ValueModel(BaseEstimator):
                 "lambda_l2": 1.0, "seed": self.random_state, "deterministic": True,
                 "num_threads": self.n_jobs or 0, "verbosity": -1}
 
-    def fit(self, features: pd.DataFrame, revenue: object) -> ValueModel:
-        """Fit on feature rows and the revenue each customer brought in the following
-        ``horizon_days`` (currency, >= 0; NaN not allowed)."""
-        y = np.asarray(revenue, dtype=float)
+    def fit(self, X: pd.DataFrame | np.ndarray, y: object) -> ValueModel:
+        """Fit on feature rows ``X`` and the revenue ``y`` each customer brought in the
+        following ``horizon_days`` (currency, >= 0; NaN not allowed). ``X`` is a feature frame
+        (or an array, whose columns are named ``x0``, ``x1``, ...)."""
+        if y is None:
+            raise ValueError("ValueModel requires y to be passed, but the target y is None")
+        features = self._frame(X, reset=True)
+        y = column_or_1d(check_array(y, ensure_2d=False, dtype=float, ensure_all_finite=False),
+                         warn=True)
         if len(y) != len(features):
             raise ValueError(f"revenue has {len(y)} values for {len(features)} feature rows")
         bad = np.flatnonzero(~np.isfinite(y) | (y < 0))
         if len(bad):
             raise ValueError(f"revenue must be finite and >= 0; rows {bad[:5].tolist()} are not")
         self.feature_names_ = value_feature_names(features)
+        self.n_features_in_ = features.shape[1]
         X = _matrix(features, self.feature_names_)
         buys = y > 0
-        if buys.all() or not buys.any():
-            raise ValueError("revenue must have both customers who ordered and who did not")
-        self.classifier_ = lgb.train(self._params("binary"),
-                                     lgb.Dataset(X, buys.astype(float), free_raw_data=True),
-                                     num_boost_round=self.n_estimators)
-        self.mean_if_returned_ = float(y[buys].mean())
+        # The hurdle's first stage: P(order); a constant when everyone (or no one) ordered.
+        self.order_rate_ = float(buys.mean())
+        self.classifier_ = None
+        if 0 < buys.sum() < len(y):
+            self.classifier_ = lgb.train(self._params("binary"),
+                                         lgb.Dataset(X, buys.astype(float), free_raw_data=True),
+                                         num_boost_round=self.n_estimators)
+        self.mean_if_returned_ = float(y[buys].mean()) if buys.any() else 0.0
         self.regressor_ = None
         if buys.sum() >= 2 * self.min_child_samples:
             self.regressor_ = lgb.train(self._params("gamma"),
@@ -93,14 +108,33 @@ class ValueModel(BaseEstimator):
                                         num_boost_round=self.n_estimators)
         return self
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # LightGBM routes missing values itself
+        tags.target_tags.positive_only = True  # revenue
+        return tags
+
+    def _frame(self, features: pd.DataFrame | np.ndarray, *, reset: bool) -> pd.DataFrame:
+        """A frame as given; an array checked and named by position (``x0``, ...)."""
+        if isinstance(features, pd.DataFrame):
+            return features
+        array = check_array(features, ensure_all_finite="allow-nan")
+        if not reset and array.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {array.shape[1]} features, but ValueModel is expecting "
+                             f"{self.n_features_in_} features as input.")
+        return pd.DataFrame(array, columns=[f"x{i}" for i in range(array.shape[1])])
+
     def predict_frame(self, features: pd.DataFrame) -> pd.DataFrame:
         """Index as ``features``: ``expected_value``, ``value_if_returned`` (currency over the
         horizon) and ``p_order`` (probability of any order in the horizon)."""
+        check_is_fitted(self, "order_rate_")
+        features = self._frame(features, reset=False)
         X = _matrix(features, self.feature_names_)
         if not len(X):
             return pd.DataFrame({c: pd.Series(dtype=float) for c in VALUE_COLUMNS},
                                 index=features.index)
-        p = self.classifier_.predict(X)
+        p = (self.classifier_.predict(X) if self.classifier_ is not None
+             else np.full(len(X), self.order_rate_))
         cond = (self.regressor_.predict(X) if self.regressor_ is not None
                 else np.full(len(X), self.mean_if_returned_))
         return pd.DataFrame({"expected_value": p * cond, "value_if_returned": cond,
@@ -112,24 +146,22 @@ class ValueModel(BaseEstimator):
         return self.predict_frame(features)["expected_value"]
 
     # -- persistence (a bundle component) ------------------------------------------------------
-    def save(self, directory: Path) -> None:
+    def save(self, directory: str | Path) -> None:
         """``classifier.txt``, ``regressor.txt`` (LightGBM text) and ``value_model.json``."""
-        directory = Path(directory)
-        self.classifier_.save_model(str(directory / "classifier.txt"))
-        if self.regressor_ is not None:
-            self.regressor_.save_model(str(directory / "regressor.txt"))
-        meta = {"params": self.get_params(), "feature_names": self.feature_names_,
-                "mean_if_returned": self.mean_if_returned_}
-        (directory / "value_model.json").write_text(json.dumps(meta, indent=1))
+        save_boosted(self, directory, _FILE, {
+            "feature_names": self.feature_names_, "n_features_in": self.n_features_in_,
+            "order_rate": self.order_rate_, "mean_if_returned": self.mean_if_returned_,
+        }, {"classifier": self.classifier_, "regressor": self.regressor_})
 
     @classmethod
-    def load(cls, directory: Path) -> ValueModel:
-        directory = Path(directory)
-        meta = json.loads((directory / "value_model.json").read_text())
-        model = cls(**meta["params"])
+    def load(cls, directory: str | Path) -> ValueModel:
+        """Read what :meth:`save` wrote."""
+        model, meta, booster = load_boosted(cls, directory, _FILE, part="value model")
         model.feature_names_ = list(meta["feature_names"])
+        model.n_features_in_ = int(meta.get("n_features_in", len(model.feature_names_)))
         model.mean_if_returned_ = float(meta["mean_if_returned"])
-        model.classifier_ = lgb.Booster(model_file=str(directory / "classifier.txt"))
-        reg = directory / "regressor.txt"
-        model.regressor_ = lgb.Booster(model_file=str(reg)) if reg.exists() else None
+        # Saved before the constant first stage: the classifier is always there.
+        model.order_rate_ = float(meta.get("order_rate", "nan"))
+        model.classifier_ = booster("classifier")
+        model.regressor_ = booster("regressor")
         return model

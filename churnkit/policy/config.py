@@ -116,6 +116,7 @@ def _postpone_rule(data: Any, problems: list[str]) -> PostponeRule:
 class PolicyConfig:
     """The win-back policy's parameters (see ``churnkit/config/policy.yaml`` for each rule)."""
 
+    FORMAT = 1  # the bundle part's on-disk format (churnkit.models.part.ModelPart)
     actions: dict[str, ActionSpec]
     playbook: dict[str, tuple[str, ...]]
     segment_playbook: dict[str, dict[str, tuple[str, ...]]]

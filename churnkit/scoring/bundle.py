@@ -10,7 +10,6 @@ naming each difference, so a model never silently scores features that changed m
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -21,29 +20,27 @@ import pandas as pd
 
 from churnkit.errors import BundleMismatchError
 from churnkit.features.population import PopulationFit
+from churnkit.features.registry import all_features
 from churnkit.io.atomic import atomic_directory
-from churnkit.models.churn import ChurnModel
+from churnkit.models import ChurnModel, DriftReference, TimingModel, UpliftModel, ValueModel
+from churnkit.models.part import ModelPart, read_document
+from churnkit.policy import PolicyConfig
 
-BUNDLE_FORMAT = 1
 #: Risk bands by percentile of churn probability among the reference population (lowest bound).
 DEFAULT_RISK_BANDS = {"critical": 95.0, "high": 80.0, "medium": 50.0, "low": 0.0}
 
 
-#: Optional parts of a bundle: attribute -> "module:Class". Each class has ``save(directory)``
-#: and a classmethod ``load(directory)``; a bundle saves each present part in ``<name>/`` and
-#: loads it when that directory exists, so older bundles without a part still load.
-COMPONENTS = {
-    "timing": "churnkit.models.timing:TimingModel",
-    "value": "churnkit.models.value:ValueModel",
-    "uplift": "churnkit.models.uplift:UpliftModel",
-    "policy": "churnkit.policy:PolicyConfig",
-    "drift": "churnkit.models.drift:DriftReference",
+#: Optional parts of a bundle: attribute -> class. Each class follows
+#: :class:`~churnkit.models.part.ModelPart` (``FORMAT``, ``save(directory)``, classmethod
+#: ``load(directory)``); a bundle saves each present part in ``<name>/`` and loads it when that
+#: directory exists, so older bundles without a part still load.
+COMPONENTS: dict[str, type[ModelPart]] = {
+    "timing": TimingModel,
+    "value": ValueModel,
+    "uplift": UpliftModel,
+    "policy": PolicyConfig,
+    "drift": DriftReference,
 }
-
-
-def _component_class(name: str) -> type:
-    module, _, attr = COMPONENTS[name].partition(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 @dataclass(frozen=True)
@@ -57,8 +54,6 @@ class FeatureSpec:
     @classmethod
     def from_names(cls, names: list[str] | tuple[str, ...]) -> FeatureSpec:
         """The spec of these feature columns as the current code's registry defines them."""
-        from churnkit.features.registry import all_features
-
         registry = {f.name: f for f in all_features()}
         unknown = [n for n in names if n not in registry]
         if unknown:
@@ -68,8 +63,6 @@ class FeatureSpec:
 
     def differences(self) -> list[str]:
         """How the current code's registry differs for these features (empty when it agrees)."""
-        from churnkit.features.registry import all_features
-
         registry = {f.name: f for f in all_features()}
         problems = []
         for name, dtype in zip(self.names, self.dtypes, strict=True):
@@ -109,6 +102,9 @@ class TrainingMetadata:
 class ModelBundle:
     """The unit of deployment (DESIGN.md): one object that training saves and scoring loads."""
 
+    #: Version of ``bundle.json``'s layout.
+    FORMAT = 1
+
     churn_model: ChurnModel
     feature_spec: FeatureSpec
     population: PopulationFit
@@ -119,17 +115,17 @@ class ModelBundle:
     risk_reference: np.ndarray
     risk_bands: dict = field(default_factory=lambda: dict(DEFAULT_RISK_BANDS))
     #: Contact timing: day, local hour and weekday, channel (None: not trained).
-    timing: object | None = None
+    timing: TimingModel | None = None
     #: Expected customer value over the horizon (None: the policy falls back to past spend).
-    value: object | None = None
+    value: ValueModel | None = None
     #: Per-action uplift on coming back, learned from campaign holdouts (None: rules only).
-    uplift: object | None = None
+    uplift: UpliftModel | None = None
     #: The win-back policy config the bundle scores with (None: the packaged defaults).
-    policy: object | None = None
+    policy: PolicyConfig | None = None
     #: Feature distributions at training time, for drift checks (None: no drift check).
-    drift: object | None = None
+    drift: DriftReference | None = None
 
-    def components(self) -> dict[str, object]:
+    def components(self) -> dict[str, ModelPart]:
         """The optional parts this bundle holds, by name."""
         return {name: getattr(self, name) for name in COMPONENTS
                 if getattr(self, name) is not None}
@@ -157,7 +153,7 @@ class ModelBundle:
                 (tmp / name).mkdir()
                 part.save(tmp / name)
             doc = {
-                "format": BUNDLE_FORMAT,
+                "format": self.FORMAT,
                 "feature_spec": self.feature_spec.to_dict(),
                 "population": self.population.to_dict(),
                 "metadata": asdict(self.metadata),
@@ -180,13 +176,7 @@ class ModelBundle:
             named).
         """
         directory = _resolve(str(path_or_uri))
-        doc_path = directory / "bundle.json"
-        if not doc_path.exists():
-            raise FileNotFoundError(f"no model bundle at {path_or_uri} (missing bundle.json)")
-        doc = json.loads(doc_path.read_text())
-        if doc.get("format") != BUNDLE_FORMAT:
-            raise BundleMismatchError(f"bundle format {doc.get('format')} at {path_or_uri}; this "
-                                      f"code reads format {BUNDLE_FORMAT}")
+        doc = read_document(directory, "bundle.json", part="model bundle", format=cls.FORMAT)
         spec = FeatureSpec.from_dict(doc["feature_spec"])
         problems = spec.differences()
         if problems:
@@ -194,7 +184,7 @@ class ModelBundle:
                 f"the bundle at {path_or_uri} does not match this code's features: "
                 + "; ".join(problems) + ". Retrain it with this version of churnkit."
             )
-        parts = {name: _component_class(name).load(directory / name)
+        parts = {name: COMPONENTS[name].load(directory / name)
                  for name in COMPONENTS if (directory / name).is_dir()}
         return cls(
             churn_model=ChurnModel.load(directory / "churn_model"),

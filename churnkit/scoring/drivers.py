@@ -15,6 +15,8 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
+from churnkit.features.registry import all_features
+
 _WINDOW = r"(?P<w>\d+d|lifetime)"
 #: Features some sentences read besides the driver itself.
 COMPANIONS = ("gap_mean_days", "days_since_last_order")
@@ -187,8 +189,6 @@ TEMPLATES: tuple[tuple[re.Pattern, Callable], ...] = tuple(
 
 @cache
 def _registry() -> dict[str, tuple[str, str]]:
-    from churnkit.features.registry import all_features
-
     return {f.name: (f.description, f.unit) for f in all_features()}
 
 

@@ -121,6 +121,8 @@ def score_features(features: pd.DataFrame, bundle: ModelBundle, *,
     # The bundle's optional stages, in order; each adds columns (see ModelBundle.components).
     if as_of is None:
         as_of = features.attrs.get("as_of")
+    if as_of is None and "cutoff" in features.columns and features["cutoff"].nunique() == 1:
+        as_of = features["cutoff"].iloc[0]  # a training snapshot: the timing model needs as_of
     if bundle.timing is not None:
         out = out.join(bundle.timing.predict(features, as_of=as_of))
     # value_if_returned (what a customer who comes back is worth) backs the economic gate and

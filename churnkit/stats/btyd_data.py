@@ -9,7 +9,10 @@ import numpy as np
 import pandas as pd
 
 from churnkit.data.contract import as_utc_timestamp
-from churnkit.stats.btyd import _DAY, BGNBDParams, _as_array
+from churnkit.stats.btyd import BGNBDParams
+from churnkit.stats.btyd_likelihood import checked_array
+
+_DAY = pd.Timedelta(days=1)
 
 
 def simulate_bgnbd(params: BGNBDParams, T, *, random_state) -> pd.DataFrame:
@@ -30,7 +33,7 @@ def simulate_bgnbd(params: BGNBDParams, T, *, random_state) -> pd.DataFrame:
         ``frequency``, ``recency``, ``T`` (continuous time) plus the drawn ``lam`` and ``p``.
     """
     rng = np.random.default_rng(random_state)
-    big_t = _as_array(T, "T").ravel()
+    big_t = checked_array(T, "T").ravel()
     n = big_t.size
     lam = rng.gamma(params.r, 1.0 / params.alpha, n)
     drop = rng.beta(params.a, params.b, n)

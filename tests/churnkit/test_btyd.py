@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import check_grad
 
-from churnkit.stats import btyd
+from churnkit.stats import btyd, btyd_likelihood
 from churnkit.stats.btyd import (
     BGNBDParams,
     expected_purchases,
@@ -133,16 +133,16 @@ def test_log_likelihood_matches_lifetimes(cdnow: pd.DataFrame) -> None:
 
 def test_gradient_matches_finite_differences(cdnow: pd.DataFrame) -> None:
     x, t_x, big_t = (cdnow[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
-    data = btyd._Summaries.build(x, t_x, big_t, np.full(len(x), 1 / len(x)))
+    data = btyd_likelihood.Summaries.build(x, t_x, big_t, np.full(len(x), 1 / len(x)))
     for theta in ([0.5, 3.0, 1.5, 2.0], [0.243, 4.414, 0.793, 2.426], [2.0, 40.0, 0.3, 9.0]):
         theta = np.array(theta)
         err = check_grad(
-            lambda th: btyd._loglik_and_grad(th, data)[0],
-            lambda th: btyd._loglik_and_grad(th, data)[1],
+            lambda th: btyd_likelihood.loglik_and_grad(th, data)[0],
+            lambda th: btyd_likelihood.loglik_and_grad(th, data)[1],
             theta,
             epsilon=1e-7,
         )
-        scale = np.linalg.norm(btyd._loglik_and_grad(theta, data)[1])
+        scale = np.linalg.norm(btyd_likelihood.loglik_and_grad(theta, data)[1])
         assert err <= 1e-4 * max(scale, 1.0)
 
 

@@ -9,7 +9,7 @@ import pytest
 from churnkit.data.contract import SEND_ACTIONS
 from churnkit.models.uplift import UpliftModel
 from churnkit.policy.uplift_choice import choose_by_uplift, cost_function
-from churnkit.scoring.bundle import _component_class
+from churnkit.scoring.bundle import COMPONENTS
 
 
 def _experiment(n: int, seed: int) -> tuple[pd.DataFrame, pd.Series, pd.Series, pd.DataFrame]:
@@ -71,7 +71,7 @@ def test_save_load_roundtrip_and_bundle_component(experiment, tmp_path):
     model = UpliftModel(n_estimators=30).fit(features, arm, y,
                                              feature_names=list(features.columns))
     model.save(tmp_path)
-    loaded = _component_class("uplift").load(tmp_path)
+    loaded = COMPONENTS["uplift"].load(tmp_path)
     pd.testing.assert_frame_equal(loaded.predict(features.head(200)),
                                   model.predict(features.head(200)))
     assert loaded.get_params() == model.get_params()
@@ -116,3 +116,21 @@ def test_default_costs_scale_compensation_with_value():
     promo = np.asarray(cost("we_miss_you", values), dtype=float)
     assert apology[1] > apology[0]  # DOMAIN.md: compensation scales with value
     assert promo[0] == promo[1] > 0
+
+
+def test_set_params_learner_takes_that_learners_tree_defaults(experiment):
+    features, arm, y, _ = experiment
+    rows = slice(0, 4000)
+    args = (features.iloc[rows], arm.iloc[rows], y.iloc[rows])
+    switched = UpliftModel(n_estimators=20).set_params(learner="t").fit(
+        *args, feature_names=list(features.columns))
+    direct = UpliftModel(learner="t", n_estimators=20).fit(
+        *args, feature_names=list(features.columns))
+    assert switched.boosters_["control"].params["num_leaves"] == 4
+    assert switched.boosters_["control"].params["min_data_in_leaf"] == 150
+    pd.testing.assert_frame_equal(switched.predict(features.head(300)),
+                                  direct.predict(features.head(300)))
+    # An explicit size still wins over the learner's default.
+    sized = UpliftModel(learner="t", num_leaves=3, n_estimators=5).fit(
+        *args, feature_names=list(features.columns))
+    assert sized.boosters_["control"].params["num_leaves"] == 3

@@ -81,8 +81,15 @@ def test_bad_targets_are_refused():
         ValueModel().fit(f, [0.0, -5.0, 3.0])
     with pytest.raises(ValueError, match="2 values for 3 feature rows"):
         ValueModel().fit(f, [0.0, 1.0])
-    with pytest.raises(ValueError, match="both customers who ordered"):
-        ValueModel().fit(f, [0.0, 0.0, 0.0])
+
+
+def test_everyone_or_no_one_ordering_gives_a_constant_order_probability():
+    f = pd.DataFrame({"orders_lifetime": [1, 2, 3], "revenue_365d": [1.0, 2.0, 3.0]})
+    nobody = ValueModel(min_child_samples=1).fit(f, [0.0, 0.0, 0.0]).predict_frame(f)
+    assert (nobody["p_order"] == 0).all() and (nobody["expected_value"] == 0).all()
+    everyone = ValueModel(min_child_samples=1).fit(f, [10.0, 20.0, 30.0]).predict_frame(f)
+    assert (everyone["p_order"] == 1).all()
+    assert everyone["expected_value"].between(10, 30).all()
 
 
 def test_metrics_reward_ranking_and_capture():

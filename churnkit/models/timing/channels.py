@@ -17,10 +17,9 @@ posterior open rate beats the runner-up's (1 when only one channel is allowed).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
+from scipy.special import ndtr
 
 from churnkit.data.contract import CHANNELS
 
@@ -85,8 +84,6 @@ class ChannelRanker:
             var[:, j] = a * b / ((a + b) ** 2 * (a + b + 1))
             allowed = (_num(frame, f"can_contact_{ch}") > 0) & ~unsubscribed
             score[:, j] = np.where(allowed, mean[:, j] * self.conversion_per_open_[ch], -np.inf)
-        from scipy.special import ndtr  # the normal CDF; imported where used
-
         order = np.argsort(-score, axis=1, kind="stable")
         n_allowed = np.isfinite(score).sum(axis=1)
         best, second = order[:, 0], order[:, 1]
@@ -94,7 +91,7 @@ class ChannelRanker:
         diff = mean[rows, best] - mean[rows, second]
         sd = np.sqrt(var[rows, best] + var[rows, second])
         with np.errstate(divide="ignore", invalid="ignore"):
-            p_better = ndtr(diff / sd)
+            p_better = ndtr(diff / sd)  # the normal CDF
         confidence = np.where(n_allowed >= 2, p_better, 1.0)
         confidence = np.where(n_allowed == 0, np.nan, confidence)
         names = np.asarray(CHANNELS, dtype=object)
@@ -116,10 +113,3 @@ class ChannelRanker:
         r.conversion_per_open_ = dict(data["conversion_per_open"])
         return r
 
-
-def prior_summary(ranker: ChannelRanker) -> dict[str, dict[str, float]]:
-    """Prior mean open rate and strength (pseudo-messages) per channel, for docs and reports."""
-    return {ch: {"open_rate": ranker.alpha_[ch] / (ranker.alpha_[ch] + ranker.beta_[ch]),
-                 "strength": ranker.alpha_[ch] + ranker.beta_[ch],
-                 "conversion_per_open": ranker.conversion_per_open_[ch]}
-            for ch in CHANNELS if not math.isnan(ranker.alpha_[ch])}

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from churnkit.data.frames import numeric_matrix
+from churnkit.models.trees import TreeSettings
 
 #: Features of the hazard model (those present in the frame are used).
 FEATURES = (
@@ -38,20 +39,12 @@ def feature_matrix(frame: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
 class NextOrderModel:
     """Discrete-time hazard of the next order over day bins ``edges`` (days after ``as_of``).
 
-    Parameters follow scikit-learn's contract: ``__init__`` stores them, ``fit`` returns self,
-    fitted attributes end in ``_``.
+    ``trees`` sizes the LightGBM model; fitted attributes end in ``_``.
     """
 
-    def __init__(self, edges: tuple[int, ...], *, n_estimators: int = 150,
-                 learning_rate: float = 0.06, num_leaves: int = 31, min_child_samples: int = 50,
-                 random_state: int = 0, n_jobs: int | None = 1) -> None:
+    def __init__(self, edges: tuple[int, ...], *, trees: TreeSettings | None = None) -> None:
         self.edges = tuple(int(e) for e in edges)
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.num_leaves = num_leaves
-        self.min_child_samples = min_child_samples
-        self.random_state = random_state
-        self.n_jobs = n_jobs
+        self.trees = trees if trees is not None else TreeSettings()
 
     @property
     def horizon_days(self) -> int:
@@ -95,11 +88,7 @@ class NextOrderModel:
                 f"{len(X)} training rows (orders: {int((~censored).sum())}); use more cutoffs "
                 "or a longer history")
         design = self._expand(X[rows], bins)
-        params = dict(objective="binary", n_estimators=self.n_estimators,
-                      learning_rate=self.learning_rate, num_leaves=self.num_leaves,
-                      min_child_samples=self.min_child_samples, subsample=0.8, subsample_freq=1,
-                      colsample_bytree=0.8, max_bin=63, random_state=self.random_state,
-                      n_jobs=self.n_jobs or 0, verbose=-1)
+        params = self.trees.classifier_params(objective="binary")
         self.booster_ = lgb.LGBMClassifier(**params).fit(design, y).booster_
         self.n_person_periods_ = len(y)
         return self

@@ -25,19 +25,19 @@ local).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from churnkit.data.contract import as_utc_timestamp
+from churnkit.models.part import read_document, write_document
 from churnkit.models.timing.channels import ChannelRanker
 from churnkit.models.timing.config import TimingConfig
 from churnkit.models.timing.days import NextOrderModel
 from churnkit.models.timing.slots import HOURS_PER_WEEK, SlotModel
 
-FORMAT = 1
+_FILE = "timing.json"
 #: Rows planned at once (bounds memory: the survival grid is rows x horizon days).
 PLAN_CHUNK = 50_000
 #: The scoring columns this model adds (the shared scoring contract).
@@ -59,6 +59,8 @@ class TimingModel:
     random_state, n_jobs
         LightGBM seed and threads (None = every core).
     """
+
+    FORMAT = 1
 
     def __init__(self, config: TimingConfig | None = None, *, horizon_days: int = 90,
                  random_state: int = 0, n_jobs: int | None = 1) -> None:
@@ -89,17 +91,11 @@ class TimingModel:
             raise ValueError("timing training frame is empty")
         rng = np.random.default_rng(self.random_state)
         rows = self._sample(train, cfg.max_training_customers, rng)
-        lgb_args = dict(n_estimators=cfg.n_estimators, learning_rate=cfg.learning_rate,
-                        num_leaves=cfg.num_leaves, min_child_samples=cfg.min_child_samples,
-                        random_state=self.random_state, n_jobs=self.n_jobs)
-        self.days_ = NextOrderModel(cfg.bin_edges(self.horizon_days), **lgb_args).fit(rows)
-        self.slots_ = SlotModel(n_estimators=cfg.slot_n_estimators,
-                                learning_rate=cfg.slot_learning_rate,
-                                num_leaves=cfg.slot_num_leaves,
-                                min_child_samples=cfg.min_child_samples,
-                                hour_profiles=cfg.hour_profiles,
-                                random_state=self.random_state, n_jobs=self.n_jobs
-                                ).fit(self._sample(train, cfg.max_slot_training_rows, rng))
+        trees = cfg.hazard_trees.settings(random_state=self.random_state, n_jobs=self.n_jobs)
+        self.days_ = NextOrderModel(cfg.bin_edges(self.horizon_days), trees=trees).fit(rows)
+        slot_trees = cfg.slot_trees.settings(random_state=self.random_state, n_jobs=self.n_jobs)
+        self.slots_ = SlotModel(trees=slot_trees, hour_profiles=cfg.hour_profiles).fit(
+            self._sample(train, cfg.max_slot_training_rows, rng))
         latest = train
         if "cutoff" in train.columns:
             latest = train[train["cutoff"] == train["cutoff"].max()]
@@ -116,12 +112,12 @@ class TimingModel:
         return frame.iloc[np.sort(rng.choice(len(frame), limit, replace=False))]
 
     # -- prediction ------------------------------------------------------------------------
-    def plan(self, features: pd.DataFrame, *, as_of: object = None) -> pd.DataFrame:
+    def plan(self, features: pd.DataFrame, *, as_of: object) -> pd.DataFrame:
         """Every timing output with its working: the contract columns (:data:`OUTPUT_COLUMNS`)
         plus ``contact_rule`` (incident, drift or rhythm), ``p_order_within_horizon``,
         ``return_days_if_returning`` (conditional mean), ``contact_day_offset`` (days after
         ``as_of``) and ``channel_ranking`` (allowed channels, best first)."""
-        day0 = self._as_of(features, as_of).normalize()
+        day0 = as_utc_timestamp(as_of).normalize()
         if len(features) <= PLAN_CHUNK:
             return self._plan(features, day0)
         # Bounded memory on large frames (the survival grid is rows x horizon days).
@@ -203,46 +199,29 @@ class TimingModel:
         )
         return out
 
-    def predict(self, features: pd.DataFrame, *, as_of: object = None) -> pd.DataFrame:
+    def predict(self, features: pd.DataFrame, *, as_of: object) -> pd.DataFrame:
         """The scoring contract's timing columns (:data:`OUTPUT_COLUMNS`) per customer.
 
-        ``as_of`` (UTC) is the scoring cutoff; when None it is read from ``features.attrs``
-        (what :func:`churnkit.build_features` sets) or a single-valued ``cutoff`` column.
-        ``contact_date`` is the UTC-midnight timestamp of the calendar day to contact;
-        ``contact_weekday`` (0 = Monday) is that day's weekday and ``contact_hour_local`` the
-        customer's local hour.
+        ``as_of`` (UTC) is the scoring cutoff the features were built at (required: the
+        frame's attrs or columns are not read for it). ``contact_date`` is the UTC-midnight
+        timestamp of the calendar day to contact; ``contact_weekday`` (0 = Monday) is that
+        day's weekday and ``contact_hour_local`` the customer's local hour.
         """
         return self.plan(features, as_of=as_of).loc[:, list(OUTPUT_COLUMNS)]
 
-    @staticmethod
-    def _as_of(features: pd.DataFrame, as_of: object) -> pd.Timestamp:
-        if as_of is None:
-            as_of = features.attrs.get("as_of")
-        if as_of is None and "cutoff" in features.columns and features["cutoff"].nunique() == 1:
-            as_of = features["cutoff"].iloc[0]
-        if as_of is None:
-            raise ValueError("the timing model needs as_of: pass as_of= or a feature frame from "
-                             "build_features (attrs['as_of'])")
-        return as_utc_timestamp(as_of)
-
     # -- persistence -----------------------------------------------------------------------
-    def save(self, directory: Path) -> None:
-        """Write ``timing.json`` (config, channel priors, both LightGBM models as text)."""
-        doc = {"format": FORMAT, "horizon_days": self.horizon_days,
-               "config": self.config_.model_dump(mode="json"),
-               "days": self.days_.to_dict(), "slots": self.slots_.to_dict(),
-               "channels": self.channels_.to_dict()}
-        (Path(directory) / "timing.json").write_text(json.dumps(doc))
+    def save(self, directory: str | Path) -> None:
+        """Write ``timing.json`` (config, channel priors, the LightGBM models as text)."""
+        write_document(directory, _FILE, {
+            "horizon_days": self.horizon_days, "config": self.config_.model_dump(mode="json"),
+            "days": self.days_.to_dict(), "slots": self.slots_.to_dict(),
+            "channels": self.channels_.to_dict(),
+        }, format=self.FORMAT)
 
     @classmethod
-    def load(cls, directory: Path) -> TimingModel:
-        path = Path(directory) / "timing.json"
-        if not path.exists():
-            raise FileNotFoundError(f"no timing model at {directory} (missing timing.json)")
-        doc = json.loads(path.read_text())
-        if doc.get("format") != FORMAT:
-            raise ValueError(f"timing model format {doc.get('format')} at {directory}; this "
-                             f"code reads format {FORMAT}")
+    def load(cls, directory: str | Path) -> TimingModel:
+        """Read what :meth:`save` wrote."""
+        doc = read_document(directory, _FILE, part="timing model", format=cls.FORMAT)
         model = cls(TimingConfig(**doc["config"]), horizon_days=int(doc["horizon_days"]))
         model.days_ = NextOrderModel.from_dict(doc["days"])
         model.slots_ = SlotModel.from_dict(doc["slots"])

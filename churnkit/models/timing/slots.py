@@ -27,6 +27,7 @@ import pandas as pd
 from churnkit.data.frames import numeric_matrix
 from churnkit.features.clock import HOUR_BANDS, WEEKDAYS
 from churnkit.models.timing.profiles import HourProfiles
+from churnkit.models.trees import TreeSettings
 
 HOURS_PER_WEEK = 168
 _BAND_COLS = tuple(f"activity_share_h{lo:02d}_{hi:02d}" for lo, hi in HOUR_BANDS)
@@ -53,20 +54,13 @@ def _hour_counts(frame: pd.DataFrame) -> np.ndarray | None:
 class SlotModel:
     """Ranks the 168 local hour-of-week slots by the chance of the customer's next engagement.
 
-    Parameters follow scikit-learn's contract (``fit`` returns self; fitted attributes end
-    in ``_``).
+    ``trees`` sizes the LightGBM models, ``hour_profiles`` is the number of hour profiles
+    (0: none); fitted attributes end in ``_``.
     """
 
-    def __init__(self, *, n_estimators: int = 60, learning_rate: float = 0.1,
-                 num_leaves: int = 15, min_child_samples: int = 50, hour_profiles: int = 32,
-                 random_state: int = 0, n_jobs: int | None = 1) -> None:
-        self.n_estimators = n_estimators
-        self.learning_rate = learning_rate
-        self.num_leaves = num_leaves
-        self.min_child_samples = min_child_samples
+    def __init__(self, *, trees: TreeSettings | None = None, hour_profiles: int = 32) -> None:
+        self.trees = trees if trees is not None else TreeSettings()
         self.hour_profiles = hour_profiles
-        self.random_state = random_state
-        self.n_jobs = n_jobs
 
     def _fit_one(self, X: np.ndarray, y: np.ndarray, n_class: int) -> lgb.Booster:
         # Every class must occur for LightGBM's multiclass objective: one pseudo-row per class
@@ -74,11 +68,7 @@ class SlotModel:
         X = np.vstack([X, np.full((n_class, X.shape[1]), np.nan)])
         y = np.concatenate([y, np.arange(n_class)])
         w = np.concatenate([np.ones(len(y) - n_class), np.full(n_class, 1e-3)])
-        params = dict(objective="multiclass", num_class=n_class,
-                      n_estimators=self.n_estimators, learning_rate=self.learning_rate,
-                      num_leaves=self.num_leaves, min_child_samples=self.min_child_samples,
-                      subsample=0.8, subsample_freq=1, colsample_bytree=0.8, max_bin=63,
-                      random_state=self.random_state, n_jobs=self.n_jobs or 0, verbose=-1)
+        params = self.trees.classifier_params(objective="multiclass", num_class=n_class)
         return lgb.LGBMClassifier(**params).fit(X, y, sample_weight=w).booster_
 
     def fit(self, frame: pd.DataFrame) -> SlotModel:
@@ -109,7 +99,7 @@ class SlotModel:
         self.profiles_ = None
         if self.hour_profiles > 0 and counts is not None and (counts.sum(axis=1) > 0).any():
             self.profiles_ = HourProfiles(self.hour_profiles,
-                                          random_state=self.random_state).fit(counts)
+                                          random_state=self.trees.random_state).fit(counts)
         return self
 
     def hour_weekday_probabilities(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

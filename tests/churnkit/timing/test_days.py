@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from churnkit.models.timing import NextOrderModel
+from churnkit.models.trees import TreeSettings
 
 EDGES = (0, 3, 7, 14, 21, 30, 45, 60, 90)
 
@@ -23,7 +24,8 @@ def test_censored_rows_are_not_read_as_orders():
     # Constant daily hazard: S(90) = exp(-90 rate). Treating censored rows as orders at day 90
     # (or dropping them) would put S(90) far from the truth.
     frame = _exponential(6000, np.full(6000, 0.01), seed=1)
-    model = NextOrderModel(EDGES, n_estimators=30, num_leaves=4).fit(frame)
+    trees = TreeSettings(n_estimators=30, learning_rate=0.06, num_leaves=4)
+    model = NextOrderModel(EDGES, trees=trees).fit(frame)
     s = model.summary(model.hazards(frame.head(50)), quantile=0.5)
     expected = 1 - np.exp(-0.9)
     assert s["p_return"].mean() == pytest.approx(expected, abs=0.03)
@@ -37,7 +39,8 @@ def test_censored_rows_are_not_read_as_orders():
 def test_faster_buyers_are_expected_sooner():
     rate = np.where(np.arange(6000) % 2 == 0, 0.05, 0.005)
     frame = _exponential(6000, rate, seed=2)
-    model = NextOrderModel(EDGES, n_estimators=40, num_leaves=4).fit(frame)
+    trees = TreeSettings(n_estimators=40, learning_rate=0.06, num_leaves=4)
+    model = NextOrderModel(EDGES, trees=trees).fit(frame)
     s = model.summary(model.hazards(frame), quantile=0.5)
     fast = rate == 0.05
     assert s["p_return"][fast].mean() > s["p_return"][~fast].mean() + 0.4

@@ -97,14 +97,18 @@ def test_one_customer_alone_gets_the_same_answer(timing_model, timing_shop):
 
 
 @pytest.mark.slow  # the shared shop and fit (session fixture)
-def test_as_of_is_required(timing_model, timing_shop):
+def test_as_of_is_an_explicit_argument(timing_model, timing_shop):
     _, _, _, evaluation = timing_shop
-    frame = evaluation.drop(columns="cutoff")
-    frame.attrs = {}
-    with pytest.raises(ValueError, match="as_of"):
-        timing_model.predict(frame)
+    frame = evaluation.copy()
     frame.attrs = {"as_of": pd.Timestamp("2025-04-02", tz="UTC")}
-    assert len(timing_model.predict(frame)) == len(frame)
+    with pytest.raises(TypeError, match="as_of"):
+        timing_model.predict(frame)
+    # The argument decides the dates, not the frame's attrs or its cutoff column.
+    later = pd.Timestamp("2025-05-02", tz="UTC")
+    at_cutoff = timing_model.predict(frame, as_of=evaluation["cutoff"].iloc[0])
+    moved = timing_model.predict(frame, as_of=later)
+    shift = (moved["contact_date"] - at_cutoff["contact_date"]).dt.days
+    assert (shift >= 20).mean() > 0.9
 
 
 def test_bad_training_frames_are_refused():
@@ -138,3 +142,14 @@ def test_chunked_planning_gives_the_same_rows(timing_model, timing_shop, monkeyp
     whole = timing_model.predict(evaluation, as_of=as_of)
     monkeypatch.setattr(model_module, "PLAN_CHUNK", 97)
     pd.testing.assert_frame_equal(timing_model.predict(evaluation, as_of=as_of), whole)
+
+
+def test_config_reads_the_flat_size_keys_of_older_configs():
+    flat = TimingConfig(n_estimators=40, learning_rate=0.1, slot_n_estimators=30,
+                        slot_num_leaves=5, min_child_samples=20)
+    assert flat.hazard_trees.model_dump() == {"n_estimators": 40, "learning_rate": 0.1,
+                                              "num_leaves": 31, "min_child_samples": 20}
+    assert flat.slot_trees.model_dump() == {"n_estimators": 30, "learning_rate": 0.15,
+                                            "num_leaves": 5, "min_child_samples": 20}
+    # an override of one key of a group keeps the group's other keys
+    assert TimingConfig.load(slot_trees={"n_estimators": 5}).slot_trees.num_leaves == 7
