@@ -77,7 +77,8 @@ def main() -> None:
     meta = TrainingMetadata("bench", "1", END, END, 90, {}, len(train), ck.__version__)
     bundle = ModelBundle(churn, FeatureSpec.from_names(names), population, meta,
                          reference_quantiles(churn.predict_proba(X)[:, 1]), value=model)
-    scored = score_features(features, bundle, explain=False).drop(columns=list(POLICY_COLUMNS))
+    scored = score_features(features, bundle, as_of=END, explain=False).drop(
+        columns=list(POLICY_COLUMNS))
     contributions = churn.contributions(X)
     config = PolicyConfig.default()
     small = decide(scored, features, config, contributions=contributions)

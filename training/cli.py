@@ -13,23 +13,14 @@ from typing import Annotated
 import typer
 
 from churnkit.cli import DataOption, cli_errors, err, out
+from churnkit.io import progress_bar
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML config (default: "
                                                    "training/configs/default.yaml).")]
 
 
 def _progress():
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False)
+    return progress_bar(err)
 
 
 def train(

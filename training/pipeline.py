@@ -171,7 +171,8 @@ def train(
     scores = baselines.score(ev, population_at_eval)
     bundle = _bundle(model, names, tables, cutoff, cutoffs, config, created_at,
                      n_rows=len(X), params=params)
-    scored = score_features(ev, _with_reference(bundle, model, ev, names), explain=False)
+    scored = score_features(ev, _with_reference(bundle, model, ev, names),
+                            as_of=cutoffs.evaluation, explain=False)
     scores = {"model": scored["churn_probability"].to_numpy(), **scores}
     oracle = None
     if truth is not None:
@@ -207,7 +208,7 @@ def train(
     # on the same reference population as the risk percentiles.
     reference = _reference_rows(ev)
     scored_ref = score_features(reference, _with_reference(bundle, model, ev, names),
-                                explain=False)
+                                as_of=cutoffs.evaluation, explain=False)
     bundle = replace(bundle, policy=postpone_references(scored_ref, reference, policy))
     metrics = evaluation.flat_metrics() | timing_ev.flat_metrics() | value_ev.flat_metrics()
     # Uplift: which action pays, learned from the randomized campaign holdouts closed

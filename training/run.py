@@ -160,7 +160,7 @@ def run_evaluation(*, data: Path, model: str, as_of: str, report: Path, console:
     ev = build_training_set(tables, cutoffs=[cutoff], horizon_days=h, data_end=end) \
         .set_index("customer_id")
     baselines = Baselines(horizon_days=h).fit(base_rows, base_rows["churned"].to_numpy())
-    scored = ck.scoring.score_features(ev, bundle, explain=False)
+    scored = ck.scoring.score_features(ev, bundle, as_of=cutoff, explain=False)
     scores = {"model": scored["churn_probability"].to_numpy(),
               **baselines.score(ev, ck.features.fit_population(tables, as_of=cutoff))}
     truth = _truth_for(data)

@@ -33,7 +33,8 @@ class BundlePyfunc(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from churnkit.scoring import score_features
 
-        return score_features(model_input, self.bundle, explain=False)
+        return score_features(model_input, self.bundle, as_of=model_input.attrs.get("as_of"),
+                              explain=False)
 
 
 def _client(tracking_uri: str) -> MlflowClient:

@@ -21,11 +21,14 @@ import pandas as pd
 import typer
 from rich.console import Console
 
-from churnkit.data.contract import as_utc_timestamp
-from churnkit.data.validation import validate
+from churnkit import synth
+from churnkit.campaigns import campaign_report_command
+from churnkit.cli.console import print_shop_summary
+from churnkit.data import as_utc_timestamp, data_end, summarize, validate
 from churnkit.errors import DataSourceError, DataValidationError
-from churnkit.io.atomic import atomic_directory, atomic_file
-from churnkit.io.files import load_tables, save_tables
+from churnkit.features import build_features
+from churnkit.io import atomic_directory, atomic_file, load_tables, save_tables
+from churnkit.jobs import DEFAULT_SHARD_SIZE, print_summary, run_batch
 
 EXIT_DATA, EXIT_USAGE, EXIT_IO = 1, 2, 3
 _ONE_MICROSECOND = pd.Timedelta(microseconds=1)
@@ -87,8 +90,6 @@ def generate(
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty --out.")] = False,
 ) -> None:
     """Generate a synthetic shop (Parquet tables) with known ground truth."""
-    from churnkit import synth
-
     with cli_errors():
         with err.status(f"Simulating {customers:,} customers from {start} to {end}..."):
             tables, _truth = synth.generate(customers, seed=seed, start=start, end=end)
@@ -110,9 +111,6 @@ def validate_command(
     = None,
 ) -> None:
     """Check a shop's tables against the data contract; print a summary or every problem."""
-    from churnkit.cli.console import print_shop_summary
-    from churnkit.data.summary import data_end, summarize
-
     with cli_errors():
         tables = validate(load_tables(data, validate=False))
         cutoff = as_utc_timestamp(as_of, name="--as-of") if as_of else (
@@ -131,8 +129,6 @@ def features(
     = None,
 ) -> None:
     """Build point-in-time features for every customer and write them as Parquet."""
-    from churnkit.features import build_features
-
     with cli_errors():
         cutoff = _as_of_or_today(as_of)
         with err.status(f"Loading {data}..."):
@@ -148,7 +144,7 @@ def features(
               f"as of {cutoff:%Y-%m-%d %H:%M} UTC")
 
 
-# --- score: the nightly batch job (issue 8; implementation in churnkit/batch.py) ---------------
+# --- score: the nightly batch job (churnkit.jobs) ---------------------------------------------
 @app.command("score")
 def score_command(
     data: Annotated[str, typer.Option("--data", help="Directory of the shop's tables, or a "
@@ -160,7 +156,8 @@ def score_command(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Score as known strictly before "
                                               "this date (UTC). Default: today.")] = None,
     shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Customers per shard "
-                                            "(memory bound and unit of resumption).")] = 50_000,
+                                            "(memory bound and unit of resumption).")]
+    = DEFAULT_SHARD_SIZE,
     psi_threshold: Annotated[float | None, typer.Option(
         "--psi-threshold", help="Warn about features whose PSI against the training data "
         "exceeds this (default 0.25).")] = None,
@@ -172,8 +169,6 @@ def score_command(
     = None,
 ) -> None:
     """Score every customer (resumable, atomic) and write the scores and a run summary."""
-    from churnkit.jobs.batch import print_summary, run_batch
-
     with cli_errors():
         cutoff = _as_of_or_today(as_of)
         result = run_batch(data, model=model, as_of=cutoff, out=output, shard_size=shard_size,
@@ -182,7 +177,7 @@ def score_command(
     print_summary(out, result)
 
 
-# --- report: one win-back campaign against its control group (issue 6; churnkit/campaigns.py) --
+# --- report: one win-back campaign against its control group (churnkit.campaigns) ------------
 @app.command("report")
 def report_command(
     data: DataOption,
@@ -196,8 +191,6 @@ def report_command(
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Campaign metrics against the control group, with confidence intervals, as HTML."""
-    from churnkit.campaigns.report import campaign_report_command
-
     with cli_errors(), err.status(f"Measuring campaign {campaign}..."):
         metrics, path = campaign_report_command(data, campaign, output, window_days=window,
                                                 n_boot=n_boot, seed=seed)

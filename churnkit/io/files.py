@@ -14,7 +14,7 @@ from churnkit.data.tables import Tables
 from churnkit.data.validation import validate as validate_tables
 from churnkit.errors import DataSourceError, DataValidationError, Problem
 from churnkit.io.atomic import atomic_file
-from churnkit.io.postgres import load_tables_from_db
+from churnkit.io.postgres import is_database_url, load_tables_from_db
 
 
 def read_table_file(path: Path) -> pd.DataFrame:
@@ -57,7 +57,7 @@ def load_tables(source: str | Path, *, validate: bool = True) -> Tables:
         ``validate=True`` and the data breaks the contract; the error lists every problem.
     """
     text = str(source)
-    if text.startswith(("postgresql://", "postgres://")):
+    if is_database_url(text):
         return load_tables_from_db(text, validate=validate)
     if "://" in text:
         raise DataSourceError(

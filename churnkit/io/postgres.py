@@ -1,14 +1,10 @@
-"""PostgreSQL as a source of the contract's tables and a sink for the nightly scores.
+"""PostgreSQL: connections, the contract's tables read and written, and the pieces a writer of
+other tables shares (column types, COPY from Arrow, quoted names).
 
-- Source: ``ck.load_tables("postgresql://user@host:5432/db")`` reads the tables named as in the
-  contract (``customers``, ``orders``, and optionally ``browsing``, ``tickets``, ``contacts``; a
-  ``?options=-csearch_path=shop`` in the URL picks another schema) and validates them like files.
-- Sink: ``churnkit score ... --out "postgresql://user@host/db#churn_scores"`` writes the flat
-  scores (:data:`churnkit.jobs.batch.OUTPUT_COLUMNS`) to the table after ``#`` (default
-  ``churn_scores``; ``schema.table`` allowed), created when absent, primary key
-  ``(as_of, customer_id)``. In ONE transaction it deletes that ``as_of``'s rows and COPYs the new
-  ones in, and upserts the run summary into ``<table>_runs``: the CRM sees last night's scores or
-  tonight's, never a mix, and rerunning a night replaces it instead of doubling it.
+``ck.load_tables("postgresql://user@host:5432/db")`` reads the tables named as in the contract
+(``customers``, ``orders``, and optionally ``browsing``, ``tickets``, ``contacts``; a
+``?options=-csearch_path=shop`` in the URL picks another schema) and validates them like files.
+The nightly job's score table is written by :mod:`churnkit.jobs.sinks` with these pieces.
 
 psycopg 3 (the ``postgres`` extra) is imported only when a database URL is used.
 """
@@ -16,27 +12,28 @@ psycopg 3 (the ``postgres`` extra) is imported only when a database URL is used.
 from __future__ import annotations
 
 import io
-import json
 import re
+from collections.abc import Iterable
 from decimal import Decimal
-from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from churnkit.data.contract import TABLES, missing_tables
-from churnkit.errors import DataSourceError
-
-if TYPE_CHECKING:
-    from churnkit.data.tables import Tables
+from churnkit.data.tables import Tables
+from churnkit.data.validation import validate as validate_tables
+from churnkit.errors import DataSourceError, DataValidationError, Problem
 
 DEFAULT_SCORES_TABLE = "churn_scores"
 CONNECT_TIMEOUT_S = 10
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
+
+
+def is_database_url(text: str) -> bool:
+    """Whether ``text`` names a PostgreSQL database (``postgresql://`` or ``postgres://``)."""
+    return str(text).startswith(("postgresql://", "postgres://"))
 
 
 def redact(url: str) -> str:
@@ -71,7 +68,8 @@ def connect(url: str, *, autocommit: bool = False):
         raise DataSourceError(f"cannot connect to {redact(url)}: {reason}") from exc
 
 
-def _ident(name: str):
+def quoted_name(name: str):
+    """``[schema.]table`` as a psycopg SQL identifier."""
     from psycopg import sql
 
     return sql.Identifier(*name.split("."))
@@ -101,9 +99,6 @@ def load_tables_from_db(url: str, *, validate: bool = True) -> Tables:
     churnkit.DataValidationError
         A required table is missing, or (``validate``) the data break the contract.
     """
-    from churnkit.data.tables import Tables
-    from churnkit.errors import DataValidationError, Problem
-
     frames: dict[str, pd.DataFrame | None] = {}
     with connect(url) as conn:
         for name in TABLES:
@@ -124,9 +119,7 @@ def load_tables_from_db(url: str, *, validate: bool = True) -> Tables:
     tables = Tables(**frames)  # type: ignore[arg-type]
     if not validate:
         return tables
-    from churnkit.data.validation import validate as _validate
-
-    return _validate(tables)
+    return validate_tables(tables)
 
 
 _PG_TYPES = {
@@ -135,10 +128,9 @@ _PG_TYPES = {
 }
 
 
-def _pg_type(field: pa.Field) -> str:
-    from churnkit.jobs.batch import JSON_COLUMNS
-
-    if field.name in JSON_COLUMNS:
+def pg_type(field: pa.Field, *, json_columns: Iterable[str] = ()) -> str:
+    """The PostgreSQL column type of an Arrow field (``jsonb`` for the named JSON columns)."""
+    if field.name in json_columns:
         return "jsonb"
     if pa.types.is_timestamp(field.type):
         return "timestamptz"
@@ -148,13 +140,13 @@ def _pg_type(field: pa.Field) -> str:
         raise ValueError(f"no PostgreSQL type for column {field.name} ({field.type})") from None
 
 
-def _copy_arrow(cur, table_name: str, table: pa.Table) -> None:
+def copy_arrow(cur, table_name: str, table: pa.Table) -> None:
     """COPY an Arrow table into ``table_name`` as CSV (nulls unquoted, values quoted)."""
     from psycopg import sql
 
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in table.column_names)
     statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-        _ident(table_name), columns)
+        quoted_name(table_name), columns)
     buffer = io.BytesIO()
     pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False,
                                                       quoting_style="all_valid"))
@@ -190,95 +182,13 @@ def write_tables(tables: Tables, url: str, *, replace: bool = True) -> None:
             columns = []
             for f in arrow.schema:
                 kind = ("text" if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-                        else _pg_type(pa.field(f.name, f.type)))
+                        else pg_type(pa.field(f.name, f.type)))
                 columns.append(sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(kind)))
             if replace:
-                cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(_ident(name)))
+                cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(quoted_name(name)))
             cur.execute(sql.SQL("CREATE TABLE {} ({})").format(
-                _ident(name), sql.SQL(", ").join(columns)))
+                quoted_name(name), sql.SQL(", ").join(columns)))
             arrow = arrow.cast(pa.schema([
                 pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f
                 for f in arrow.schema]))
-            _copy_arrow(cur, name, arrow)
-
-
-# -- sink --------------------------------------------------------------------------------------
-class PostgresSink:
-    """Writes the assembled shard parts to a PostgreSQL table in one transaction."""
-
-    def __init__(self, url: str) -> None:
-        self.url, self.table = split_destination(url)
-        self.summary: dict = {}
-
-    def describe(self) -> str:
-        return f"{redact(self.url)}#{self.table}"
-
-    def check(self) -> None:
-        """Fail before any scoring when the server cannot be reached."""
-        connect(self.url).close()
-
-    def commit(self, parts: list[Path], schema: pa.Schema, summary: dict, stages: dict,
-               t_start: float, t0: float) -> None:
-        from psycopg import sql
-
-        from churnkit.jobs.batch import _finish_summary
-
-        runs = f"{self.table}_runs"
-        try:
-            with connect(self.url) as conn, conn.cursor() as cur:
-                columns = [sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(_pg_type(f)))
-                           for f in schema]
-                cur.execute(sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {} ({}, PRIMARY KEY (as_of, customer_id))"
-                ).format(_ident(self.table), sql.SQL(", ").join(columns)))
-                # A bundle with more components adds columns; older nights keep NULL there.
-                for f in schema:
-                    cur.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-                        _ident(self.table), sql.Identifier(f.name), sql.SQL(_pg_type(f))))
-                cur.execute(sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {} (as_of timestamptz PRIMARY KEY, model text, "
-                    "model_version text, finished_at timestamptz, summary jsonb)"
-                ).format(_ident(runs)))
-                as_of = pd.Timestamp(summary["as_of"])
-                cur.execute(sql.SQL("DELETE FROM {} WHERE as_of = %s").format(
-                    _ident(self.table)), (as_of,))
-                for part in parts:
-                    table = pq.read_table(part)
-                    if table.num_rows:  # an empty part is a shard with no customer yet
-                        _copy_arrow(cur, self.table, table.replace_schema_metadata(None))
-                self.summary = _finish_summary(summary, stages, t_start, t0)
-                cur.execute(sql.SQL(
-                    "INSERT INTO {} (as_of, model, model_version, finished_at, summary) "
-                    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (as_of) DO UPDATE SET "
-                    "model = EXCLUDED.model, model_version = EXCLUDED.model_version, "
-                    "finished_at = EXCLUDED.finished_at, summary = EXCLUDED.summary"
-                ).format(_ident(runs)), (as_of, summary["model"], summary["model_version"],
-                                         pd.Timestamp(self.summary["finished_at"]),
-                                         json.dumps(self.summary)))
-        except DataSourceError:
-            raise
-        except Exception as exc:  # psycopg errors: one line naming the table, nothing committed
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DataSourceError(f"cannot write scores to {self.describe()}: {reason} "
-                                  "(nothing was committed)") from exc
-        return None
-
-
-def read_scores(url: str, *, as_of: object | None = None) -> pd.DataFrame:
-    """The scores in ``postgresql://...#table`` (one ``as_of``, or all), ordered by as_of and
-    customer_id."""
-    from psycopg import sql
-
-    base, table = split_destination(url)
-    query = sql.SQL("SELECT * FROM {}").format(_ident(table))
-    params: tuple = ()
-    if as_of is not None:
-        from churnkit.data.contract import as_utc_timestamp
-
-        query = query + sql.SQL(" WHERE as_of = %s")
-        params = (as_utc_timestamp(as_of),)
-    query = query + sql.SQL(" ORDER BY as_of, customer_id")
-    with connect(base) as conn, conn.cursor() as cur:
-        cur.execute(query, params)
-        names = [d.name for d in cur.description]
-        return pd.DataFrame.from_records(cur.fetchall(), columns=names)
+            copy_arrow(cur, name, arrow)

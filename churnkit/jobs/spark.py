@@ -13,153 +13,50 @@ Needs the ``spark`` extra (``pip install 'churnkit[spark]'``) and Java 17 or new
 
     python -m churnkit.jobs.spark --data DIR --model URI --as-of DATE --out DIR [--master local[2]]
 
-Nothing here runs at import; pyspark is imported when this module is.
+Nothing here runs at import; pyspark is imported when this module is (by
+:mod:`churnkit.jobs.spark_io`, which holds the session, the routed input and the writer).
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import hashlib
 import io
 import math
-import os
 import sys
 import tarfile
 import tempfile
+import time
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from threadpoolctl import threadpool_limits
 
-try:
-    from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql import functions as F
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "churnkit.jobs.spark needs PySpark (and Java 17+): pip install 'churnkit[spark]'"
-    ) from exc
+from churnkit.data import TABLES, Tables, as_utc_timestamp, validate
+from churnkit.errors import DataSourceError, DataValidationError
+from churnkit.features.engine import engine
+from churnkit.jobs.batch import DEFAULT_SHARD_SIZE, score_shard
+from churnkit.jobs.spark_io import (
+    KEY,
+    TABLE,
+    DataFrame,
+    IntegralType,
+    SparkSession,
+    check_tables,
+    read_tables,
+    routed,
+    session,
+    spark_schema,
+    write_scores,
+)
+from churnkit.scoring import ModelBundle, schema_for, score_columns, to_arrow
 
-from churnkit.data.contract import REQUIRED_TABLES, TABLES, as_utc_timestamp, missing_tables
-from churnkit.errors import DataSourceError
-
-if TYPE_CHECKING:
-    from churnkit.scoring.bundle import ModelBundle
-
-#: Customers per shard (one Spark partition each) by default: the single-machine job's shard
-#: size, about 0.5 GB of working set per task.
-DEFAULT_SHARD_SIZE = 50_000
-#: Customers of the synthetic shop scored on the driver to learn the output schema.
-SCHEMA_PROBE_CUSTOMERS = 100
-_KEY, _TABLE = "_ck_key", "_ck_table"
-
-
-# -- session and input -------------------------------------------------------------------------
-def session(master: str = "local[2]", *, app_name: str = "churnkit", task_cpus: int = 1,
-            config: Mapping[str, str] | None = None) -> SparkSession:
-    """A Spark session set up for churnkit (or the active one with these settings applied).
-
-    Session time zone UTC (churnkit's timestamps are UTC), Spark UI off, and Python workers on
-    this interpreter unless ``PYSPARK_PYTHON`` says otherwise (the workers need churnkit and its
-    dependencies). ``task_cpus`` is the cores each scoring task gets (and uses: LightGBM and
-    DuckDB threads). On a cluster, pass ``master`` and ``config`` as your platform needs.
-    """
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = (SparkSession.builder.master(master).appName(app_name)
-               .config("spark.sql.session.timeZone", "UTC")
-               .config("spark.ui.enabled", "false")
-               .config("spark.task.cpus", str(int(task_cpus)))
-               .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
-    for key, value in (config or {}).items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate()
-
-
-def read_tables(spark: SparkSession, source: str | Path) -> dict[str, DataFrame]:
-    """The contract tables under ``source`` as Spark DataFrames, by table name.
-
-    Each table is ``NAME.parquet``, a ``NAME/`` directory of Parquet parts or ``NAME.csv`` (with
-    a header; read as text, churnkit's validation gives the kinds), as for ``churnkit score``.
-    Any Spark-readable path works (``hdfs://``, ``s3a://``, ...) for Parquet directories.
-
-    Raises
-    ------
-    DataSourceError
-        A local ``source`` does not exist, or a required table is missing.
-    """
-    from churnkit.io.files import find_table_file
-
-    text = str(source)
-    local = "://" not in text or text.startswith("file://")
-    frames: dict[str, DataFrame] = {}
-    if local:
-        directory = Path(text.removeprefix("file://"))
-        if not directory.is_dir():
-            raise DataSourceError(f"data directory {directory} does not exist")
-        for name in TABLES:
-            path = find_table_file(directory, name)
-            if path is None:
-                continue
-            if path.suffix == ".csv":
-                frames[name] = spark.read.option("header", True).csv(str(path))
-            else:
-                frames[name] = spark.read.parquet(str(path))
-    else:
-        # Remote file systems: NAME/ directories of Parquet parts (no listing beforehand).
-        for name in TABLES:
-            try:
-                frames[name] = spark.read.parquet(f"{text.rstrip('/')}/{name}")
-            except Exception as exc:  # Spark's AnalysisException: path does not exist
-                if name in REQUIRED_TABLES:
-                    raise DataSourceError(f"cannot read table {name} under {text}: "
-                                          f"{str(exc).splitlines()[0]}") from exc
-    missing = missing_tables(frames)
-    if missing:
-        raise DataSourceError(f"required table(s) missing under {text}: {', '.join(missing)} "
-                              "(expected NAME.parquet, a NAME/ directory or NAME.csv)")
-    return frames
-
-
-def _check_tables(tables: Mapping[str, DataFrame]) -> dict[str, DataFrame]:
-    unknown = [name for name in tables if name not in TABLES]
-    if unknown:
-        raise ValueError(f"unknown table(s) {', '.join(map(repr, unknown))}; the contract has "
-                         f"{', '.join(TABLES)}")
-    present = {name: frame for name, frame in tables.items() if frame is not None}
-    missing = missing_tables(present)
-    if missing:
-        raise ValueError(f"required table(s) missing: {', '.join(missing)}")
-    for name, frame in present.items():
-        if not isinstance(frame, DataFrame):
-            raise TypeError(f"table {name}: expected a Spark DataFrame, got "
-                            f"{type(frame).__name__}")
-        column = TABLES[name].customer_column
-        if column not in frame.columns:
-            raise ValueError(f"table {name}: column {column!r} is missing (every row is routed "
-                             f"to its customer's shard by it); columns: {', '.join(frame.columns)}")
-        clash = [c for c in frame.columns if c in (_KEY, _TABLE)]
-        if clash:
-            raise ValueError(f"table {name}: column name(s) {clash} are reserved by "
-                             "churnkit.jobs.spark")
-    return present
-
-
-def _routed(tables: Mapping[str, DataFrame]) -> DataFrame:
-    """All tables in one DataFrame: the customer key, the table name and that table's row as a
-    struct column (null in the other tables' rows), so one repartition co-locates a customer's
-    rows of every table."""
-    parts = []
-    for name, frame in tables.items():
-        column = TABLES[name].customer_column
-        row = F.struct(*[F.col(f"`{c}`") for c in frame.columns]).alias(name)
-        parts.append(frame.select(F.col(f"`{column}`").cast("string").alias(_KEY),
-                                  F.lit(name).alias(_TABLE), row))
-    routed = parts[0]
-    for part in parts[1:]:
-        routed = routed.unionByName(part, allowMissingColumns=True)
-    return routed
+__all__ = ["DEFAULT_SHARD_SIZE", "check_tables", "read_tables", "score", "score_partition",
+           "session", "task_error", "write_scores"]
 
 
 # -- the bundle, broadcast once ----------------------------------------------------------------
@@ -182,8 +79,6 @@ _WORKER_BUNDLES: dict[str, ModelBundle] = {}
 def _worker_bundle(digest: str, broadcast) -> ModelBundle:
     bundle = _WORKER_BUNDLES.get(digest)
     if bundle is None:
-        from churnkit.scoring.bundle import ModelBundle
-
         with tempfile.TemporaryDirectory(prefix="churnkit-bundle-") as tmp:
             with tarfile.open(fileobj=io.BytesIO(broadcast.value), mode="r:gz") as tar:
                 tar.extractall(tmp, filter="data")
@@ -196,11 +91,9 @@ def _worker_bundle(digest: str, broadcast) -> ModelBundle:
 # -- the per-shard function --------------------------------------------------------------------
 def _shard_tables(batch: pa.Table, present: tuple[str, ...]):
     """The partition's rows as churnkit ``Tables`` (not yet validated)."""
-    from churnkit.data.tables import Tables
-
     frames = {}
     for name in present:
-        rows = batch.filter(pc.equal(batch[_TABLE], name))[name]
+        rows = batch.filter(pc.equal(batch[TABLE], name))[name]
         if len(rows) == 0:  # none of this shard's customers has rows in this table
             table = pa.schema(list(rows.type)).empty_table()
         else:
@@ -217,11 +110,6 @@ def score_partition(batches: Iterator[pa.RecordBatch], *, as_of: str, present: t
     Gathers the partition's routed rows, rebuilds the contract tables, and returns
     :func:`churnkit.jobs.batch.score_shard`'s flat rows as Arrow batches of ``schema``.
     """
-    from threadpoolctl import threadpool_limits
-
-    from churnkit.features.engine import engine
-    from churnkit.jobs.batch import score_shard, to_arrow
-
     gathered = list(batches)
     if not gathered or sum(b.num_rows for b in gathered) == 0:
         return
@@ -230,8 +118,6 @@ def score_partition(batches: Iterator[pa.RecordBatch], *, as_of: str, present: t
     if len(tables.customers) == 0:
         # Only events of customers the customers table lacks: the contract check reports them
         # (as on one machine); with nothing to score the shard is done.
-        from churnkit.data.validation import validate
-
         validate(tables)
         return
     bundle = _worker_bundle(digest, broadcast)
@@ -283,15 +169,13 @@ def score(
         no particular order. Lazy: the job runs when the frame is written or collected. A shard
         whose data break the contract fails the job with churnkit's validation message.
     """
-    from churnkit.scoring.bundle import ModelBundle
-
     cutoff = as_utc_timestamp(as_of, name="as_of")
     if n_shards is None and shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
     if n_shards is not None and n_shards < 1:
         raise ValueError(f"n_shards must be >= 1, got {n_shards}")
     spark = spark or SparkSession.getActiveSession() or session()
-    frames = _check_tables(read_tables(spark, tables) if isinstance(tables, (str, Path))
+    frames = check_tables(read_tables(spark, tables) if isinstance(tables, (str, Path))
                            else tables)
     if not isinstance(bundle, ModelBundle):
         bundle = ModelBundle.load(bundle)
@@ -301,85 +185,29 @@ def score(
     broadcast = spark.sparkContext.broadcast(payload)
     cores = int(spark.sparkContext.getConf().get("spark.task.cpus", "1"))
 
-    routed = _routed(frames)
+    rows = routed(frames)
     if n_shards is None:  # one small Spark job (Parquet answers it from the footers)
         n_shards = max(1, math.ceil(frames["customers"].count() / shard_size))
-    arrow_schema = _output_schema(bundle, cutoff, frames["customers"])
-    spark_schema = _spark_schema(arrow_schema)
-    return (routed.repartition(n_shards, _KEY)
+    arrow_schema = _output_schema(bundle, frames["customers"])
+    return (rows.repartition(n_shards, KEY)
             .mapInArrow(functools.partial(score_partition, as_of=cutoff.isoformat(),
                                           present=present, digest=digest, broadcast=broadcast,
-                                          cores=cores, schema=arrow_schema), spark_schema))
+                                          cores=cores, schema=arrow_schema),
+                        spark_schema(arrow_schema)))
 
 
-def _output_schema(bundle: ModelBundle, as_of, customers: DataFrame) -> pa.Schema:
-    """The flat rows' Arrow schema, known before the job runs (``mapInArrow`` needs it).
-
-    The columns and their kinds depend on the bundle and the code, not on the data (see
-    :func:`churnkit.jobs.batch.output_schema`), so they are read off the same scoring of a tiny
-    synthetic shop on the driver; ``customer_id`` keeps the input's kind (integer or text).
-    """
-    from pyspark.sql.types import IntegralType
-
-    from churnkit.jobs.batch import output_schema, score_shard
-    from churnkit.synth import generate
-
-    probe, _ = generate(SCHEMA_PROBE_CUSTOMERS, seed=0, start=as_of - pd.Timedelta(days=365),
-                        end=as_of)
-    schema = output_schema(score_shard(probe, as_of=as_of, bundle=bundle))
+def _output_schema(bundle: ModelBundle, customers: DataFrame) -> pa.Schema:
+    """The flat rows' Arrow schema, known before the job runs (``mapInArrow`` needs it): the
+    columns the bundle's scores have (:func:`churnkit.scoring.score_columns`), in the output's
+    order and kinds; ``customer_id`` keeps the input's kind (integer or text)."""
     id_type = customers.schema["customer_id"].dataType
     kind = pa.int64() if isinstance(id_type, IntegralType) else pa.string()
-    return schema.set(schema.get_field_index("customer_id"),
-                      pa.field("customer_id", kind, nullable=False))
-
-
-def _spark_schema(schema: pa.Schema):
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    # TIMESTAMP (with the session's time zone), not TIMESTAMP_NTZ: the output's times are UTC
-    # instants, as in the single-machine job's Parquet.
-    return from_arrow_schema(schema, prefer_timestamp_ntz=False)
-
-
-def write_scores(frame: DataFrame, out: str | Path, *, overwrite: bool = False) -> str:
-    """Write the scores as a Parquet directory (one part per shard).
-
-    A local ``out`` appears only when complete: Spark writes a temporary sibling that is renamed
-    onto ``out`` (an existing ``out`` is refused unless ``overwrite``). Elsewhere (``hdfs://``,
-    ``s3a://``) Spark's own output committer applies.
-    """
-    text = str(out)
-    conf = frame.sparkSession.conf
-    # Timestamps as Parquet TIMESTAMP(MICROS, UTC) like the single-machine job's file, not
-    # Spark's legacy INT96 (which other readers see as naive nanoseconds).
-    previous = conf.get(_TIMESTAMP_TYPE, None)
-    conf.set(_TIMESTAMP_TYPE, "TIMESTAMP_MICROS")
-    try:
-        if "://" in text and not text.startswith("file://"):
-            frame.write.mode("overwrite" if overwrite else "errorifexists").parquet(text)
-            return text
-        from churnkit.io.atomic import atomic_directory
-
-        target = Path(text.removeprefix("file://"))
-        with atomic_directory(target, overwrite=overwrite) as tmp:
-            frame.write.mode("overwrite").parquet(str(tmp))
-        return str(target)
-    finally:
-        if previous is None:
-            conf.unset(_TIMESTAMP_TYPE)
-        else:
-            conf.set(_TIMESTAMP_TYPE, previous)
-
-
-_TIMESTAMP_TYPE = "spark.sql.parquet.outputTimestampType"
+    return schema_for(score_columns(bundle), id_type=kind)
 
 
 # -- python -m churnkit.jobs.spark ----------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """``python -m churnkit.jobs.spark``: score a directory of tables on Spark, write Parquet."""
-    import argparse
-    import time
-
     parser = argparse.ArgumentParser(
         prog="python -m churnkit.jobs.spark",
         description="Score every customer on Apache Spark (the same rows as `churnkit score`).")
@@ -393,11 +221,6 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"customers per shard/task (default {DEFAULT_SHARD_SIZE})")
     parser.add_argument("--force", action="store_true", help="replace an existing --out")
     args = parser.parse_args(argv)
-    import warnings
-
-    from churnkit.errors import DataValidationError
-    from churnkit.scoring.bundle import ModelBundle
-
     # PySpark 4 warns on pandas 3 wherever it checks versions; this job hands Spark Arrow only.
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas",
                             category=FutureWarning)

@@ -9,22 +9,37 @@ from churnkit.scoring.bundle import (
     version_stamp,
 )
 from churnkit.scoring.drivers import explain
-from churnkit.scoring.schema import JSON_COLUMNS, OUTPUT_COLUMNS, flatten, read_scores, to_arrow
-from churnkit.scoring.score import score, score_features, top_drivers
+from churnkit.scoring.schema import (
+    JSON_COLUMNS,
+    OUTPUT_COLUMNS,
+    OUTPUT_FORMAT,
+    flatten,
+    output_schema,
+    read_scores,
+    schema_for,
+    to_arrow,
+    to_json_text,
+)
+from churnkit.scoring.score import score, score_columns, score_features, top_drivers
 
 __all__ = [
     "JSON_COLUMNS",
     "OUTPUT_COLUMNS",
+    "OUTPUT_FORMAT",
     "FeatureSpec",
     "ModelBundle",
     "TrainingMetadata",
     "explain",
     "flatten",
+    "output_schema",
     "read_scores",
     "reference_quantiles",
+    "schema_for",
     "score",
+    "score_columns",
     "score_features",
     "to_arrow",
+    "to_json_text",
     "top_drivers",
     "version_stamp",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +153,26 @@ def output_schema(flat: pd.DataFrame) -> pa.Schema:
             fields.append(pa.field(name, id_type, nullable=False))
         else:
             fields.append(pa.field(name, _ARROW[_kind_of(name, flat[name])]))
+    return pa.schema(fields)
+
+
+def schema_for(columns: Sequence[str], *, id_type: pa.DataType) -> pa.Schema:
+    """The Arrow schema of the flat rows of scores with ``columns`` (``ck.score``'s columns, e.g.
+    :func:`churnkit.scoring.score.score_columns`), known before any row is scored: the order and
+    kinds of :func:`flatten` and :func:`output_schema`, ``customer_id`` of ``id_type``.
+
+    Raises ``ValueError`` for a column :data:`OUTPUT_COLUMNS` does not document (its kind would
+    depend on its values)."""
+    given = {*columns, "as_of", "customer_id"}
+    unknown = sorted(given - set(OUTPUT_COLUMNS))
+    if unknown:
+        raise ValueError(f"no documented output kind for column(s) {unknown}")
+    fields = [pa.field("customer_id", id_type, nullable=False) if name == "customer_id"
+              else pa.field(name, _ARROW[OUTPUT_COLUMNS[name][0]])
+              for name in OUTPUT_COLUMNS if name in given
+              and name not in ("model", "model_version")]
+    fields += [pa.field(name, _ARROW[OUTPUT_COLUMNS[name][0]]) for name in ("model",
+                                                                              "model_version")]
     return pa.schema(fields)
 
 

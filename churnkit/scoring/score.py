@@ -1,26 +1,34 @@
-"""Scoring: features -> churn probability, risk band and percentile, segment, drivers.
+"""Scoring: features -> churn probability, risk band and percentile, segment, drivers, timing,
+value and the win-back policy's decision.
 
-:func:`score` is the one scoring path: training evaluates its model through
-:func:`score_features`, and the batch job and the HTTP service call :func:`score`. Features are
-built with the bundle's population fit, so one customer scored alone gets exactly the numbers of
-the full run.
+:func:`score` is the one scoring entry: the batch job, Spark, the HTTP service and the training
+evaluations call it (training's evaluations, which hold feature frames already, call
+:func:`score_features`, its second half). Features are built with the bundle's population fit,
+so one customer scored alone gets exactly the numbers of the full run.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from churnkit.data.contract import as_utc_timestamp
 from churnkit.data.frames import model_matrix
+from churnkit.data.tables import Tables
+from churnkit.features import build_features
+from churnkit.models.timing import OUTPUT_COLUMNS as TIMING_COLUMNS
+from churnkit.policy import POLICY_COLUMNS, PolicyConfig, at_risk_rows, decide
 from churnkit.policy.segments import activity_state, lifecycle_segment
+from churnkit.scoring.bundle import ModelBundle
+from churnkit.scoring.drivers import explain as driver_texts
 
-if TYPE_CHECKING:
-    from churnkit.data.tables import Tables
-    from churnkit.scoring.bundle import ModelBundle
+#: What every bundle's scores hold before the optional stages (see :func:`score_columns`).
+BASE_COLUMNS = ("churn_probability", "risk_percentile", "risk_band", "segment", "activity",
+                "top_drivers")
+VALUE_COLUMNS = ("expected_value", "value_if_returned")
 
 N_DRIVERS = 3
 
@@ -30,8 +38,6 @@ def top_drivers(contributions: pd.DataFrame, features: pd.DataFrame,
     """Per row, the ``n`` features pushing churn up the most (largest positive SHAP values),
     each as ``{"feature", "value", "contribution", "text"}`` (contribution in log-odds; text:
     plain words with numbers, from :mod:`churnkit.scoring.drivers`)."""
-    from churnkit.scoring.drivers import explain
-
     values = contributions.drop(columns="bias")
     names = np.asarray(values.columns)
     matrix = values.to_numpy()
@@ -41,7 +47,7 @@ def top_drivers(contributions: pd.DataFrame, features: pd.DataFrame,
     top = np.argpartition(-matrix, n - 1, axis=1)[:, :n] if n else np.zeros((len(rows), 0), int)
     picked = np.take_along_axis(top, np.argsort(-np.take_along_axis(matrix, top, axis=1),
                                                  axis=1, kind="stable"), axis=1)
-    texts = explain(picked, names, features)
+    texts = driver_texts(picked, names, features)
     # Gather the picked features' values column by column, not row by row (only the hit rows
     # become Python objects: floats, str or None).
     shown = np.empty(picked.shape, dtype=object)
@@ -69,9 +75,20 @@ def top_drivers(contributions: pd.DataFrame, features: pd.DataFrame,
     ]
 
 
-def score_features(features: pd.DataFrame, bundle: ModelBundle, *,
-                   explain: bool | str = "at_risk", as_of: object | None = None) -> pd.DataFrame:
-    """Score a feature frame (index ``customer_id``) with ``bundle``.
+def score_columns(bundle: ModelBundle, *, explain: bool | str = "at_risk") -> list[str]:
+    """The columns of ``bundle``'s scores, in order (what :func:`score` returns, also when no
+    customer is known yet): the base columns, then each optional stage's, then the policy's."""
+    columns = [c for c in BASE_COLUMNS if explain or c != "top_drivers"]
+    if bundle.timing is not None:
+        columns += TIMING_COLUMNS
+    if bundle.value is not None:
+        columns += VALUE_COLUMNS
+    return columns + list(POLICY_COLUMNS)
+
+
+def score_features(features: pd.DataFrame, bundle: ModelBundle, *, as_of: object,
+                   explain: bool | str = "at_risk") -> pd.DataFrame:
+    """Score a feature frame (index ``customer_id``, built as of ``as_of``) with ``bundle``.
 
     Returns one row per customer: ``churn_probability``, ``risk_percentile`` (0-100, against the
     bundle's reference population), ``risk_band``, ``segment``, ``activity`` and, unless
@@ -86,9 +103,6 @@ def score_features(features: pd.DataFrame, bundle: ModelBundle, *,
     from SHAP values; the others get an empty list. TreeSHAP is the dearest step of scoring, and
     a low-risk customer has few features pushing churn up. ``True`` explains everyone.
     """
-    from churnkit.policy import PolicyConfig, decide
-    from churnkit.policy.causes import at_risk_rows
-
     if explain not in (True, False, "at_risk"):
         raise ValueError(f"explain={explain!r}; expected True, False or 'at_risk'")
     config = bundle.policy or PolicyConfig.default()
@@ -119,12 +133,8 @@ def score_features(features: pd.DataFrame, bundle: ModelBundle, *,
                 drivers[row] = listed
         out["top_drivers"] = drivers
     # The bundle's optional stages, in order; each adds columns (see ModelBundle.components).
-    if as_of is None:
-        as_of = features.attrs.get("as_of")
-    if as_of is None and "cutoff" in features.columns and features["cutoff"].nunique() == 1:
-        as_of = features["cutoff"].iloc[0]  # a training snapshot: the timing model needs as_of
     if bundle.timing is not None:
-        out = out.join(bundle.timing.predict(features, as_of=as_of))
+        out = out.join(bundle.timing.predict(features, as_of=as_utc_timestamp(as_of)))
     # value_if_returned (what a customer who comes back is worth) backs the economic gate and
     # uplift x value - cost; without a value model the policy falls back to past spend.
     if bundle.value is not None:
@@ -136,22 +146,47 @@ def score_features(features: pd.DataFrame, bundle: ModelBundle, *,
 
 
 def score(tables: Tables, *, as_of: object, bundle: ModelBundle,
-          customer_ids: Iterable[object] | None = None,
-          explain: bool | str = "at_risk") -> pd.DataFrame:
+          customer_ids: Iterable[object] | None = None, explain: bool | str = "at_risk",
+          timings: dict[str, float] | None = None,
+          with_features: bool = False) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Score customers as of ``as_of`` (required; naive = UTC) with ``bundle``.
 
-    Features use only what was known strictly before ``as_of`` and the bundle's population fit.
-    ``customer_ids`` limits the rows (ids unknown at ``as_of`` are absent from the result);
-    ``explain`` says whose drivers to compute (see :func:`score_features`).
-    """
-    from churnkit.features import build_features
+    Parameters
+    ----------
+    tables
+        The shop's tables (validated or not).
+    as_of
+        The cutoff: features use only what was known strictly before it, with the bundle's
+        population fit.
+    customer_ids
+        Limit the rows to these customers; ids unknown at ``as_of`` are absent from the result.
+    explain
+        Whose drivers to compute (see :func:`score_features`).
+    timings
+        When given, receives the seconds spent in ``features`` and ``models_and_policy``.
+    with_features
+        Also return the feature frame the scores were computed from.
 
+    Returns
+    -------
+    pd.DataFrame
+        Index ``customer_id``, the columns of :func:`score_columns`; no rows (same columns)
+        when no customer is known at ``as_of``. With ``with_features``, ``(scores, features)``.
+    """
     cutoff = as_utc_timestamp(as_of)
+    t0 = time.perf_counter()
     features = build_features(tables, as_of=cutoff, customer_ids=customer_ids,
                               population=bundle.population)
     # pandas deep-copies ``attrs`` on every operation; scoring needs none of them.
     features.attrs = {}
-    scored = score_features(features, bundle, explain=explain, as_of=cutoff)
-    scored.attrs = {"as_of": cutoff, "model": bundle.metadata.name,
-                    "model_version": bundle.metadata.version}
-    return scored
+    t1 = time.perf_counter()
+    if len(features):
+        scored = score_features(features, bundle, as_of=cutoff, explain=explain)
+    else:  # nobody signed up before as_of: the models refuse empty input
+        scored = pd.DataFrame({c: pd.Series([], dtype=object)
+                               for c in score_columns(bundle, explain=explain)},
+                              index=features.index)
+    if timings is not None:
+        timings["features"] = t1 - t0
+        timings["models_and_policy"] = time.perf_counter() - t1
+    return (scored, features) if with_features else scored

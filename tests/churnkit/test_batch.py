@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -15,15 +16,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from rich.console import Console
 
 import churnkit as ck
-from churnkit.jobs.batch import (
-    OUTPUT_COLUMNS,
-    read_scores,
-    run_batch,
-    score_shard,
-    summary_path_for,
-)
+from churnkit.jobs import run_batch, score_shard, summary_path_for
+from churnkit.scoring import OUTPUT_COLUMNS, read_scores
 
 pytestmark = pytest.mark.slow  # trains a small bundle once per process (~10 s)
 AS_OF = shop_.AS_OF
@@ -218,7 +215,7 @@ def test_an_error_in_a_worker_stops_the_run_with_that_error(tables, bundle, tmp_
                                                              monkeypatch):
     import churnkit.jobs.batch as batch
 
-    real = batch._score_with_features
+    real = batch._score_flat
     third = tables.customers["customer_id"].iloc[600]
 
     def fails_on_the_third_shard(shard, **kwargs):
@@ -226,7 +223,7 @@ def test_an_error_in_a_worker_stops_the_run_with_that_error(tables, bundle, tmp_
             raise ValueError("boom in shard 3")
         return real(shard, **kwargs)
 
-    monkeypatch.setattr(batch, "_score_with_features", fails_on_the_third_shard)
+    monkeypatch.setattr(batch, "_score_flat", fails_on_the_third_shard)
     out = tmp_path / "scores.parquet"
     with pytest.raises(ValueError, match="boom in shard 3"):
         run_batch(tables, model=bundle, as_of=AS_OF, out=out, shard_size=300, progress=False,
@@ -234,7 +231,7 @@ def test_an_error_in_a_worker_stops_the_run_with_that_error(tables, bundle, tmp_
     assert not out.exists() and not summary_path_for(out).exists()
     work = tmp_path / ".scores.parquet.work"
     assert not (work / "part-000002.parquet").exists()
-    monkeypatch.setattr(batch, "_score_with_features", real)
+    monkeypatch.setattr(batch, "_score_flat", real)
     result = run_batch(tables, model=bundle, as_of=AS_OF, out=out, shard_size=300,
                        progress=False, workers=2)
     assert result.summary["rows"] == shop_.N_CUSTOMERS
@@ -334,3 +331,53 @@ def test_bad_arguments_and_missing_model_exit_codes(tmp_path, on_disk):
                   "--out", str(tmp_path / "o" / "s.parquet"), "--psi-threshold", "-1")
     assert bad_psi.exit_code == 2 and "psi-threshold" in bad_psi.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_corrected_export_with_the_same_row_counts_is_scored_afresh(tables, bundle, tmp_path):
+    out = tmp_path / "scores.parquet"
+    with pytest.raises(Stop):
+        run_batch(tables, model=bundle, as_of=AS_OF, out=out, shard_size=300, progress=False,
+                  workers=1, on_shard=lambda i, n: (_ for _ in ()).throw(Stop()))
+    # One amount corrected in the first shard's rows, every row count unchanged (row 1: not
+    # one of a sample of evenly spaced rows).
+    orders = tables.orders.copy()
+    row = 1
+    orders.loc[orders.index[row], "amount"] = orders["amount"].iloc[row] * 10 + 1000
+    corrected = tables.replace(orders=orders)
+    said = io.StringIO()
+    result = run_batch(corrected, model=bundle, as_of=AS_OF, out=out, shard_size=300,
+                       progress=False, workers=1, console=Console(file=said, width=400))
+    assert result.summary["shards_resumed"] == 0
+    assert "holds parts of another run" in said.getvalue()
+    customer = orders["customer_id"].iloc[row]
+    got = read_scores(out).loc[[customer]]
+    want = ck.score(corrected, as_of=AS_OF, bundle=bundle, customer_ids=[customer])
+    assert got.loc[customer, "expected_value"] == want.loc[customer, "expected_value"]
+
+
+def test_the_output_schema_follows_from_the_bundle_without_scoring(tables, bundle):
+    from dataclasses import replace
+
+    import pyarrow as pa
+
+    from churnkit.scoring import schema_for, score_columns, to_arrow
+
+    rows = tables.for_customers(tables.customers["customer_id"].iloc[:200])
+    for b in (bundle, replace(bundle, timing=None, value=None, uplift=None)):
+        scored = to_arrow(score_shard(rows, as_of=AS_OF, bundle=b))
+        assert schema_for(score_columns(b), id_type=pa.int64()) == scored.schema
+
+
+def test_no_customer_known_yet_gives_no_rows_with_every_column(tables, bundle):
+    from churnkit.scoring import score_columns
+
+    scored = ck.score(tables, as_of="2020-01-01", bundle=bundle)
+    assert len(scored) == 0 and list(scored.columns) == score_columns(bundle)
+    assert scored.index.name == "customer_id"
+
+
+def test_both_sinks_say_what_they_wrote(clean_run):
+    out, result = clean_run
+    assert result.output == str(out)
+    assert result.summary_path == str(summary_path_for(out))
+    assert json.loads(summary_path_for(out).read_text()) == result.summary

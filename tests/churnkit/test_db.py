@@ -13,8 +13,10 @@ import pandas as pd
 import pytest
 
 import churnkit as ck
-from churnkit.jobs.batch import read_scores as read_parquet_scores
-from churnkit.jobs.batch import run_batch
+from churnkit.io import connect
+from churnkit.jobs import read_database_scores as read_scores
+from churnkit.jobs import run_batch
+from churnkit.scoring import read_scores as read_parquet_scores
 
 PG_URL = os.environ.get("CHURNKIT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -112,7 +114,6 @@ def test_unreachable_server_is_one_clear_line_and_exit_3(tmp_path):
 
 
 def test_pg_sink_upsert_is_idempotent_and_keeps_other_nights(pg_shop, schema, tmp_path):
-    from churnkit.io.postgres import connect, read_scores
 
     out = f"{in_schema(schema)}#scores"
     bundle = shop_.bundle()
@@ -139,6 +140,9 @@ def test_pg_sink_upsert_is_idempotent_and_keeps_other_nights(pg_shop, schema, tm
                             "ORDER BY as_of").fetchall()
     assert [r[0] for r in runs] == [pd.Timestamp(other, tz="UTC"), pd.Timestamp(AS_OF, tz="UTC")]
     assert runs[1][2] == again.summary and runs[1][1] == bundle.metadata.version
+    # like the Parquet sink, it says what it wrote and where the summary went
+    assert again.output == f"{in_schema(schema)}#scores"
+    assert again.summary_path == f"{in_schema(schema)}#scores_runs"
     # the same values as the Parquet output of the same night
     parquet = tmp_path / "s.parquet"
     run_batch(pg_shop, model=bundle, as_of=AS_OF, out=parquet, shard_size=700, progress=False)
@@ -156,7 +160,6 @@ def test_failed_write_commits_nothing(pg_shop, schema, tmp_path):
     """A COPY that fails half way (a column of another type) rolls the whole night back."""
     import psycopg
 
-    from churnkit.io.postgres import read_scores
 
     table = "scores_broken"
     with psycopg.connect(in_schema(schema), autocommit=True) as conn:

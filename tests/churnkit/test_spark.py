@@ -38,14 +38,9 @@ if (_problem := _java_problem()) is not None:
 from _batch_shop import AS_OF, N_CUSTOMERS, bundle, bundle_path, shop  # noqa: E402
 
 import churnkit as ck  # noqa: E402
+from churnkit.jobs import run_batch, score_shard  # noqa: E402
 from churnkit.jobs import spark as cks  # noqa: E402
-from churnkit.jobs.batch import (  # noqa: E402
-    JSON_COLUMNS,
-    read_scores,
-    run_batch,
-    score_shard,
-    to_arrow,
-)
+from churnkit.scoring import JSON_COLUMNS, read_scores, to_arrow  # noqa: E402
 
 SHARD_SIZE = 600  # 2,000 customers -> 4 shards: 4 tasks on 2 cores
 FLOAT_RTOL = 1e-12

@@ -54,7 +54,7 @@ def scored(world) -> pd.DataFrame:
     """The churn scores without the policy's columns (what ``decide`` receives)."""
     from churnkit.scoring import score_features
 
-    out = score_features(world.features, world.bundle, explain=False)
+    out = score_features(world.features, world.bundle, as_of=AS_OF, explain=False)
     return out.drop(columns=[c for c in POLICY_COLUMNS if c in out.columns])
 
 
