@@ -45,7 +45,7 @@ _TEMPLATE = page_head(_EXTRA_CSS) + """\
 </header>
 
 <section id="metrics"><h2>Metrics on the held-out cutoff</h2>
-<p class="muted">Point value [95% paired Poisson bootstrap interval]. Arrows: which direction is
+<p class="muted">Point value [95% paired bootstrap interval]. Arrows: which direction is
 better. Probability metrics are blank for scores that are not probabilities.</p>
 <table class="metrics"><tr><th>score</th>
 {%- for m in metric_names %}<th>{{ labels[m] }} {{ "↑" if higher[m] else "↓" }}</th>{% endfor %}

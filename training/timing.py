@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from churnkit.models import TimingConfig, TimingModel
+from churnkit.stats import percentile_interval, resample_counts
 
 #: History depth groups by the number of activity events (orders + sessions) before the cutoff.
 THIN_MAX_EVENTS = 5
@@ -263,10 +264,8 @@ def evaluate_channels(model: TimingModel, evaluation: pd.DataFrame, contacts: pd
     weights = {method: np.where(match & keep, n_allowed if method != "as_sent" else 1.0, 0.0)
                for method, match in choices.items()}
     outcomes = {"open": opened.astype(float), "conversion": converted.astype(float)}
-    rng = np.random.default_rng(seed)
     boot = {(m, o): np.empty(n_boot) for m in weights for o in outcomes}
-    for b in range(n_boot):  # one resample of the messages at a time: memory O(messages)
-        counts = np.bincount(rng.integers(0, len(sent), len(sent)), minlength=len(sent))
+    for b, counts in enumerate(resample_counts(len(sent), n_boot=n_boot, seed=seed)):
         for method, w in weights.items():
             wb = w * counts
             for name, y in outcomes.items():
@@ -279,8 +278,7 @@ def evaluate_channels(model: TimingModel, evaluation: pd.DataFrame, contacts: pd
                 row[f"{name}_rate"] = row[f"{name}_low"] = row[f"{name}_high"] = np.nan
                 continue
             row[f"{name}_rate"] = float((w * y).sum() / w.sum())
-            row[f"{name}_low"], row[f"{name}_high"] = (
-                float(q) for q in np.quantile(boot[method, name], [0.025, 0.975]))
+            row[f"{name}_low"], row[f"{name}_high"] = percentile_interval(boot[method, name])
         rows[method] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
 

@@ -32,6 +32,7 @@ from churnkit.campaigns import campaign_ids, send_day, with_campaign_ids
 from churnkit.data import CONTROL, SEND_ACTIONS, as_utc_timestamp
 from churnkit.models import UpliftModel
 from churnkit.policy import choose_by_uplift, cost_frame, cost_function
+from churnkit.stats import percentile_interval, resamples
 
 ATTRIBUTION_DAYS = 30
 POLICIES = ("rules", "promo_everyone", "promo_riskiest_decile", "uplift", "oracle")
@@ -247,7 +248,7 @@ def evaluate_uplift(tables: ck.Tables, *, as_of: object, truth: object | None = 
                                          - _chosen(cost, action)).mean())
         row.update(_ipw_profit(action, test.arm.to_numpy(dtype=object),
                                test.outcome.to_numpy(dtype=float), v.to_numpy(), cost,
-                               n_boot, np.random.default_rng(seed)))
+                               n_boot, seed))
         rows[policy] = row
     policies = pd.DataFrame.from_dict(rows, orient="index")
     policies.index.name = "policy"
@@ -338,7 +339,7 @@ def _true_uplift(truth: object, test: CampaignSet) -> pd.DataFrame:
 
 
 def _ipw_profit(action: np.ndarray, arm: np.ndarray, y: np.ndarray, value: np.ndarray,
-                cost: pd.DataFrame, n_boot: int, rng: np.random.Generator) -> dict:
+                cost: pd.DataFrame, n_boot: int, seed: int) -> dict:
     """Incremental profit per 1000 of a policy estimated on the randomized held-out campaign:
     within each stratum of customers the policy sends action ``a``, the mean of
     ``value × returned − cost`` among those randomized to ``a`` minus the mean of
@@ -362,11 +363,10 @@ def _ipw_profit(action: np.ndarray, arm: np.ndarray, y: np.ndarray, value: np.nd
         return 1000 * total
 
     n = len(action)
-    point = estimate(np.arange(n))
-    boots = np.array([estimate(rng.integers(0, n, n)) for _ in range(n_boot)])
-    return {"profit_per_1000_ipw": point,
-            "profit_per_1000_ipw_low": float(np.quantile(boots, 0.025)) if n_boot else np.nan,
-            "profit_per_1000_ipw_high": float(np.quantile(boots, 0.975)) if n_boot else np.nan}
+    boots = np.array([estimate(idx) for idx in resamples(n, n_boot=n_boot, seed=seed)])
+    low, high = percentile_interval(boots)
+    return {"profit_per_1000_ipw": estimate(np.arange(n)), "profit_per_1000_ipw_low": low,
+            "profit_per_1000_ipw_high": high}
 
 
 def qini_curves(predicted: pd.DataFrame, arm: pd.Series, outcome: pd.Series,
