@@ -16,7 +16,7 @@ import jinja2
 import numpy as np
 from matplotlib.figure import Figure
 
-from churnkit.io import atomic_file, page_head, png_base64
+from churnkit.io import atomic_file, page_foot, page_head, png_base64
 from churnkit.stats import METRICS
 from training.evaluation import METRIC_LABELS, Evaluation
 
@@ -92,18 +92,7 @@ or only one outcome are not scored.</p>
 {% endfor %}</table>{% else %}<p class="muted">No segments were given.</p>{% endif %}
 </section>
 {{ timing_html|safe }}
-<script>
-// Marks each figure once decoded, so a headless browser can tell that the plots rendered.
-function markFigures() {
-  for (const img of document.querySelectorAll("img.figure")) {
-    img.dataset.rendered = img.complete && img.naturalWidth > 0 ? "yes" : "no";
-  }
-  document.body.dataset.figuresChecked = "yes";
-}
-window.addEventListener("load", markFigures);
-</script>
-</body></html>
-"""
+""" + page_foot()
 
 
 def write_report(evaluation: Evaluation, path: str | Path, *, title: str,
