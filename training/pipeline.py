@@ -57,7 +57,8 @@ class TrainResult:
     uplift_skipped: str | None = None  # why the bundle has no uplift model (config or data)
 
 
-def _segments(frame: pd.DataFrame) -> pd.DataFrame:
+def evaluation_segments(frame: pd.DataFrame) -> pd.DataFrame:
+    """The groups the evaluation reports metrics by: lifecycle segment, browsing, complaints."""
     seg = pd.DataFrame({"segment": lifecycle_segment(frame)}, index=frame.index)
     none = pd.Series(False, index=frame.index)
     seg["has_browsing"] = frame["sessions_lifetime"] > 0 if "sessions_lifetime" in frame else none
@@ -139,7 +140,7 @@ def train(
     sample = ev.sample(min(SHAP_SAMPLE, len(ev)), random_state=config.seed)
     contributions = model.contributions(model_matrix(sample, names))
     evaluation = evaluate(
-        ye, scores, model="model", oracle=oracle, segments=_segments(ev),
+        ye, scores, model="model", oracle=oracle, segments=evaluation_segments(ev),
         contributions=contributions, cutoff=cutoffs.evaluation,
         horizon_days=config.horizon_days, n_boot=config.bootstrap, random_state=config.seed,
     )

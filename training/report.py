@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from churnkit.io import atomic_file, page_foot, page_head, png_base64
 from churnkit.stats import METRICS
 from training.evaluation import METRIC_LABELS, Evaluation
+from training.timing import render_html
 
 TOP_FEATURES = 20
 _MODEL_COLOUR = "#c0392b"
@@ -156,8 +157,6 @@ def _timing_html(timing: object | None) -> str:
     """The contact-timing section (issue 5), or nothing without a timing evaluation."""
     if timing is None:
         return ""
-    from training.timing import render_html
-
     return render_html(timing)
 
 

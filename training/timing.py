@@ -27,10 +27,13 @@ it never saw. Every comparison is against baselines computed from the same featu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from html import escape
 
 import numpy as np
 import pandas as pd
 
+from churnkit.data import CHANNELS
+from churnkit.features import WEEKDAYS
 from churnkit.models import TimingConfig, TimingModel
 from churnkit.stats import percentile_interval, resample_counts
 
@@ -112,8 +115,6 @@ def _ranked_slots(P: np.ndarray, k: int) -> np.ndarray:
 def _modal_rule(frame: pd.DataFrame, prior_slot: np.ndarray, k: int) -> np.ndarray:
     """The modal-hour rule's top-k slots: the modal local hour on the k most active weekdays
     (ties and missing shares: the population's weekday order); the global best without history."""
-    from churnkit.features import WEEKDAYS
-
     n = len(frame)
     pop_wd = prior_slot.reshape(7, 24).sum(axis=1)
     shares = np.column_stack([pd.to_numeric(frame.get(f"activity_share_{d}"), errors="coerce")
@@ -232,8 +233,6 @@ def evaluate_channels(model: TimingModel, evaluation: pd.DataFrame, contacts: pd
                       seed: int = 0) -> pd.DataFrame | None:
     """Open and conversion rates by channel policy on the messages sent in the horizon after
     ``cutoff`` (see the module docstring); None when no message qualifies."""
-    from churnkit.data import CHANNELS
-
     ranked = model.channels_.rank(evaluation)
     history = [c for c in evaluation.columns
                if c.startswith(("contacts_", "opens_", "conversions_"))]
@@ -285,8 +284,6 @@ def evaluate_channels(model: TimingModel, evaluation: pd.DataFrame, contacts: pd
 
 def render_html(te: TimingEvaluation) -> str:
     """The evaluation report's timing section (an HTML fragment, values escaped)."""
-    from html import escape
-
     def table(frame: pd.DataFrame, fmt: str) -> str:
         frame = frame.reset_index()
         head = "".join(f"<th>{escape(str(c))}</th>" for c in frame.columns)

@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from _bundles import small_bundle
 
 import churnkit as ck
 from churnkit.data.contract import SEND_ACTIONS
@@ -121,18 +122,7 @@ def test_fit_and_evaluate_builds_the_campaign_set_once(shop):
 @pytest.fixture(scope="module")
 def bundle(shop):
     """A small trained bundle (no uplift model) for the scoring path of the evaluation."""
-    tables, _ = shop
-    train = ck.build_training_set(tables, cutoffs=["2025-01-01"], horizon_days=90)
-    names = list(ck.features.model_features(train.columns))
-    model = ck.models.ChurnModel(n_estimators=60, learning_rate=0.1, n_jobs=1, random_state=0)
-    model.fit(ck.data.model_matrix(train, names), train["churned"].to_numpy())
-    population = ck.fit_population(tables, as_of=AS_OF)
-    features = ck.build_features(tables, as_of=AS_OF, population=population)
-    p = model.predict_proba(ck.data.model_matrix(features, names))[:, 1]
-    metadata = ck.scoring.TrainingMetadata("uplift-test", "1", "2025-07-01T00:00:00+00:00",
-                                           AS_OF, 90, {}, len(train), ck.__version__)
-    return ck.scoring.ModelBundle(model, ck.scoring.FeatureSpec.from_names(names), population,
-                                  metadata, ck.scoring.reference_quantiles(p))
+    return small_bundle(shop[0], as_of=AS_OF, train_cutoff="2025-01-01")
 
 
 def _fixed_costs(config: PolicyConfig, cost: float) -> PolicyConfig:
