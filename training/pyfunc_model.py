@@ -7,7 +7,7 @@ below names the model. Do not import it from churnkit code: it exists to be run 
 Input: a DataFrame of feature rows, one per customer: ``customer_id``, ``as_of`` (the scoring
 cutoff, an ISO date or timestamp, UTC when naive) and the columns of ``ck.build_features`` at
 that cutoff with the bundle's population (:func:`training.tracking.pyfunc_input` builds it).
-Output: one row per input row, in order: ``customer_id`` and the scalar columns of
+Output: one row per input row, in order: ``customer_id`` and the columns of
 :func:`churnkit.scoring.score_features` (``churn_probability``, ``risk_percentile``,
 ``risk_band``, ``segment``, the timing, value and policy columns), without the SHAP drivers.
 """

@@ -50,7 +50,8 @@ def pyfunc_input(features: pd.DataFrame, *, as_of: object) -> pd.DataFrame:
 
 
 def score_rows(rows: pd.DataFrame, bundle: ck.ModelBundle) -> pd.DataFrame:
-    """``customer_id`` and the scalar score columns for every row of a pyfunc input frame."""
+    """``customer_id`` and the :func:`churnkit.scoring.score_features` columns (no SHAP
+    drivers; integer columns as floats) for every row of a pyfunc input frame, in order."""
     missing = [c for c in ("customer_id", "as_of") if c not in rows.columns]
     if missing:
         raise ValueError(f"model input lacks columns {missing}; expected {INPUT_NOTE}")
@@ -64,7 +65,9 @@ def score_rows(rows: pd.DataFrame, bundle: ck.ModelBundle) -> pd.DataFrame:
         frames.append(scored.set_axis(rows.index[at]))
     out = pd.concat(frames).loc[rows.index]
     out.insert(0, "customer_id", rows["customer_id"].to_numpy())
-    return out.reset_index(drop=True)
+    # Integer columns as floats, as in the input: the signature then allows missing values.
+    ints = [c for c, t in out.dtypes.items() if pd.api.types.is_integer_dtype(t)]
+    return out.astype(dict.fromkeys(ints, "float64")).reset_index(drop=True)
 
 
 def _client(tracking_uri: str) -> MlflowClient:
@@ -121,15 +124,30 @@ def log_training_run(
             signature=infer_signature(example, scored),
             input_example=example,
             pip_requirements=[f"churnkit=={ck.__version__}"],
-            registered_model_name=register_as,
         )
         version = None
         if register_as:
-            version = str(info.registered_model_version)
+            version = _register(client, register_as, info, run.info.run_id)
             client.set_registered_model_alias(register_as, CHALLENGER, version)
             client.set_model_version_tag(register_as, version, "evaluation_cutoff",
                                          bundle_doc["metadata"]["cutoffs"]["evaluation"])
         return LoggedRun(run.info.run_id, version)
+
+
+def _register(client: MlflowClient, name: str, info, run_id: str) -> str:
+    """A new version of registered model ``name`` for the logged model ``info`` (the registry
+    calls of ``registered_model_name=``, without their messages on stderr)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            raise
+    version = client.create_model_version(name, source=info.model_uri, run_id=run_id,
+                                          model_id=info.model_id)
+    return str(version.version)
 
 
 @dataclass(frozen=True)

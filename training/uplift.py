@@ -204,10 +204,17 @@ def evaluate_uplift(tables: ck.Tables, *, as_of: object, truth: object | None = 
     qini, coefficients = qini_curves(predicted, test.arm, test.outcome)
     versus = pd.Series(dtype=float)
     if true_sent is not None:
-        versus = pd.Series({a: float(predicted[a].corr(true_sent[a], method="spearman"))
-                            for a in model.actions_}, name="spearman")
+        versus = pd.Series({a: _spearman(predicted[a], true_sent[a]) for a in model.actions_},
+                           name="spearman")
     return UpliftEvaluation(holdout, start, train_ids, len(f), policies, qini, coefficients,
                             versus, "churnkit.policy.decide", risk_source, decisions, model)
+
+
+def _spearman(a: pd.Series, b: pd.Series) -> float:
+    """Spearman's rank correlation; NaN when either side is constant (it is undefined)."""
+    if a.nunique() < 2 or b.nunique() < 2:
+        return float("nan")
+    return float(a.corr(b, method="spearman"))
 
 
 def fit_and_evaluate_uplift(tables: ck.Tables, *, as_of: object, truth: object | None = None,
