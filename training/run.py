@@ -17,7 +17,7 @@ from training.evaluation import evaluate
 from training.pipeline import bundle_dir, evaluation_segments, train
 from training.report import write_report
 from training.timing import evaluate_timing, summary_lines
-from training.tracking import log_training_run, pyfunc_input
+from training.tracking import log_training_run, pyfunc_example
 
 REPORT_NAME = "evaluation.html"
 
@@ -75,7 +75,7 @@ def run_training(*, data: Path, as_of: str, register: str | None, progress: Prog
                 "seed": config.seed, "as_of": result.bundle.metadata.as_of},
         # churn, timing, value and uplift figures, as the bundle's metadata holds them
         metrics=result.bundle.metadata.metrics, artifacts=[report],
-        evaluation=result.evaluation.to_dict(), example=_pyfunc_example(tables, result),
+        evaluation=result.evaluation.to_dict(), example=pyfunc_example(tables, result.bundle),
         register_as=register,
     )
     print_evaluation(console, result.evaluation)
@@ -121,17 +121,6 @@ def print_winback_evaluation(console: Console, result) -> None:
             f"{rule.reference_value:,.0f}, P(return) {rule.reference_return_probability:.0%}; "
             "applied where the rules decide"
             + (" (row rules_postponing above)" if result.uplift_evaluation is not None else ""))
-
-
-def _pyfunc_example(tables: ck.Tables, result) -> pd.DataFrame:
-    """The first customers' pyfunc input rows as of the bundle's ``as_of`` (the MLflow
-    model's signature and input example)."""
-    bundle = result.bundle
-    known = tables.customers["signup_at"] < ck.as_utc_timestamp(bundle.metadata.as_of)
-    ids = tables.customers.loc[known, "customer_id"].head(5)
-    features = ck.build_features(tables, as_of=bundle.metadata.as_of, customer_ids=ids,
-                                 population=bundle.population)
-    return pyfunc_input(features, as_of=bundle.metadata.as_of)
 
 
 def _details(data: Path, result) -> dict:

@@ -49,6 +49,18 @@ def pyfunc_input(features: pd.DataFrame, *, as_of: object) -> pd.DataFrame:
     return pd.concat([ids, values.astype(dict.fromkeys(ints, "float64"))], axis=1)
 
 
+def pyfunc_example(tables: ck.Tables, bundle: ck.ModelBundle, *,
+                   rows: int = EXAMPLE_ROWS) -> pd.DataFrame:
+    """:func:`pyfunc_input` for the first ``rows`` customers known at the bundle's ``as_of``
+    (the logged model's signature and input example)."""
+    as_of = ck.as_utc_timestamp(bundle.metadata.as_of)
+    known = tables.customers["signup_at"] < as_of
+    ids = tables.customers.loc[known, "customer_id"].head(rows)
+    features = ck.build_features(tables, as_of=as_of, customer_ids=ids,
+                                 population=bundle.population)
+    return pyfunc_input(features, as_of=as_of)
+
+
 def score_rows(rows: pd.DataFrame, bundle: ck.ModelBundle) -> pd.DataFrame:
     """``customer_id`` and the :func:`churnkit.scoring.score_features` columns (no SHAP
     drivers; integer columns as floats) for every row of a pyfunc input frame, in order."""
@@ -98,8 +110,8 @@ def log_training_run(
 ) -> LoggedRun:
     """Log parameters, metrics, the report and the bundle; register it as ``challenger``.
 
-    ``example``: a few rows of :func:`pyfunc_input` (they give the model's signature and
-    input example).
+    ``example``: a few rows of :func:`pyfunc_input`, e.g. :func:`pyfunc_example` (they give
+    the model's signature and input example).
     """
     import mlflow
     from mlflow.models import infer_signature
