@@ -63,7 +63,8 @@ def pyfunc_example(tables: ck.Tables, bundle: ck.ModelBundle, *,
 
 def score_rows(rows: pd.DataFrame, bundle: ck.ModelBundle) -> pd.DataFrame:
     """``customer_id`` and the :func:`churnkit.scoring.score_features` columns (no SHAP
-    drivers; integer columns as floats) for every row of a pyfunc input frame, in order."""
+    drivers; integer columns as floats, timestamps as naive UTC) for every row of a pyfunc
+    input frame, in order."""
     missing = [c for c in ("customer_id", "as_of") if c not in rows.columns]
     if missing:
         raise ValueError(f"model input lacks columns {missing}; expected {INPUT_NOTE}")
@@ -78,8 +79,13 @@ def score_rows(rows: pd.DataFrame, bundle: ck.ModelBundle) -> pd.DataFrame:
     out = pd.concat(frames).loc[rows.index]
     out.insert(0, "customer_id", rows["customer_id"].to_numpy())
     # Integer columns as floats, as in the input: the signature then allows missing values.
+    # Timestamps as naive UTC: MLflow's datetime type carries no time zone.
     ints = [c for c, t in out.dtypes.items() if pd.api.types.is_integer_dtype(t)]
-    return out.astype(dict.fromkeys(ints, "float64")).reset_index(drop=True)
+    out = out.astype(dict.fromkeys(ints, "float64"))
+    for c, t in out.dtypes.items():
+        if isinstance(t, pd.DatetimeTZDtype):
+            out[c] = out[c].dt.tz_convert("UTC").dt.tz_localize(None)
+    return out.reset_index(drop=True)
 
 
 def _client(tracking_uri: str) -> MlflowClient:
