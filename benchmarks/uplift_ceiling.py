@@ -40,20 +40,15 @@ import pandas as pd
 import churnkit as ck
 from churnkit.data.contract import SEND_ACTIONS
 from churnkit.models.uplift import UpliftModel, uplift_feature_names, with_cause_evidence
+from churnkit.policy import PolicyConfig
 from churnkit.policy.uplift_choice import choose_by_uplift, cost_frame, cost_function
-from training.uplift import (
-    CampaignSet,
-    UpliftEvaluation,
-    _campaign_open_factor,
-    _chosen,
-    _policy_value,
-    _scored,
-    _subset,
-    _true_uplift,
-    campaign_training_set,
-    closed_campaigns,
-    evaluate_uplift,
-)
+from training.baselines import btyd_risk_scores
+from training.campaign_set import CampaignSet, campaign_training_set, closed_campaigns
+from training.campaign_set import campaign_subset as _subset
+from training.uplift import UpliftEvaluation, evaluate_uplift, policy_value
+from training.uplift_estimates import campaign_open_factor as _campaign_open_factor
+from training.uplift_estimates import chosen_values as _chosen
+from training.uplift_estimates import true_uplift as _true_uplift
 
 START, END = "2023-01-01", "2025-07-01"
 #: LightGBM settings tried (chosen on the validation campaign).
@@ -111,8 +106,8 @@ def markdown(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
 
 def _value(features: pd.DataFrame) -> pd.Series:
     """The policy's customer value as evaluate_uplift computes it without a bundle (its
-    ``_scored`` frame has no ``value_if_returned``, so only the features matter)."""
-    return _policy_value(pd.DataFrame(index=features.index), features)
+    BG/NBD baseline frame has no ``value_if_returned``, so only the features matter)."""
+    return policy_value(pd.DataFrame(index=features.index), features, PolicyConfig.default())
 
 
 def _latent(truth: object, data: CampaignSet, open_factor: pd.Series) -> pd.DataFrame:
@@ -283,8 +278,8 @@ def main() -> None:
                          model=UpliftModel(learner="r", n_jobs=1))
     print(f"evaluate_uplift (R-learner): {time.perf_counter() - t1:.1f} s")
     holdout_sub = _subset(data, [ev.holdout])
-    v = _policy_value(_scored(holdout_sub.features, tables, ev.as_of, None),
-                      holdout_sub.features)
+    v = policy_value(btyd_risk_scores(holdout_sub.features, tables, as_of=ev.as_of),
+                     holdout_sub.features, PolicyConfig.default())
     if not np.allclose(v, _value(holdout_sub.features)):
         raise AssertionError("customer value differs from evaluate_uplift's")
     test = campaigns(tables, truth, data, [ev.holdout], value=v)

@@ -27,10 +27,10 @@ A small synthetic shop keeps this fast; its ground truth lets us check the answe
 from matplotlib.figure import Figure
 
 import churnkit as ck
-from churnkit.campaigns.report import write_campaign_report
-from churnkit.campaigns.metrics import campaign_ids, report_campaign
+from churnkit.campaigns import campaign_ids, report_campaign, write_campaign_report
 from churnkit.policy import choose_by_uplift, cost_frame, cost_function
-from training.uplift import evaluate_uplift, fit_uplift
+from training.campaign_set import fit_uplift
+from training.uplift import evaluate_uplift
 
 pd.set_option("display.width", 160)"""),
     ("md", """## 1. A shop and its campaigns

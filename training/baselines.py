@@ -7,7 +7,8 @@
 - **rfm_logreg**: logistic regression on log recency, log frequency and log monetary value.
 
 On synthetic data the pipeline adds the generator's **oracle** (the true churn probability),
-the upper bound.
+the upper bound. :func:`btyd_risk_scores` is the BG/NBD baseline in the shape of a scored frame,
+for the uplift evaluation when no trained bundle is given.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+import churnkit as ck
+from churnkit.policy import activity_state, lifecycle_segment
 from churnkit.stats import p_no_purchase
 
 
@@ -74,3 +77,19 @@ class Baselines:
             )
         out["btyd"] = btyd
         return out
+
+
+def btyd_risk_scores(features: pd.DataFrame, tables: ck.Tables, *,
+                     as_of: pd.Timestamp) -> pd.DataFrame:
+    """The BG/NBD baseline as a scored frame: ``churn_probability`` = ``p_no_purchase_90d``
+    (1 without purchases), ``risk_percentile`` (0-100) among last year's buyers as of
+    ``as_of`` (the population a bundle's risk reference is built from), ``segment`` and
+    ``activity``. Not what is served: the served scores come from a bundle."""
+    base = ck.build_features(tables, as_of=as_of)
+    reference = np.sort(base.loc[base["orders_365d"] > 0, "p_no_purchase_90d"]
+                        .astype(float).dropna().to_numpy())
+    p = features["p_no_purchase_90d"].astype(float).fillna(1.0).to_numpy()
+    pct = 100.0 * np.searchsorted(reference, p, side="left") / max(len(reference), 1)
+    return pd.DataFrame({"churn_probability": p, "risk_percentile": pct,
+                         "segment": lifecycle_segment(features),
+                         "activity": activity_state(features)}, index=features.index)

@@ -2,7 +2,9 @@
 
 These commands live with the training code and join the ``churnkit`` command line through the
 ``churnkit.commands`` entry-point group (see pyproject.toml), so the library never imports the
-training pipeline. Heavy imports happen inside the commands: ``churnkit --help`` stays fast.
+training pipeline. MLflow is imported only where it is used, so ``churnkit --help`` does not
+load it; the libraries print warnings only unless ``CHURNKIT_VERBOSE=1``
+(:mod:`training.verbosity`).
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ import typer
 
 from churnkit.cli import DataOption, cli_errors, err, out
 from churnkit.io import progress_bar
+from training.config import TrainConfig
+from training.run import run_evaluation, run_training
+from training.tracking import promote as promote_champion
+from training.verbosity import set_library_verbosity, verbose_requested
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML config (default: "
                                                    "training/configs/default.yaml).")]
-
-
-def _progress():
-    return progress_bar(err)
 
 
 def train(
@@ -42,11 +44,10 @@ def train(
     config: ConfigOption = None,
 ) -> None:
     """Train, tune and evaluate a churn model; save the bundle, the report, log to MLflow."""
+    set_library_verbosity(verbose_requested())
     with cli_errors():
-        from training.run import run_training
-
         run_training(
-            data=data, as_of=as_of, register=register, progress=_progress(),
+            data=data, as_of=as_of, register=register, progress=progress_bar(err),
             config_path=config,
             overrides={"horizon_days": horizon, "trials": trials, "train_cutoffs": train_cutoffs,
                        "seed": seed, "experiment": experiment, "name": name or register,
@@ -66,9 +67,8 @@ def evaluate(
     experiment: Annotated[str | None, typer.Option("--experiment")] = None,
 ) -> None:
     """Evaluate a saved bundle against the baselines at a later cutoff; write the report."""
+    set_library_verbosity(verbose_requested())
     with cli_errors():
-        from training.run import run_evaluation
-
         run_evaluation(data=data, model=model, as_of=as_of, report=report, console=out,
                        tracking_uri=tracking_uri, experiment=experiment)
 
@@ -78,12 +78,10 @@ def promote(
     tracking_uri: Annotated[str | None, typer.Option("--tracking-uri")] = None,
 ) -> None:
     """Move the 'champion' alias to the 'challenger' if it is better on the same cutoff."""
+    set_library_verbosity(verbose_requested())
     with cli_errors():
-        from training.config import TrainConfig
-        from training.tracking import promote as _promote
-
         uri = tracking_uri or TrainConfig.load().tracking_uri
-        result = _promote(name, tracking_uri=uri)
+        result = promote_champion(name, tracking_uri=uri)
     if result.promoted:
         out.print(f"promoted: {result.reason}")
         return

@@ -9,28 +9,39 @@ report and the MLflow store. A second run reuses the shop when its recipe is unc
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import numpy as np
 import pandas as pd
 import typer
 
-from churnkit.cli import cli_errors, err, out
+import churnkit as ck
+from churnkit.campaigns import campaign_report_command
+from churnkit.cli import cli_errors, err, out, print_frame, print_shop_summary
+from churnkit.data import summarize
+from churnkit.io import atomic_directory, progress_bar
+from churnkit.jobs import print_summary, run_batch
+from churnkit.scoring import read_scores
+from training.campaign_set import closed_campaigns
+from training.run import run_training
+from training.verbosity import set_library_verbosity, verbose_requested
 
 START, END = "2023-01-01", "2025-07-01"
 
 
 def _ensure_shop(directory: Path, customers: int, seed: int):
-    import churnkit as ck
-
     wanted = {"n_customers": customers, "seed": seed, "start": START, "end": END}
     if ck.synth.read_recipe(directory) == wanted:
         out.print(f"Reusing the synthetic shop in {directory} ({customers:,} customers, seed "
                   f"{seed})")
         return
-    from churnkit.io import atomic_directory
-
     with err.status(f"Simulating {customers:,} customers from {START} to {END}..."):
         tables, _ = ck.synth.generate(customers, seed=seed, start=START, end=END)
     with atomic_directory(directory, overwrite=True) as tmp:
@@ -67,22 +78,12 @@ def _action_view(picks: pd.DataFrame) -> pd.DataFrame:
 
 def _last_campaign(tables) -> str | None:
     """The latest campaign whose attribution window closed by the end of the data."""
-    from training.uplift import closed_campaigns
-
     closed = closed_campaigns(tables, as_of=END) if tables.contacts is not None else []
     return closed[-1] if closed else None
 
 
 def _ask_service(bundle_path: Path, shop: Path, ids: list) -> None:
     """Start `churnkit serve` on a free port, POST /score for ``ids``, show the answer, stop."""
-    import json
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -125,17 +126,11 @@ def demo(
     trials: Annotated[int, typer.Option("--trials", min=1)] = 10,
     workdir: Annotated[Path, typer.Option("--workdir")] = Path("demo"),
     top: Annotated[int, typer.Option("--top", min=1)] = 12,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show the libraries' own logs and "
+                                          "progress bars (also: CHURNKIT_VERBOSE=1).")] = False,
 ) -> None:
     """Synthetic shop -> train -> nightly batch -> customers to act on -> campaign -> service."""
-    import churnkit as ck
-    from churnkit.campaigns import campaign_report_command
-    from churnkit.cli import print_frame, print_shop_summary
-    from churnkit.data import summarize
-    from churnkit.jobs import print_summary, run_batch
-    from churnkit.scoring import read_scores
-    from training.cli import _progress
-    from training.run import run_training
-
+    set_library_verbosity(verbose_requested(verbose))
     with cli_errors():
         shop = workdir / "shop"
         out.rule("1. The shop")
@@ -145,7 +140,7 @@ def demo(
 
         out.rule(f"2. Train and evaluate (as of {END}, {trials} Optuna trials)")
         _, bundle_path, _ = run_training(
-            data=shop, as_of=END, register="churn-demo", progress=_progress(),
+            data=shop, as_of=END, register="churn-demo", progress=progress_bar(err),
             config_path=None, console=out,
             overrides={"trials": trials, "seed": seed, "name": "churn-demo",
                        "models_dir": workdir / "models",

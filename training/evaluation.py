@@ -1,6 +1,6 @@
 """Held-out evaluation of a churn model against its baselines (and the oracle, on synthetic data).
 
-One Poisson bootstrap (:func:`churnkit.stats.metrics.bootstrap_draws`) serves every score, so each
+One bootstrap (:func:`churnkit.stats.bootstrap_draws`) serves every score, so each
 "model minus baseline" difference is a *paired* bootstrap: both sides are measured on the same
 resampled customers, which is what makes the difference's interval tight and honest.
 
@@ -25,6 +25,7 @@ from churnkit.stats import (
     bootstrap_draws,
     brier,
     paired_difference,
+    percentile_interval,
     roc_auc,
 )
 
@@ -187,7 +188,7 @@ def evaluate(
     horizon_days
         Length of the label window, days.
     n_boot, random_state
-        Number of Poisson bootstrap resamples (shared by all scores) and their seed.
+        Number of bootstrap resamples (shared by all scores) and their seed.
 
     Returns
     -------
@@ -363,9 +364,7 @@ def _as_scores(scores: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray
 
 
 def _estimate(point: float, sample: np.ndarray) -> Estimate:
-    alpha = (1 - LEVEL) / 2
-    low, high = np.quantile(sample, [alpha, 1 - alpha])
-    return Estimate(float(point), float(low), float(high))
+    return Estimate(float(point), *percentile_interval(sample, LEVEL))
 
 
 def _utc(cutoff) -> pd.Timestamp:

@@ -8,7 +8,6 @@ the end, beside the baselines (and, on synthetic data, the generator's oracle).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,8 +17,8 @@ import pandas as pd
 
 import churnkit as ck
 from churnkit.data import model_matrix
-from churnkit.features import build_features, fit_population, model_features
-from churnkit.labels import LABEL_COLUMNS, build_training_set, latest_timestamp
+from churnkit.features import fit_population
+from churnkit.labels import LABEL_COLUMNS, latest_timestamp
 from churnkit.models import ChurnModel, DriftReference
 from churnkit.policy import PolicyConfig, lifecycle_segment, postpone_references
 from churnkit.scoring import (
@@ -28,11 +27,12 @@ from churnkit.scoring import (
     TrainingMetadata,
     reference_quantiles,
     score_features,
+    version_stamp,
 )
 from training.baselines import Baselines
 from training.config import TrainConfig
 from training.evaluation import Evaluation, evaluate
-from training.snapshots import Cutoffs, plan_cutoffs
+from training.snapshots import Cutoffs, Progress, build_snapshots, plan_cutoffs
 from training.timing import TimingEvaluation, evaluate_timing, fit_timing
 from training.tuning import model_params, tune
 from training.uplift import UpliftEvaluation, fit_and_evaluate_uplift
@@ -42,18 +42,6 @@ from training.value import ValueEvaluation, evaluate_value, fit_value
 SHAP_SAMPLE = 5000
 #: ``as_of`` may lie at most this far after the last event in the data (a quiet last day).
 MAX_DATA_LAG_DAYS = 1
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
-
-
-@dataclass(frozen=True)
-class Snapshots:
-    """Feature + label rows per role, and the population fit at each cutoff."""
-
-    train: pd.DataFrame
-    validation: pd.DataFrame
-    evaluation: pd.DataFrame
-    populations: dict[pd.Timestamp, object]
-    feature_names: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -69,38 +57,8 @@ class TrainResult:
     uplift_skipped: str | None = None  # why the bundle has no uplift model (config or data)
 
 
-def build_snapshots(tables: ck.Tables, cutoffs: Cutoffs, *, data_end: pd.Timestamp,
-                    progress: Progress | None = None) -> Snapshots:
-    """Features and labels at every cutoff (each with the population as known then).
-
-    ``data_end`` is where the data are complete (the training ``as_of``); label windows must
-    close by then.
-    """
-    populations: dict[pd.Timestamp, object] = {}
-    total = len(cutoffs.train) + 2
-    done = 0
-
-    def features(t: ck.Tables, *, as_of: object) -> pd.DataFrame:
-        nonlocal done
-        frame = build_features(t, as_of=as_of)
-        populations[frame.attrs["as_of"]] = frame.attrs["population"]
-        done += 1
-        if progress:
-            progress("features", done, total)
-        return frame
-
-    h = cutoffs.horizon_days
-    train = build_training_set(tables, cutoffs=list(cutoffs.train), horizon_days=h,
-                               features=features, data_end=data_end)
-    valid = build_training_set(tables, cutoffs=[cutoffs.validation], horizon_days=h,
-                               features=features, data_end=data_end)
-    evaluation = build_training_set(tables, cutoffs=[cutoffs.evaluation], horizon_days=h,
-                                    features=features, data_end=data_end)
-    names = model_features(train.columns)
-    return Snapshots(train, valid, evaluation, populations, names)
-
-
-def _segments(frame: pd.DataFrame) -> pd.DataFrame:
+def evaluation_segments(frame: pd.DataFrame) -> pd.DataFrame:
+    """The groups the evaluation reports metrics by: lifecycle segment, browsing, complaints."""
     seg = pd.DataFrame({"segment": lifecycle_segment(frame)}, index=frame.index)
     none = pd.Series(False, index=frame.index)
     seg["has_browsing"] = frame["sessions_lifetime"] > 0 if "sessions_lifetime" in frame else none
@@ -183,7 +141,7 @@ def train(
     sample = ev.sample(min(SHAP_SAMPLE, len(ev)), random_state=config.seed)
     contributions = model.contributions(model_matrix(sample, names))
     evaluation = evaluate(
-        ye, scores, model="model", oracle=oracle, segments=_segments(ev),
+        ye, scores, model="model", oracle=oracle, segments=evaluation_segments(ev),
         contributions=contributions, cutoff=cutoffs.evaluation,
         horizon_days=config.horizon_days, n_boot=config.bootstrap, random_state=config.seed,
     )
@@ -241,8 +199,6 @@ def _sample(n: int, limit: int, seed: int) -> np.ndarray:
 
 
 def _bundle(model, names, tables, as_of, cutoffs, config, created_at, *, n_rows, params):
-    from churnkit.scoring import version_stamp
-
     metadata = TrainingMetadata(
         name=config.name,
         version=version_stamp(created_at),
@@ -278,8 +234,6 @@ def _with_reference(bundle: ModelBundle, model: ChurnModel, ev: pd.DataFrame, na
     The reference is the customers who bought in the year before the cutoff: percentiles and
     bands then rank risk within the base a CRM still works with, not against customers long gone.
     """
-    from dataclasses import replace
-
     current = _reference_rows(ev)
     p = model.predict_proba(model_matrix(current, names))[:, 1]
     metadata = bundle.metadata if metrics is None else replace(bundle.metadata, metrics=metrics)

@@ -16,9 +16,10 @@ import jinja2
 import numpy as np
 from matplotlib.figure import Figure
 
-from churnkit.io import atomic_file, page_head, png_base64
+from churnkit.io import atomic_file, page_foot, page_head, png_base64
 from churnkit.stats import METRICS
 from training.evaluation import METRIC_LABELS, Evaluation
+from training.timing import render_html
 
 TOP_FEATURES = 20
 _MODEL_COLOUR = "#c0392b"
@@ -45,7 +46,7 @@ _TEMPLATE = page_head(_EXTRA_CSS) + """\
 </header>
 
 <section id="metrics"><h2>Metrics on the held-out cutoff</h2>
-<p class="muted">Point value [95% paired Poisson bootstrap interval]. Arrows: which direction is
+<p class="muted">Point value [95% paired bootstrap interval]. Arrows: which direction is
 better. Probability metrics are blank for scores that are not probabilities.</p>
 <table class="metrics"><tr><th>score</th>
 {%- for m in metric_names %}<th>{{ labels[m] }} {{ "↑" if higher[m] else "↓" }}</th>{% endfor %}
@@ -92,18 +93,7 @@ or only one outcome are not scored.</p>
 {% endfor %}</table>{% else %}<p class="muted">No segments were given.</p>{% endif %}
 </section>
 {{ timing_html|safe }}
-<script>
-// Marks each figure once decoded, so a headless browser can tell that the plots rendered.
-function markFigures() {
-  for (const img of document.querySelectorAll("img.figure")) {
-    img.dataset.rendered = img.complete && img.naturalWidth > 0 ? "yes" : "no";
-  }
-  document.body.dataset.figuresChecked = "yes";
-}
-window.addEventListener("load", markFigures);
-</script>
-</body></html>
-"""
+""" + page_foot()
 
 
 def write_report(evaluation: Evaluation, path: str | Path, *, title: str,
@@ -167,8 +157,6 @@ def _timing_html(timing: object | None) -> str:
     """The contact-timing section (issue 5), or nothing without a timing evaluation."""
     if timing is None:
         return ""
-    from training.timing import render_html
-
     return render_html(timing)
 
 

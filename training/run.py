@@ -10,7 +10,14 @@ from rich.progress import Progress
 
 import churnkit as ck
 from churnkit.cli import print_frame
+from churnkit.labels import build_training_set
+from training.baselines import Baselines
 from training.config import TrainConfig
+from training.evaluation import evaluate
+from training.pipeline import bundle_dir, evaluation_segments, train
+from training.report import write_report
+from training.timing import evaluate_timing, summary_lines
+from training.tracking import log_training_run, pyfunc_example
 
 REPORT_NAME = "evaluation.html"
 
@@ -40,10 +47,6 @@ def print_evaluation(console: Console, evaluation) -> None:
 
 def run_training(*, data: Path, as_of: str, register: str | None, progress: Progress,
                  config_path: Path | None, overrides: dict, console: Console):
-    from training.pipeline import bundle_dir, train
-    from training.report import write_report
-    from training.tracking import log_training_run
-
     config = TrainConfig.load(config_path, **overrides)
     with progress:
         task = progress.add_task(f"Loading {data}", total=None)
@@ -72,12 +75,11 @@ def run_training(*, data: Path, as_of: str, register: str | None, progress: Prog
                 "seed": config.seed, "as_of": result.bundle.metadata.as_of},
         # churn, timing, value and uplift figures, as the bundle's metadata holds them
         metrics=result.bundle.metadata.metrics, artifacts=[report],
-        evaluation=result.evaluation.to_dict(), register_as=register,
+        evaluation=result.evaluation.to_dict(), example=pyfunc_example(tables, result.bundle),
+        register_as=register,
     )
     print_evaluation(console, result.evaluation)
     if result.timing_evaluation is not None:
-        from training.timing import summary_lines
-
         for line in summary_lines(result.timing_evaluation):
             console.print(line)
     print_winback_evaluation(console, result)
@@ -89,8 +91,6 @@ def run_training(*, data: Path, as_of: str, register: str | None, progress: Prog
 
 def print_winback_evaluation(console: Console, result) -> None:
     """The value model against realized revenue, and the policies on the held-out campaign."""
-    from churnkit.cli import print_frame
-
     if result.value_evaluation is not None:
         v = result.value_evaluation
         print_frame(console, v.table(), index_name="predictor", float_format="{:.3f}",
@@ -142,12 +142,6 @@ def run_evaluation(*, data: Path, model: str, as_of: str, report: Path, console:
     """Evaluate a bundle at ``as_of - horizon``, with baselines fitted one horizon earlier."""
     import mlflow
 
-    from churnkit.labels import build_training_set
-    from churnkit.policy import lifecycle_segment
-    from training.baselines import Baselines
-    from training.evaluation import evaluate
-    from training.report import write_report
-
     bundle = ck.ModelBundle.load(model)
     tables = ck.load_tables(data)
     h = bundle.metadata.horizon_days
@@ -168,16 +162,12 @@ def run_evaluation(*, data: Path, model: str, as_of: str, report: Path, console:
         scores["oracle"] = truth.churn_probability(cutoff, horizon_days=h,
                                                    customer_ids=ev.index).reindex(ev.index)\
             .to_numpy()
-    segments = pd.DataFrame({"segment": lifecycle_segment(ev)}, index=ev.index)
-    segments["has_browsing"] = ev.get("sessions_lifetime", pd.Series(0, index=ev.index)) > 0
-    segments["has_complaints"] = ev.get("tickets_lifetime", pd.Series(0, index=ev.index)) > 0
     evaluation = evaluate(ev["churned"].to_numpy(), scores, model="model",
-                          oracle="oracle" if truth is not None else None, segments=segments,
+                          oracle="oracle" if truth is not None else None,
+                          segments=evaluation_segments(ev),
                           cutoff=cutoff, horizon_days=h)
     timing_ev = None  # the bundle's timing model at the same held-out cutoff
     if bundle.timing is not None:
-        from training.timing import evaluate_timing
-
         timing_ev = evaluate_timing(bundle.timing, ev, cutoff=cutoff, truth=truth,
                                     contacts=tables.get("contacts"))
     path = write_report(evaluation, report, title=f"churnkit evaluation: {model}",
@@ -192,8 +182,6 @@ def run_evaluation(*, data: Path, model: str, as_of: str, report: Path, console:
         mlflow.log_artifact(str(path))
     print_evaluation(console, evaluation)
     if timing_ev is not None:
-        from training.timing import summary_lines
-
         for line in summary_lines(timing_ev):
             console.print(line)
     console.print(f"report: {path}")

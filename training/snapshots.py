@@ -11,16 +11,23 @@ Given the end of the available data ``as_of`` and a horizon ``h`` (days)::
   drives Optuna, early stopping and calibration;
 - the **training** cutoffs ``t_i = v - h - i * step`` have label windows that close by ``v``.
 
-Features at every cutoff use only what was known strictly before it.
+Features at every cutoff use only what was known strictly before it; :func:`build_snapshots`
+builds them (with the labels) for a plan.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 
+import churnkit as ck
 from churnkit.data import as_utc_timestamp
+from churnkit.features import build_features, model_features
+from churnkit.labels import build_training_set
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 @dataclass(frozen=True)
@@ -53,3 +60,45 @@ def plan_cutoffs(*, as_of: object, horizon_days: int, n_train: int, step_days: i
             "later --as-of, fewer --train-cutoffs or a shorter --horizon"
         )
     return Cutoffs(tuple(sorted(train)), validation, evaluation, horizon_days)
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    """Feature + label rows per role, and the population fit at each cutoff."""
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    evaluation: pd.DataFrame
+    populations: dict[pd.Timestamp, object]
+    feature_names: tuple[str, ...]
+
+
+def build_snapshots(tables: ck.Tables, cutoffs: Cutoffs, *, data_end: pd.Timestamp,
+                    progress: Progress | None = None) -> Snapshots:
+    """Features and labels at every cutoff (each with the population as known then).
+
+    ``data_end`` is where the data are complete (the training ``as_of``); label windows must
+    close by then.
+    """
+    populations: dict[pd.Timestamp, object] = {}
+    total = len(cutoffs.train) + 2
+    done = 0
+
+    def features(t: ck.Tables, *, as_of: object) -> pd.DataFrame:
+        nonlocal done
+        frame = build_features(t, as_of=as_of)
+        populations[frame.attrs["as_of"]] = frame.attrs["population"]
+        done += 1
+        if progress:
+            progress("features", done, total)
+        return frame
+
+    h = cutoffs.horizon_days
+    train = build_training_set(tables, cutoffs=list(cutoffs.train), horizon_days=h,
+                               features=features, data_end=data_end)
+    valid = build_training_set(tables, cutoffs=[cutoffs.validation], horizon_days=h,
+                               features=features, data_end=data_end)
+    evaluation = build_training_set(tables, cutoffs=[cutoffs.evaluation], horizon_days=h,
+                                    features=features, data_end=data_end)
+    names = model_features(train.columns)
+    return Snapshots(train, valid, evaluation, populations, names)

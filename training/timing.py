@@ -27,11 +27,15 @@ it never saw. Every comparison is against baselines computed from the same featu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from html import escape
 
 import numpy as np
 import pandas as pd
 
+from churnkit.data import CHANNELS
+from churnkit.features import WEEKDAYS
 from churnkit.models import TimingConfig, TimingModel
+from churnkit.stats import percentile_interval, resample_counts
 
 #: History depth groups by the number of activity events (orders + sessions) before the cutoff.
 THIN_MAX_EVENTS = 5
@@ -111,8 +115,6 @@ def _ranked_slots(P: np.ndarray, k: int) -> np.ndarray:
 def _modal_rule(frame: pd.DataFrame, prior_slot: np.ndarray, k: int) -> np.ndarray:
     """The modal-hour rule's top-k slots: the modal local hour on the k most active weekdays
     (ties and missing shares: the population's weekday order); the global best without history."""
-    from churnkit.features import WEEKDAYS
-
     n = len(frame)
     pop_wd = prior_slot.reshape(7, 24).sum(axis=1)
     shares = np.column_stack([pd.to_numeric(frame.get(f"activity_share_{d}"), errors="coerce")
@@ -231,8 +233,6 @@ def evaluate_channels(model: TimingModel, evaluation: pd.DataFrame, contacts: pd
                       seed: int = 0) -> pd.DataFrame | None:
     """Open and conversion rates by channel policy on the messages sent in the horizon after
     ``cutoff`` (see the module docstring); None when no message qualifies."""
-    from churnkit.data import CHANNELS
-
     ranked = model.channels_.rank(evaluation)
     history = [c for c in evaluation.columns
                if c.startswith(("contacts_", "opens_", "conversions_"))]
@@ -263,10 +263,8 @@ def evaluate_channels(model: TimingModel, evaluation: pd.DataFrame, contacts: pd
     weights = {method: np.where(match & keep, n_allowed if method != "as_sent" else 1.0, 0.0)
                for method, match in choices.items()}
     outcomes = {"open": opened.astype(float), "conversion": converted.astype(float)}
-    rng = np.random.default_rng(seed)
     boot = {(m, o): np.empty(n_boot) for m in weights for o in outcomes}
-    for b in range(n_boot):  # one resample of the messages at a time: memory O(messages)
-        counts = np.bincount(rng.integers(0, len(sent), len(sent)), minlength=len(sent))
+    for b, counts in enumerate(resample_counts(len(sent), n_boot=n_boot, seed=seed)):
         for method, w in weights.items():
             wb = w * counts
             for name, y in outcomes.items():
@@ -279,16 +277,13 @@ def evaluate_channels(model: TimingModel, evaluation: pd.DataFrame, contacts: pd
                 row[f"{name}_rate"] = row[f"{name}_low"] = row[f"{name}_high"] = np.nan
                 continue
             row[f"{name}_rate"] = float((w * y).sum() / w.sum())
-            row[f"{name}_low"], row[f"{name}_high"] = (
-                float(q) for q in np.quantile(boot[method, name], [0.025, 0.975]))
+            row[f"{name}_low"], row[f"{name}_high"] = percentile_interval(boot[method, name])
         rows[method] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
 
 
 def render_html(te: TimingEvaluation) -> str:
     """The evaluation report's timing section (an HTML fragment, values escaped)."""
-    from html import escape
-
     def table(frame: pd.DataFrame, fmt: str) -> str:
         frame = frame.reset_index()
         head = "".join(f"<th>{escape(str(c))}</th>" for c in frame.columns)

@@ -78,7 +78,6 @@ def tune(
 ) -> optuna.Study:
     """Run the search; ``study.best_params`` (plus ``best_iteration`` in the best trial's user
     attributes) define the final model."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         direction="minimize",
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, trials)),

@@ -24,6 +24,7 @@ from scipy.stats import spearmanr
 
 import churnkit as ck
 from churnkit.models import ValueModel
+from training.snapshots import build_snapshots, plan_cutoffs
 
 #: Order statuses that bring no revenue once known.
 NO_REVENUE = ("cancelled", "returned")
@@ -52,7 +53,7 @@ def realized_revenue(tables: ck.Tables, rows: pd.DataFrame, *, horizon_days: int
 def fit_value(tables: ck.Tables, train_rows: pd.DataFrame, *, horizon_days: int = 90,
               seed: int = 0, threads: int | None = 1, **params: object) -> ValueModel:
     """A :class:`ValueModel` fitted on training snapshot rows (``customer_id``, ``cutoff`` and
-    the features, as :func:`training.pipeline.build_snapshots` gives them)."""
+    the features, as :func:`training.snapshots.build_snapshots` gives them)."""
     y = realized_revenue(tables, train_rows, horizon_days=horizon_days)
     model = ValueModel(horizon_days=horizon_days, random_state=seed, n_jobs=threads,
                        **params)  # type: ignore[arg-type]
@@ -134,9 +135,6 @@ def train_value(tables: ck.Tables, *, as_of: object, horizon_days: int = 90,
                 ) -> tuple[ValueModel, ValueEvaluation]:
     """Standalone: snapshots as the churn pipeline plans them, fit, evaluate at
     ``as_of - horizon`` (held out: its window is never seen by the fit)."""
-    from training.pipeline import build_snapshots
-    from training.snapshots import plan_cutoffs
-
     cutoff = ck.as_utc_timestamp(as_of)
     cutoffs = plan_cutoffs(as_of=cutoff, horizon_days=horizon_days, n_train=train_cutoffs,
                            step_days=step_days, data_start=tables.customers["signup_at"].min())

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from churnkit.data.contract import as_utc_timestamp
+from churnkit.stats import percentile_interval, resample_counts
 
 WINDOW_DAYS = 90
 #: Row sums the metrics are ratios of (the bootstrap resamples these).
@@ -213,10 +214,8 @@ def campaign_metrics(outcomes: pd.DataFrame, *, n_boot: int = 1000, level: float
     bc = _valid_basket(c_rows)
     point = _metrics_from_sums(vt.sum(0), vc.sum(0), (bt.sum(), bc.sum()))
     rng = np.random.default_rng(seed)
-    st = _resampled_sums(np.column_stack([vt, bt]), n_boot, rng)
-    sc = _resampled_sums(np.column_stack([vc, bc]), n_boot, rng)
+    st, sc = _resampled_sums(np.column_stack([vt, bt]), np.column_stack([vc, bc]), n_boot, rng)
     boot = _metrics_from_sums(st[:, :-1], sc[:, :-1], (st[:, -1], sc[:, -1]))
-    alpha = (1 - level) / 2
     rows = {}
     for name, (t_val, c_val) in point.items():
         bt_val, bc_val = boot[name]
@@ -224,7 +223,7 @@ def campaign_metrics(outcomes: pd.DataFrame, *, n_boot: int = 1000, level: float
                "difference": float(t_val - c_val)}
         for key, sample in (("treatment", bt_val), ("control", bc_val),
                             ("difference", bt_val - bc_val)):
-            row[f"{key}_low"], row[f"{key}_high"] = _interval(sample, alpha)
+            row[f"{key}_low"], row[f"{key}_high"] = percentile_interval(sample, level)
         rows[name] = row
     table = pd.DataFrame.from_dict(rows, orient="index")[[
         "treatment", "treatment_low", "treatment_high", "control", "control_low",
@@ -245,39 +244,42 @@ def _valid_basket(rows: pd.DataFrame) -> np.ndarray:
     return (rows["returned"].to_numpy(dtype=bool) & np.isfinite(ratio)).astype(float)
 
 
-def _interval(sample: np.ndarray, alpha: float) -> tuple[float, float]:
-    finite = sample[np.isfinite(sample)]
-    if len(finite) < 0.9 * len(sample) or len(finite) == 0:
-        return float("nan"), float("nan")
-    return float(np.quantile(finite, alpha)), float(np.quantile(finite, 1 - alpha))
-
-
-def _resampled_sums(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot, columns) sums over resamples with replacement, in memory-bounded blocks."""
-    n = len(values)
-    out = np.empty((n_boot, values.shape[1]))
-    block = max(1, 2_000_000 // max(n, 1))
-    for start in range(0, n_boot, block):
-        b = min(block, n_boot - start)
-        idx = rng.integers(0, n, size=(b, n))
-        out[start:start + b] = values[idx].sum(axis=1)
-    return out
+def _resampled_sums(treatment: np.ndarray, control: np.ndarray, n_boot: int,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(n_boot, columns) sums of each group's rows over resamples that draw the groups apart
+    (customers are randomized individually, so each group keeps its size)."""
+    nt = len(treatment)
+    group = np.r_[np.zeros(nt, dtype=int), np.ones(len(control), dtype=int)]
+    st = np.empty((n_boot, treatment.shape[1]))
+    sc = np.empty((n_boot, control.shape[1]))
+    for b, counts in enumerate(resample_counts(len(group), n_boot=n_boot, seed=rng,
+                                               strata=group)):
+        st[b], sc[b] = counts[:nt] @ treatment, counts[nt:] @ control
+    return st, sc
 
 
 def _by_action(t_rows: pd.DataFrame, c_rows: pd.DataFrame, n_boot: int, level: float,
                rng: np.random.Generator) -> pd.DataFrame:
-    """Win-back rate per action and its increment over the control group, with intervals."""
-    alpha = (1 - level) / 2
+    """Win-back rate per action and its increment over the control group, with intervals
+    (each action's contacts and the control group resampled apart)."""
     yc = c_rows["returned"].to_numpy(dtype=float)
-    bc = rng.integers(0, len(yc), size=(n_boot, len(yc)))
-    rate_c = yc[bc].mean(axis=1)
+    actions = t_rows["action"].to_numpy(dtype=object)
+    names = sorted(set(actions))
+    # stratum 0 is the control group, stratum j + 1 the contacts sent names[j]
+    code = {a: j + 1 for j, a in enumerate(names)}
+    strata = np.r_[np.array([code[a] for a in actions], dtype=int), np.zeros(len(yc), int)]
+    y = np.r_[t_rows["returned"].to_numpy(dtype=float), yc]
+    size = np.bincount(strata, minlength=len(names) + 1)
+    rates = np.empty((n_boot, len(names) + 1))
+    for b, counts in enumerate(resample_counts(len(y), n_boot=n_boot, seed=rng, strata=strata)):
+        rates[b] = np.bincount(strata, weights=counts * y, minlength=len(names) + 1) / size
     rows = []
-    for action, grp in t_rows.groupby("action"):
-        y = grp["returned"].to_numpy(dtype=float)
-        rate_t = y[rng.integers(0, len(y), size=(n_boot, len(y)))].mean(axis=1)
-        low, high = _interval(rate_t - rate_c, alpha)
-        rows.append({"action": action, "contacted": len(y), "winback_rate": y.mean(),
-                     "control_rate": yc.mean(), "uplift": y.mean() - yc.mean(),
+    for j, action in enumerate(names):
+        grp = t_rows[actions == action]
+        rate = grp["returned"].to_numpy(dtype=float).mean()
+        low, high = percentile_interval(rates[:, j + 1] - rates[:, 0], level)
+        rows.append({"action": action, "contacted": len(grp), "winback_rate": rate,
+                     "control_rate": yc.mean(), "uplift": rate - yc.mean(),
                      "uplift_low": low, "uplift_high": high,
                      "cost": float(grp["cost"].sum())})
     return pd.DataFrame(rows).set_index("action") if rows else pd.DataFrame()

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from churnkit.campaigns.metrics import METRIC_LABELS, CampaignMetrics
 from churnkit.io.atomic import atomic_file
-from churnkit.io.html import page_head, png_base64
+from churnkit.io.html import page_foot, page_head, png_base64
 
 _TREAT, _CONTROL = "#c0392b", "#7f8c8d"
 #: DOMAIN.md "Measuring win-back" targets, as (test on the treatment value, words).
@@ -78,17 +78,7 @@ rule, the same for both groups. Increment = treatment − control.</p>
 <img class="figure" alt="{{ fig.caption }}" src="data:image/png;base64,{{ fig.png }}">
 <figcaption>{{ fig.caption }}</figcaption></figure>
 {% endfor %}</section>
-<script>
-function markFigures() {
-  for (const img of document.querySelectorAll("img.figure")) {
-    img.dataset.rendered = img.complete && img.naturalWidth > 0 ? "yes" : "no";
-  }
-  document.body.dataset.figuresChecked = "yes";
-}
-window.addEventListener("load", markFigures);
-</script>
-</body></html>
-"""
+""" + page_foot()
 
 
 def write_campaign_report(metrics: CampaignMetrics, path: str | Path, *,

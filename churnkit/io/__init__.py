@@ -2,7 +2,7 @@
 
 from churnkit.io.atomic import atomic_directory, atomic_file
 from churnkit.io.files import find_table_file, load_tables, read_table_file, save_tables
-from churnkit.io.html import page_head, png_base64
+from churnkit.io.html import page_foot, page_head, png_base64
 from churnkit.io.postgres import (
     connect,
     copy_arrow,
@@ -21,6 +21,7 @@ __all__ = [
     "find_table_file",
     "is_database_url",
     "load_tables",
+    "page_foot",
     "page_head",
     "pg_type",
     "png_base64",

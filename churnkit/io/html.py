@@ -34,6 +34,22 @@ def page_head(extra_css: str = "") -> str:
             + "</style></head>\n<body>\n")
 
 
+def page_foot() -> str:
+    """The end of a report page: a script that marks each ``img.figure`` once decoded
+    (``data-rendered="yes"``), so a headless browser can tell that the plots rendered."""
+    return """<script>
+function markFigures() {
+  for (const img of document.querySelectorAll("img.figure")) {
+    img.dataset.rendered = img.complete && img.naturalWidth > 0 ? "yes" : "no";
+  }
+  document.body.dataset.figuresChecked = "yes";
+}
+window.addEventListener("load", markFigures);
+</script>
+</body></html>
+"""
+
+
 def png_base64(fig: Figure) -> str:
     """Base64 PNG of ``fig``; the figure is cleared afterwards to free its memory at once."""
     buffer = io.BytesIO()

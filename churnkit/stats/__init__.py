@@ -1,6 +1,8 @@
 """Statistics the features and the evaluations share: the BG/NBD model of repeat purchases
-(P(alive), expected purchases) and the classification metrics with bootstrap intervals."""
+(P(alive), expected purchases), the one bootstrap (resamples, percentile intervals) and the
+classification metrics with bootstrap intervals."""
 
+from churnkit.stats.bootstrap import percentile_interval, resample_counts, resamples
 from churnkit.stats.btyd import (
     BGNBDParams,
     expected_purchases,
@@ -38,6 +40,9 @@ __all__ = [
     "p_alive",
     "p_no_purchase",
     "paired_difference",
+    "percentile_interval",
+    "resample_counts",
+    "resamples",
     "roc_auc",
     "simulate_bgnbd",
     "summarize_purchases",

@@ -1,9 +1,9 @@
 """Classification metrics with bootstrap confidence intervals, fast enough for 10^5-10^6 rows.
 
-Every metric is computed with per-row weights, so a bootstrap is a matrix of resampling weights
-(Poisson bootstrap) over one fixed sort of the scores (no re-sorting per resample). Paired
-comparisons (model minus baseline) use the same resamples for both, which is what makes their
-difference's interval tight and honest.
+Every metric is computed with per-row weights, so a bootstrap resample is a row of weights (how
+often :func:`churnkit.stats.bootstrap.resample_counts` drew each customer) over one fixed sort of
+the scores (no re-sorting per resample). Paired comparisons (model minus baseline) use the same
+resamples for both, which is what makes their difference's interval tight and honest.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+
+from churnkit.stats.bootstrap import percentile_interval, resample_counts
 
 EPS = 1e-15
 
@@ -124,13 +126,11 @@ def evaluate_scores(
     [0, 1]. Returns ``{score_name: {metric: Estimate}}``.
     """
     draws = bootstrap_draws(y, scores, n_boot=n_boot, random_state=random_state, chunk=chunk)
-    alpha = (1 - level) / 2
     out: dict[str, dict[str, Estimate]] = {}
     for name, by_metric in draws.items():
         out[name] = {}
         for metric, (point, sample) in by_metric.items():
-            low, high = np.quantile(sample, [alpha, 1 - alpha])
-            out[name][metric] = Estimate(float(point), float(low), float(high))
+            out[name][metric] = Estimate(float(point), *percentile_interval(sample, level))
     return out
 
 
@@ -175,12 +175,11 @@ def bootstrap_draws(y, scores, *, n_boot: int, random_state: int, chunk: int = 5
         prepared[name] = (score, order, starts, y[order].astype(np.float32), top,
                           _is_probability(score))
     samples: dict[str, dict[str, list]] = {s: {} for s in scores}
-    rng = np.random.default_rng(random_state)
+    counts = resample_counts(n, n_boot=n_boot, seed=random_state)
     # Chunks of resamples bound memory at chunk * n floats.
     for begin in range(0, n_boot, chunk):
         size = min(chunk, n_boot - begin)
-        # Poisson(1) weights: the large-n equivalent of multinomial resampling, much cheaper.
-        w = rng.poisson(1.0, size=(size, n)).astype(np.float32)
+        w = np.stack([next(counts) for _ in range(size)]).astype(np.float32)
         for name, (score, order, starts, y_sorted, top, is_prob) in prepared.items():
             values = _ranking_metrics(y_sorted, starts, top, w[:, order])
             if is_prob:
@@ -203,10 +202,7 @@ def paired_difference(draws, a: str, b: str, metric: str, *, level: float = 0.95
     """``metric(a) - metric(b)`` with its paired bootstrap interval (same resamples)."""
     point_a, sample_a = draws[a][metric]
     point_b, sample_b = draws[b][metric]
-    diff = sample_a - sample_b
-    alpha = (1 - level) / 2
-    low, high = np.quantile(diff, [alpha, 1 - alpha])
-    return Estimate(point_a - point_b, float(low), float(high))
+    return Estimate(point_a - point_b, *percentile_interval(sample_a - sample_b, level))
 
 
 def _is_probability(score: np.ndarray) -> bool:

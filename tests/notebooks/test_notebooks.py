@@ -23,7 +23,7 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     assert not errors
     # What each walkthrough leaves behind in its working directory.
     expected = {"01_train_and_evaluate.ipynb": "mlruns.db",
-                "02_winback_campaigns.ipynb": "campaign.html"}  # issue 6
+                "02_winback_campaigns.ipynb": "campaign.html"}
     assert (tmp_path / expected.get(path.name, "mlruns.db")).exists()
 
 

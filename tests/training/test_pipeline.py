@@ -12,6 +12,7 @@ import pytest
 import churnkit as ck
 from training.config import TrainConfig
 from training.pipeline import bundle_dir, train
+from training.tracking import log_training_run, promote, pyfunc_example
 
 pytestmark = pytest.mark.slow
 AS_OF = "2025-07-01"
@@ -127,13 +128,12 @@ def test_orders_only_shop_still_beats_recency(config):
     assert res.evaluation.versus_baselines["recency"]["roc_auc"].low > 0
 
 
-def test_register_load_by_alias_and_promote(result, config, tmp_path):
-    from training.tracking import log_training_run, promote
-
+def test_register_load_by_alias_and_promote(shop, result, config, tmp_path):
     path = result.bundle.save(tmp_path / "bundle")
     metrics = result.evaluation.flat_metrics()
     kwargs = dict(tracking_uri=config.tracking_uri, experiment="test", bundle_path=path,
-                  params={"seed": 0}, artifacts=[], evaluation={}, register_as="churn-reg")
+                  params={"seed": 0}, artifacts=[], evaluation={}, register_as="churn-reg",
+                  example=pyfunc_example(shop[0], result.bundle))
     first = log_training_run(metrics=metrics, **kwargs)
     assert first.registered_version == "1"
     assert promote("churn-reg", tracking_uri=config.tracking_uri).promoted

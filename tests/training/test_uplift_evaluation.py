@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
+from _bundles import small_bundle
 
 import churnkit as ck
 from churnkit.data.contract import SEND_ACTIONS
 from churnkit.models.uplift import UpliftModel, with_cause_evidence
-from training.uplift import (
-    POLICIES,
-    campaign_training_set,
-    closed_campaigns,
-    evaluate_uplift,
-    fit_and_evaluate_uplift,
-    fit_uplift,
-    qini_curves,
-)
+from churnkit.policy import PolicyConfig
+from training.campaign_set import campaign_training_set, closed_campaigns, fit_uplift
+from training.uplift import POLICIES, evaluate_uplift, fit_and_evaluate_uplift
+from training.uplift_estimates import qini_curves
 
 pytestmark = pytest.mark.slow
 AS_OF = "2025-07-01"
@@ -119,3 +117,47 @@ def test_fit_and_evaluate_builds_the_campaign_set_once(shop):
     assert ev.holdout == alone.holdout and ev.train_campaigns == alone.train_campaigns
     pd.testing.assert_frame_equal(ev.policies, alone.policies)
     assert model.arm_sizes_["control"] > ev.model.arm_sizes_["control"]  # + the holdout
+
+
+@pytest.fixture(scope="module")
+def bundle(shop):
+    """A small trained bundle (no uplift model) for the scoring path of the evaluation."""
+    return small_bundle(shop[0], as_of=AS_OF, train_cutoff="2025-01-01")
+
+
+def _fixed_costs(config: PolicyConfig, cost: float) -> PolicyConfig:
+    """``config`` with every send action costing ``cost`` per contacted customer."""
+    actions = {name: spec if name == "do_not_contact" else
+               replace(spec, cost=cost, value_share=0.0, min_cost=0.0, max_cost=np.inf)
+               for name, spec in config.actions.items()}
+    return replace(config, actions=actions)
+
+
+def test_the_bundles_policy_config_prices_every_policy(shop, bundle):
+    tables, truth = shop
+    data = campaign_training_set(tables, closed_campaigns(tables, as_of=AS_OF))
+
+    def run(b, policy=None):
+        return evaluate_uplift(tables, as_of=AS_OF, truth=truth, bundle=b, policy=policy,
+                               n_boot=0, model=UpliftModel(n_jobs=1), data=data)
+
+    packaged = run(bundle)
+    dear = _fixed_costs(PolicyConfig.default(), 10_000.0)
+    custom = run(replace(bundle, policy=dear))
+    assert packaged.risk_source == custom.risk_source == "bundle"
+    p, c = packaged.policies, custom.policies
+    # promo for everyone costs the custom promo price per customer, and its profit falls by it
+    assert c.loc["promo_everyone", "cost_per_1000"] == pytest.approx(1000 * 10_000.0)
+    assert p.loc["promo_everyone", "cost_per_1000"] < 1000 * 1_000.0
+    for col in ("profit_per_1000_true", "profit_per_1000_ipw"):
+        assert c.loc["promo_everyone", col] < p.loc["promo_everyone", col] - 0.9e7, col
+    # at that price the uplift policy and the oracle contact nobody
+    assert c.loc["uplift", "contacted_share"] == c.loc["oracle", "contacted_share"] == 0.0
+    assert p.loc["uplift", "contacted_share"] > 0.0
+    # a config given explicitly wins over the bundle's
+    given = run(bundle, policy=dear)
+    pd.testing.assert_frame_equal(given.policies, c)
+
+
+def test_without_a_bundle_the_scores_are_the_btyd_baseline(evaluation):
+    assert evaluation.risk_source == "btyd_baseline"
