@@ -112,13 +112,14 @@ def validate_command(
     """Check a shop's tables against the data contract; print a summary or every problem."""
     from churnkit.cli.console import print_shop_summary
     from churnkit.data.summary import data_end, summarize
+    from churnkit.features import left_out_families
 
     with cli_errors():
         tables = validate(load_tables(data, validate=False))
         cutoff = as_utc_timestamp(as_of, name="--as-of") if as_of else (
             data_end(tables) + _ONE_MICROSECOND
         )
-        print_shop_summary(out, summarize(tables, as_of=cutoff))
+        print_shop_summary(out, summarize(tables, as_of=cutoff), left_out_families(tables))
     out.print(f"[green]OK[/green]: {data} satisfies the data contract.")
 
 
