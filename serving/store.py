@@ -100,9 +100,8 @@ class ParquetStore:
             raise ck.DataSourceError(f"data directory {self.directory} lacks the required "
                                      f"table(s) {', '.join(missing)} (NAME.parquet, NAME/ or "
                                      "NAME.csv)")
-        kind = self._con.sql(
-            f"SELECT typeof(customer_id) FROM {self._source('customers')} LIMIT 1"
-        ).fetchall()
+        ids = self._source("customers") or self._source("orders")  # one id kind in all tables
+        kind = self._con.sql(f"SELECT typeof(customer_id) FROM {ids} LIMIT 1").fetchall()
         kind = kind[0] if kind else None
         self.id_kind = "int" if kind and "INT" in kind[0].upper() else "str"
         if memory_mb > 0:
@@ -243,7 +242,8 @@ class DatabaseStore:
         if missing:
             raise ck.DataSourceError(f"{self.describe()} lacks the required table(s) "
                                      f"{', '.join(missing)}")
-        self.id_kind = "int" if "int" in present["customers"].get("customer_id", "") else "str"
+        ids = present.get("customers", present["orders"]).get("customer_id", "")
+        self.id_kind = "int" if "int" in ids else "str"
 
     def describe(self) -> str:
         return f"database {self._redacted}"  # never shows a password

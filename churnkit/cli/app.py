@@ -26,7 +26,7 @@ from churnkit.campaigns import campaign_report_command
 from churnkit.cli.console import print_shop_summary
 from churnkit.data import as_utc_timestamp, data_end, summarize, validate
 from churnkit.errors import DataSourceError, DataValidationError
-from churnkit.features import build_features
+from churnkit.features import build_features, left_out_families
 from churnkit.io import atomic_directory, atomic_file, load_tables, save_tables
 from churnkit.jobs import DEFAULT_SHARD_SIZE, print_summary, run_batch
 
@@ -116,7 +116,7 @@ def validate_command(
         cutoff = as_utc_timestamp(as_of, name="--as-of") if as_of else (
             data_end(tables) + _ONE_MICROSECOND
         )
-        print_shop_summary(out, summarize(tables, as_of=cutoff))
+        print_shop_summary(out, summarize(tables, as_of=cutoff), left_out_families(tables))
     out.print(f"[green]OK[/green]: {data} satisfies the data contract.")
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from churnkit.data.contract import CHANNELS
 from churnkit.data.summary import ShopSummary
 
 
@@ -13,7 +16,41 @@ def _day(ts: pd.Timestamp | None) -> str:
     return "-" if ts is None or pd.isna(ts) else ts.strftime("%Y-%m-%d")
 
 
-def print_shop_summary(console: Console, summary: ShopSummary) -> None:
+def _count(value: int | None) -> str:
+    return "not recorded" if value is None else f"{value:,}"
+
+
+def _lack(name: str) -> str:
+    return f"no {name}" if "." in name else f"no {name} table"
+
+
+def data_gaps(summary: ShopSummary, left_out: Mapping[str, tuple[str, ...]]) -> str | None:
+    """One line on what the shop's data leave out and what churnkit filled in, or None.
+
+    ``left_out`` maps each feature family not computed to what it lacks (as
+    :func:`churnkit.features.left_out_families` gives it).
+    """
+    parts = []
+    if left_out:
+        parts.append(", ".join(f"{fam} ({', '.join(map(_lack, lacks))})"
+                               for fam, lacks in left_out.items()) + " families left out")
+    defaulted = set(summary.defaulted)
+    if "customers" in defaulted:
+        parts.append("customers derived from the first order")
+    if "customers" in defaulted or {f"customers.consent_{ch}" for ch in CHANNELS} <= defaulted:
+        parts.append("no consent: no channel")
+    columns = sorted(d for d in defaulted if "." in d)
+    if columns:
+        parts.append("defaults for " + ", ".join(columns))
+    if not parts:
+        return None
+    scope = "orders only" if summary.given == ("orders",) else "data gaps"
+    return f"{scope}: " + "; ".join(parts)
+
+
+def print_shop_summary(console: Console, summary: ShopSummary,
+                       left_out: Mapping[str, tuple[str, ...]] | None = None) -> None:
+    """The tables, the churn-relevant counts and (given ``left_out``) :func:`data_gaps`."""
     table = Table(title=f"Tables known before {_day(summary.as_of)}", title_justify="left")
     table.add_column("table")
     table.add_column("rows", justify="right")
@@ -29,14 +66,17 @@ def print_shop_summary(console: Console, summary: ShopSummary) -> None:
     facts.add_row("customers", f"{summary.customers:,}")
     facts.add_row("customers who never ordered", f"{summary.customers_without_orders:,}")
     facts.add_row("orders", f"{summary.orders:,}")
-    facts.add_row("late deliveries", f"{summary.late_orders:,}")
+    facts.add_row("late deliveries", _count(summary.late_orders))
     facts.add_row("paid but never received (lost / not delivered)",
-                  f"{summary.paid_not_received_orders:,}")
+                  _count(summary.paid_not_received_orders))
     if summary.unresolved_tickets is not None:
         facts.add_row("unresolved complaints", f"{summary.unresolved_tickets:,}")
     facts.add_row("customers sleeping (no order for 30-90 days)", f"{summary.inactive_30_90d:,}")
     facts.add_row("customers lapsed (no order for 90+ days)", f"{summary.inactive_90d:,}")
     console.print(facts)
+    gaps = None if left_out is None else data_gaps(summary, left_out)
+    if gaps is not None:
+        console.print(gaps, markup=False, highlight=False)
 
 
 def print_frame(console: Console, frame: pd.DataFrame, *, title: str, float_format: str = "{:.2f}",

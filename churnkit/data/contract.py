@@ -1,5 +1,9 @@
 """The data contract: the five tables a shop hands to churnkit, column by column.
 
+The smallest shop is one ``orders`` table with ``customer_id``, ``ordered_at`` and ``amount``:
+every other column has a default filled in when it is absent, and an absent ``customers`` table is
+derived from the orders (:data:`CUSTOMERS`' description says how).
+
 This module is the single source of truth for table and column names, kinds, enums and which
 columns record something learned later (the time-travel columns). The loader, the validator, the
 synthetic shop, the feature builders and the generated documentation all read it.
@@ -43,6 +47,8 @@ ACTIONS = (
 CONTACT_GROUPS = ("treatment", "control")
 #: Actions a campaign can send (the catalogue minus ``do_not_contact``).
 SEND_ACTIONS = tuple(a for a in ACTIONS if a != "do_not_contact")
+#: ``Column.default_from`` of an id that, when absent, is the row's position in the given table.
+ROW_NUMBER = "row number"
 #: The randomized holdout's group (contacts with ``group == "control"``), also its arm's name.
 CONTROL = "control"
 
@@ -66,6 +72,11 @@ class Column:
     default: object | None = None  # filled in when the column is absent (optional columns only)
     optional: bool = False  # the column may be missing from the input
     learned_later: bool = False
+    #: When absent, the column takes the value of this column of the same row, or (for
+    #: :data:`ROW_NUMBER`) the row's position in the table as given (0, 1, ...).
+    default_from: str | None = None
+    #: The column may be absent only when this column is absent too.
+    absent_with: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,14 +109,17 @@ def _consent(channel: str) -> Column:
 
 
 def _event_table(name: str, description: str, *, required: bool, key: tuple[str, str], who: str,
-                 time: tuple[str, str], columns: tuple[Column, ...]) -> TableSpec:
+                 time: tuple[str, str], columns: tuple[Column, ...],
+                 optional_key: bool = False) -> TableSpec:
     """A table whose first columns are its key, the customer it belongs to and its time column.
 
     ``key`` and ``time`` are (column name, description); ``who`` starts the customer column's
-    description ("Who placed the order").
+    description ("Who placed the order"). An ``optional_key`` may be absent: then each row's
+    position in the table as given is its id.
     """
     opening = (
-        Column(key[0], "id", key[1]),
+        Column(key[0], "id", key[1], optional=optional_key,
+               default_from=ROW_NUMBER if optional_key else None),
         Column("customer_id", "id", f"{who} (must exist in customers)."),
         Column(time[0], "timestamp", time[1]),
     )
@@ -114,8 +128,10 @@ def _event_table(name: str, description: str, *, required: bool, key: tuple[str,
 
 
 CUSTOMERS = TableSpec(
-    name="customers", description="One row per customer.", key="customer_id",
-    time_column="signup_at", required=True,
+    name="customers", key="customer_id", time_column="signup_at", required=False,
+    description="One row per customer. When the table is absent it is derived from the orders: "
+    "one row per `customer_id` of `orders`, the customer's first `ordered_at` as `signup_at`, "
+    "every other column at its default (no consent recorded means no channel may be used).",
     columns=(
         Column("customer_id", "id", "Customer identifier, unique."),
         Column("signup_at", "timestamp", "When the customer registered (UTC)."),
@@ -131,7 +147,7 @@ CUSTOMERS = TableSpec(
 ORDERS = _event_table(
     "orders", "One row per order, with its latest status.", required=True,
     key=("order_id", "Order identifier, unique."), who="Who placed the order",
-    time=("ordered_at", "When the order was placed (UTC)."),
+    time=("ordered_at", "When the order was placed (UTC)."), optional_key=True,
     columns=(
         Column("amount", "float", "Amount paid for the goods, after discount.", min_value=0),
         Column("discount_amount", "float", "Discount granted on the order.", min_value=0,
@@ -140,10 +156,13 @@ ORDERS = _event_table(
                optional=True, default=0.0),
         Column("n_items", "int", "Number of items.", min_value=1, optional=True, default=1),
         Column("category", "str", "Main product category.", nullable=True, optional=True),
-        Column("status", "enum", "Latest status of the order.", values=ORDER_STATUSES,
-               learned_later=True),
+        Column("status", "enum", "Latest status of the order. When absent, every order counts "
+               "as delivered when placed, and the delivery features are left out (a status never "
+               "recorded is no evidence of a delivery).", values=ORDER_STATUSES, optional=True,
+               default="delivered", learned_later=True),
         Column("status_at", "timestamp", "When the latest status was set (UTC); not before "
-               "ordered_at. Before this moment the order counts as 'placed' (in transit)."),
+               "ordered_at. Before this moment the order counts as 'placed' (in transit).",
+               optional=True, default_from="ordered_at", absent_with="status"),
         Column("delivery_delay_days", "float", "Days the delivery was late against its promise; "
                "empty if not delivered or unknown. Known from status_at.", nullable=True,
                optional=True, min_value=0, learned_later=True),

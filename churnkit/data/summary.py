@@ -20,18 +20,24 @@ class TableSummary:
 
 @dataclass(frozen=True)
 class ShopSummary:
-    """Row counts and date ranges per table, and the churn-relevant counts at ``as_of``."""
+    """Row counts and date ranges per table, and the churn-relevant counts at ``as_of``.
+
+    ``given`` names the tables the shop provided, ``defaulted`` what validation filled in
+    (:attr:`Tables.defaulted`); counts that need a column the shop did not record are None.
+    """
 
     as_of: pd.Timestamp
     tables: list[TableSummary]
     customers: int
     customers_without_orders: int
     orders: int
-    late_orders: int
-    paid_not_received_orders: int
+    late_orders: int | None
+    paid_not_received_orders: int | None
     unresolved_tickets: int | None
     inactive_90d: int
     inactive_30_90d: int
+    given: tuple[str, ...] = ()
+    defaulted: tuple[str, ...] = ()
 
 
 def summarize(tables: Tables, *, as_of: object) -> ShopSummary:
@@ -53,20 +59,25 @@ def summarize(tables: Tables, *, as_of: object) -> ShopSummary:
     last_order = orders.groupby("customer_id")["ordered_at"].max()
     idle_days = (cutoff - last_order).dt.total_seconds() / 86400
     buyers = set(last_order.index)
-    unresolved = None
+    unresolved = late = paid_not_received = None
     if known.tickets is not None:
         unresolved = int(known.tickets["resolved_at"].isna().sum())
+    if tables.recorded("orders.status"):
+        late = int((orders["status"] == "late").sum())
+        paid_not_received = int(orders["status"].isin(PAID_NOT_RECEIVED).sum())
     return ShopSummary(
         as_of=cutoff,
         tables=per_table,
         customers=len(known.customers),
         customers_without_orders=int((~known.customers["customer_id"].isin(buyers)).sum()),
         orders=len(orders),
-        late_orders=int((orders["status"] == "late").sum()),
-        paid_not_received_orders=int(orders["status"].isin(PAID_NOT_RECEIVED).sum()),
+        late_orders=late,
+        paid_not_received_orders=paid_not_received,
         unresolved_tickets=unresolved,
         inactive_90d=int((idle_days >= 90).sum()),
         inactive_30_90d=int(((idle_days >= 30) & (idle_days < 90)).sum()),
+        given=tuple(name for name in tables.present() if tables.recorded(name)),
+        defaulted=tuple(sorted(tables.defaulted)),
     )
 
 

@@ -20,15 +20,23 @@ from churnkit.data.timetravel import tables_until
 
 @dataclass(frozen=True)
 class Tables:
-    """The shop's tables. ``customers`` and ``orders`` are required; the rest may be ``None``."""
+    """The shop's tables. ``orders`` is required; the rest may be ``None``.
 
-    customers: pd.DataFrame
-    orders: pd.DataFrame
+    Validated tables always hold ``customers``: the shop's, or one derived from the orders (see
+    :data:`churnkit.data.contract.CUSTOMERS`).
+    """
+
+    customers: pd.DataFrame | None = None
+    orders: pd.DataFrame | None = None
     browsing: pd.DataFrame | None = None
     tickets: pd.DataFrame | None = None
     contacts: pd.DataFrame | None = None
     #: True once the tables went through validation: normalized kinds, sorted by customer.
     normalized: bool = field(default=False, compare=False)
+    #: What validation filled in rather than read: ``"orders.status"``-style names of columns
+    #: that were absent and took their contract default, and ``"customers"`` when that table was
+    #: derived from the orders.
+    defaulted: frozenset[str] = field(default=frozenset(), compare=False)
 
     def get(self, name: str) -> pd.DataFrame | None:
         """The table called ``name`` (a contract table name), or None when absent."""
@@ -44,11 +52,18 @@ class Tables:
         for name in self.present():
             yield name, self.get(name)  # type: ignore[misc]
 
+    def recorded(self, name: str) -> bool:
+        """True when the shop's data hold ``name`` (a table, or ``"table.column"``): present and
+        not filled in by validation."""
+        table = name.split(".", 1)[0]
+        return (self.get(table) is not None and table not in self.defaulted
+                and name not in self.defaulted)
+
     def n_rows(self) -> dict[str, int]:
         return {name: len(frame) for name, frame in self.items()}
 
     def replace(self, **frames: pd.DataFrame | None) -> Tables:
-        """A copy with some tables replaced (keeps the ``normalized`` flag only if told)."""
+        """A copy with some tables replaced (keeps the ``normalized`` and ``defaulted`` records)."""
         return replace(self, **frames)
 
     def for_customers(self, customer_ids: Iterable[object]) -> Tables:
@@ -66,7 +81,7 @@ class Tables:
         for name in (f.name for f in fields(self) if f.name in TABLES):
             frame = self.get(name)
             out[name] = None if frame is None else _rows_of(frame, ids, sorted_=self.normalized)
-        return Tables(**out, normalized=self.normalized)  # type: ignore[arg-type]
+        return Tables(**out, normalized=self.normalized, defaulted=self.defaulted)
 
     def iter_shards(
         self, *, shard_size: int | None = None, n_shards: int | None = None
@@ -103,7 +118,7 @@ class Tables:
             yield Tables(
                 **{name: frame.iloc[cuts[name][i]:cuts[name][i + 1]]
                    for name, frame in self.items()},
-                normalized=True,
+                normalized=True, defaulted=self.defaulted,
             )
 
     def until(self, as_of: object) -> Tables:

@@ -14,7 +14,14 @@ from zoneinfo import available_timezones
 import numpy as np
 import pandas as pd
 
-from churnkit.data.contract import REQUIRED_TABLES, TABLES, Column, TableSpec
+from churnkit.data.contract import (
+    CUSTOMERS,
+    REQUIRED_TABLES,
+    ROW_NUMBER,
+    TABLES,
+    Column,
+    TableSpec,
+)
 from churnkit.data.tables import Tables
 from churnkit.errors import DataValidationError, Problem
 
@@ -35,6 +42,8 @@ class _Checker:
         self.spec = spec
         self.frame = frame
         self.problems: list[Problem] = []
+        #: Optional columns absent from ``frame`` (filled with their default).
+        self.absent: list[str] = []
         self.id_column = spec.key if spec.key in frame.columns else None
 
     def report(self, column: str | None, mask: np.ndarray | pd.Series, message: str) -> None:
@@ -79,20 +88,38 @@ def _coerce_bool(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
     return truth, bad
 
 
-def _check_column(chk: _Checker, col: Column) -> pd.Series | None:
-    frame, spec = chk.frame, chk.spec
-    if col.name not in frame.columns:
-        if col.optional:
-            if col.kind == "timestamp":
-                return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us, UTC]")
-            if col.default is None:
-                return pd.Series(pd.NA if col.kind != "float" else np.nan, index=frame.index,
-                                 dtype={"float": "float64", "int": "Int64"}.get(col.kind, "str"))
-            return pd.Series(col.default, index=frame.index)
-        chk.problems.append(Problem(spec.name, col.name, 0, [], f"required column is missing "
-                                    f"(expected {col.kind}: {col.description})"))
+def _absent_column(chk: _Checker, col: Column, columns: dict[str, pd.Series]) -> pd.Series | None:
+    """What an absent column stands for (its default, as if given), or None and a problem."""
+    spec, frame = chk.spec, chk.frame
+    paired = col.absent_with is not None and col.absent_with in frame.columns
+    if not col.optional or paired:
+        alone = f" (it may be absent only together with {col.absent_with})" if paired else ""
+        chk.problems.append(Problem(spec.name, col.name, 0, [], f"required column is missing"
+                                    f"{alone} (expected {col.kind}: {col.description})"))
         return None
-    raw = frame[col.name]
+    chk.absent.append(col.name)
+    if col.default_from == ROW_NUMBER:
+        return pd.Series(np.arange(len(frame), dtype="int64"), index=frame.index)
+    if col.default_from is not None:
+        return columns.get(col.default_from)
+    if col.kind == "timestamp":
+        return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us, UTC]")
+    if col.default is None:
+        return pd.Series(pd.NA if col.kind != "float" else np.nan, index=frame.index,
+                         dtype={"float": "float64", "int": "Int64"}.get(col.kind, "str"))
+    return pd.Series(col.default, index=frame.index)
+
+
+def _check_column(chk: _Checker, col: Column, columns: dict[str, pd.Series]) -> pd.Series | None:
+    """The column normalized by its kind; an absent optional column is checked as its default
+    would be if given, so it gets the same dtype."""
+    frame = chk.frame
+    if col.name in frame.columns:
+        raw = frame[col.name]
+    else:
+        raw = _absent_column(chk, col, columns)
+        if raw is None:
+            return None
     null_in = raw.isna()
     if col.kind == "id":
         if pd.api.types.is_integer_dtype(raw.dtype) and not null_in.any():
@@ -159,11 +186,12 @@ def _check_column(chk: _Checker, col: Column) -> pd.Series | None:
     return out
 
 
-def _check_table(spec: TableSpec, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Problem]]:
+def _check_table(spec: TableSpec, frame: pd.DataFrame) -> tuple[pd.DataFrame, _Checker]:
+    """The table normalized, and its checker (the problems found, the absent columns)."""
     chk = _Checker(spec, frame)
     columns: dict[str, pd.Series] = {}
     for col in spec.columns:
-        out = _check_column(chk, col)
+        out = _check_column(chk, col, columns)
         if out is not None:
             columns[col.name] = out
     if spec.name != "browsing" and spec.key in columns:
@@ -177,7 +205,16 @@ def _check_table(spec: TableSpec, frame: pd.DataFrame) -> tuple[pd.DataFrame, li
     normalized = pd.DataFrame(columns, index=frame.index)
     for name in extra:
         normalized[name] = frame[name]
-    return normalized, chk.problems
+    return normalized, chk
+
+
+def _derived_customers(orders: pd.DataFrame) -> pd.DataFrame:
+    """The customers table the contract derives from normalized ``orders`` (see
+    :data:`churnkit.data.contract.CUSTOMERS`), normalized as a given table would be."""
+    first = orders.groupby("customer_id", sort=True)["ordered_at"].min()
+    given = pd.DataFrame({"customer_id": first.index.to_numpy(), "signup_at": first.to_numpy()})
+    customers, _ = _check_table(CUSTOMERS, given)
+    return customers
 
 
 @functools.cache
@@ -192,7 +229,9 @@ def validate(tables: Tables) -> Tables:
 
     Normalized means: timestamps ``datetime64[us, UTC]`` (naive input read as UTC); ids of one
     kind (int64, or text if any table has text ids); absent optional columns filled with their
-    contract default; event tables sorted by ``customer_id`` and time.
+    contract default; an absent ``customers`` table derived from the orders (one row per
+    customer, the first order as the signup); event tables sorted by ``customer_id`` and time.
+    What was filled in is recorded in :attr:`Tables.defaulted`.
 
     Raises
     ------
@@ -201,6 +240,8 @@ def validate(tables: Tables) -> Tables:
     """
     problems: list[Problem] = []
     frames: dict[str, pd.DataFrame | None] = {}
+    defaulted: set[str] = set()
+    orders_ok = False
     for name, spec in TABLES.items():
         frame = tables.get(name)
         if frame is None:
@@ -208,8 +249,17 @@ def validate(tables: Tables) -> Tables:
                 problems.append(Problem(name, None, 0, [], "required table is missing"))
             frames[name] = None
             continue
-        frames[name], found = _check_table(spec, frame.reset_index(drop=True))
-        problems.extend(found)
+        frames[name], chk = _check_table(spec, frame.reset_index(drop=True))
+        problems.extend(chk.problems)
+        defaulted.update(f"{name}.{column}" for column in chk.absent)
+        orders_ok = orders_ok or (name == "orders" and not chk.problems)
+
+    if frames["customers"] is None and orders_ok:
+        frames["customers"] = _derived_customers(frames["orders"])
+        defaulted.add("customers")
+    # a customer who never ordered has no row in a table derived from the orders
+    unknown = ("customer_id not in orders (customers are derived from the orders)"
+               if "customers" in defaulted else "customer_id not in customers")
 
     present = {n: f for n, f in frames.items() if f is not None and "customer_id" in f.columns}
     if any(not pd.api.types.is_integer_dtype(f["customer_id"].dtype) for f in present.values()):
@@ -224,8 +274,7 @@ def validate(tables: Tables) -> Tables:
                 continue
             spec = TABLES[name]
             chk = _Checker(spec, frame)
-            chk.report("customer_id", ~frame["customer_id"].isin(known),
-                       "customer_id not in customers")
+            chk.report("customer_id", ~frame["customer_id"].isin(known), unknown)
             problems.extend(chk.problems)
 
     if problems:
@@ -237,7 +286,7 @@ def validate(tables: Tables) -> Tables:
         spec = TABLES[name]
         by = ["customer_id", spec.time_column]
         frames[name] = frame.sort_values(by, kind="stable").reset_index(drop=True)
-    return Tables(**frames, normalized=True)  # type: ignore[arg-type]
+    return Tables(**frames, normalized=True, defaulted=frozenset(defaulted))
 
 
 def validated(tables: Tables) -> Tables:

@@ -5,7 +5,12 @@ See :func:`build_features`; the families and their columns are listed by
 """
 
 from churnkit.features.clock import WEEKDAYS
-from churnkit.features.engine import build_features, fit_population
+from churnkit.features.engine import (
+    build_features,
+    computed_families,
+    fit_population,
+    left_out_families,
+)
 from churnkit.features.family import Family, Feature
 from churnkit.features.population import PopulationFit
 from churnkit.features.registry import (
@@ -22,8 +27,10 @@ __all__ = [
     "PopulationFit",
     "all_features",
     "build_features",
+    "computed_families",
     "families",
     "feature_reference_markdown",
     "fit_population",
+    "left_out_families",
     "model_features",
 ]

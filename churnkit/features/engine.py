@@ -222,9 +222,15 @@ def fit_population(
 
 
 def computed_families(tables: Tables) -> list[Family]:
-    """The families whose required tables are all present in ``tables``."""
-    present = tables.present()
-    return [fam for fam in families() if fam.available(present)]
+    """The families computed on ``tables``: those lacking none of their required tables and
+    recorded columns (see :meth:`Family.lacking`)."""
+    return [fam for fam in families() if not fam.lacking(tables)]
+
+
+def left_out_families(tables: Tables) -> dict[str, tuple[str, ...]]:
+    """The families not computed on ``tables``, each with what it lacks (table names, or
+    ``"table.column"`` for a column the shop did not record), in registry order."""
+    return {fam.name: lacks for fam in families() if (lacks := fam.lacking(tables))}
 
 
 def build_features(
@@ -294,5 +300,6 @@ __all__ = [
     "computed_families",
     "engine",
     "fit_population",
+    "left_out_families",
     "sql_features",
 ]

@@ -6,7 +6,7 @@ Each family module of :mod:`churnkit.features` defines one ``FAMILY``; the regis
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from churnkit.data.tables import Tables
     from churnkit.features.population import PopulationFit
 
 #: Output kinds. ``count`` is int64 and ``total`` float64 (a sum of amounts), both 0 when a customer
@@ -94,6 +95,10 @@ class Family:
         population fit.
     optional_tables
         Tables used when present.
+    required_columns
+        ``"table.column"`` names the shop must have recorded: a column it left out, filled in
+        by validation with its contract default (:attr:`Tables.defaulted`), is no evidence of
+        what the family measures, so the family is not computed then.
     """
 
     name: str
@@ -103,6 +108,7 @@ class Family:
     sql: Callable[[frozenset[str]], str]
     finish: Finisher | None = None
     optional_tables: tuple[str, ...] = field(default=())
+    required_columns: tuple[str, ...] = field(default=())
 
     def sql_features(self) -> tuple[Feature, ...]:
         return tuple(f for f in self.features if not f.python)
@@ -110,9 +116,12 @@ class Family:
     def python_features(self) -> tuple[Feature, ...]:
         return tuple(f for f in self.features if f.python)
 
-    def available(self, present: Iterable[str]) -> bool:
-        """True when every required table is present."""
-        return set(self.required_tables) <= set(present)
+    def lacking(self, tables: Tables) -> tuple[str, ...]:
+        """The required tables absent from ``tables`` and the required columns they did not
+        record, in declaration order; empty when the family can be computed."""
+        present = tables.present()
+        return (*(t for t in self.required_tables if t not in present),
+                *(c for c in self.required_columns if not tables.recorded(c)))
 
 
 def description_of(module_doc: str | None) -> str:

@@ -77,14 +77,17 @@ def feature_reference_markdown() -> str:
         "at or after it (an order's final status, a ticket's resolution, an open, a conversion, an "
         "unsubscribe) are not yet known. Windows of `w` days hold events with "
         "`as_of - w days <= time < as_of`. Counts are 0 when a customer has no rows; other "
-        "values are empty (NaN) when there is nothing to measure. A family whose table is absent "
-        "is not computed and its columns are absent.",
+        "values are empty (NaN) when there is nothing to measure. A family whose table is absent, "
+        "or whose recorded column the shop left out (filled in with its contract default), is "
+        "not computed and its columns are absent.",
         "",
     ]
     for fam in families():
         tables = ", ".join(fam.required_tables)
         if fam.optional_tables:
             tables += f" (and {', '.join(fam.optional_tables)} when present)"
+        if fam.required_columns:
+            tables += f", with {', '.join(f'`{c}`' for c in fam.required_columns)} recorded"
         lines += [
             f"## {fam.name} ({len(fam.features)} features)",
             "",

@@ -41,10 +41,10 @@ def load_tables(source: str | Path, *, validate: bool = True) -> Tables:
     Parameters
     ----------
     source
-        A directory holding ``customers``, ``orders`` and optionally ``browsing``, ``tickets``,
-        ``contacts``, each as ``NAME.parquet``, a ``NAME/`` directory of Parquet files, or
-        ``NAME.csv``; or a ``postgresql://`` URL whose database holds tables of those names
-        (see :mod:`churnkit.io.postgres`).
+        A directory holding ``orders`` and optionally ``customers`` (derived from the orders when
+        absent), ``browsing``, ``tickets``, ``contacts``, each as ``NAME.parquet``, a ``NAME/``
+        directory of Parquet files, or ``NAME.csv``; or a ``postgresql://`` URL whose database
+        holds tables of those names (see :mod:`churnkit.io.postgres`).
     validate
         Validate and normalize (the default). With ``False`` the tables come back as read, for
         :func:`churnkit.validate` to report on.
@@ -89,13 +89,19 @@ def load_tables(source: str | Path, *, validate: bool = True) -> Tables:
 def save_tables(tables: Tables, directory: str | Path) -> list[Path]:
     """Write every present table as ``NAME.parquet`` into ``directory`` (created if needed).
 
-    Each file is written to a temporary name first and renamed when complete, so a crash never
-    leaves a half-written table behind.
+    What validation filled in (:attr:`Tables.defaulted`: a derived ``customers`` table, absent
+    columns at their default) is not written, so loading the directory again gives the same
+    tables and the same record of what the shop did not provide. Each file is written to a
+    temporary name first and renamed when complete, so a crash never leaves a half-written table
+    behind.
     """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, frame in tables.items():
+    for name, given in tables.items():
+        if not tables.recorded(name):
+            continue
+        frame = given.drop(columns=[c for c in given.columns if not tables.recorded(f"{name}.{c}")])
         target = out / f"{name}.parquet"
         with atomic_file(target) as tmp:
             frame.to_parquet(tmp, index=False, row_group_size=256_000)

@@ -158,9 +158,10 @@ def test_contract_lists_five_tables_with_time_columns():
 
 
 def test_missing_tables_are_the_absent_required_ones_in_contract_order():
-    assert REQUIRED_TABLES == ("customers", "orders")
-    assert missing_tables([]) == ["customers", "orders"]
-    assert missing_tables({"orders", "browsing", "tickets"}) == ["customers"]
+    assert REQUIRED_TABLES == ("orders",)
+    assert missing_tables([]) == ["orders"]
+    assert missing_tables({"customers", "browsing", "tickets"}) == ["orders"]
+    assert missing_tables({"orders"}) == []
     assert missing_tables(iter(TABLES)) == []
 
 
@@ -182,12 +183,13 @@ def test_csv_and_parquet_directories_load_the_same(tmp_path):
 def test_load_tables_reports_missing_directory_and_tables(tmp_path):
     with pytest.raises(ck.DataSourceError, match="does not exist"):
         ck.load_tables(tmp_path / "nowhere")
-    with pytest.raises(ck.DataValidationError, match="required table is missing"):
+    with pytest.raises(ck.DataValidationError, match="required table is missing") as err:
         ck.load_tables(tmp_path)
-    _shop()["orders"].to_csv(tmp_path / "orders.csv", index=False)
-    with pytest.raises(ck.DataValidationError) as err:
+    assert [p.table for p in err.value.problems] == ["orders"]
+    _shop()["customers"].to_csv(tmp_path / "customers.csv", index=False)
+    with pytest.raises(ck.DataValidationError, match=r"no orders\.parquet or orders\.csv") as err:
         ck.load_tables(tmp_path)
-    assert [p.table for p in err.value.problems] == ["customers"]
+    assert [p.table for p in err.value.problems] == ["orders"]
 
 
 def test_as_of_is_never_implicit():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pandas.testing as pdt
 import pytest
-from _shops import AS_OF, POPULATION, ago, shop, shops
+from _shops import AS_OF, POPULATION, ago, orders_only, shop, shops
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -49,6 +49,33 @@ def test_customer_ids_give_exactly_the_rows_of_the_full_run(case, data):
     expected = full.loc[sorted(set(ids) & set(full.index))]
     pdt.assert_frame_equal(part, expected, check_index_type=False)
     assert part.attrs["population"].to_dict() == full.attrs["population"].to_dict()
+
+
+@pytest.mark.slow
+@FAST
+@given(shops(), st.data())
+def test_orders_only_customer_ids_give_exactly_the_rows_of_the_full_run(case, data):
+    tables, as_of = case
+    bare = orders_only(tables)
+    full = build_features(bare, as_of=as_of)
+    ids = data.draw(st.lists(st.integers(0, 6), max_size=4))
+    part = build_features(bare, as_of=as_of, customer_ids=ids)
+    pdt.assert_frame_equal(part, full.loc[sorted(set(ids) & set(full.index))],
+                           check_index_type=False)
+
+
+def test_only_orders():
+    t = ck.validate(ck.Tables(orders=pd.DataFrame(
+        {"customer_id": [1, 1, 2], "ordered_at": [ago(30), ago(3), ago(10)],
+         "amount": [5.0, 7.0, 1.0]})))
+    f = build_features(t, as_of=AS_OF, population=POPULATION)
+    assert f.attrs["families"] == ["purchases", "clock", "btyd", "consent"]
+    assert list(f.index) == [1, 2]
+    # the first order stands in for the signup; no consent recorded: no channel
+    assert f.loc[1, "days_since_signup"] == f.loc[1, "days_since_first_order"] == 30
+    assert (f["allowed_channels"] == 0).all()
+    assert "late_orders_30d" not in f.columns and "orders_in_transit" not in f.columns
+    assert f.loc[1, "orders_lifetime"] == 2
 
 
 def test_only_customers_and_orders():

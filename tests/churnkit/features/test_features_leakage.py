@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pandas.testing as pdt
 import pytest
-from _shops import AS_OF, POPULATION, ago, shop, shops
+from _shops import AS_OF, POPULATION, ago, orders_only, shop, shops
 from hypothesis import HealthCheck, given, settings
 
 from churnkit.features import build_features
@@ -25,6 +25,18 @@ def test_features_equal_those_of_the_tables_cut_at_as_of(case):
     pdt.assert_frame_equal(full, cut)
     # and the tables cut at as_of hold no row from as_of on: nothing to leak
     assert (tables.until(as_of).orders["ordered_at"] < as_of).all()
+
+
+@pytest.mark.slow
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shops())
+def test_orders_only_features_equal_those_of_the_tables_cut_at_as_of(case):
+    tables, as_of = case
+    bare = orders_only(tables)
+    full = build_features(bare, as_of=as_of, population=POPULATION)
+    cut = build_features(bare.until(as_of), as_of=as_of, population=POPULATION)
+    assert full.attrs["families"] == ["purchases", "clock", "btyd", "consent"]
+    pdt.assert_frame_equal(full, cut)
 
 
 def _customer(**extra) -> dict:
