@@ -1,9 +1,9 @@
 """Training labels: what each customer did in the window ``[as_of, as_of + horizon)`` (UTC).
 
-A label looks only inside its window (DESIGN.md: "a label looks only at [as_of, as_of +
-horizon)"), so features built strictly before ``as_of`` and labels built from ``as_of`` on never
-share a row. A window that the data do not fully cover is refused rather than silently read as
-"no order": the customer may well have ordered after the data were extracted.
+A label looks only inside its window (docs/architecture.md "The `as_of` rule": "a label looks only
+at [as_of, as_of + horizon)"), so features built strictly before ``as_of`` and labels built from
+``as_of`` on never share a row. A window that the data do not fully cover is refused rather than
+silently read as "no order": the customer may well have ordered after the data were extracted.
 
 Labels per customer who exists at ``as_of`` (``signup_at < as_of``):
 
@@ -20,7 +20,8 @@ Labels per customer who exists at ``as_of`` (``signup_at < as_of``):
     first order, browsing event or opened contact (``contacts.opened_at``) in the window. Slot is
     the hour of the week, Monday 00:00 local = 0 .. Sunday 23:00 = 167; weekday 0 = Monday; hour
     0..23. Missing (``<NA>``) when the customer did not engage in the window. These are the
-    targets of "when to reach the customer" (DOMAIN.md: the customer's own active hours and days).
+    targets of "when to reach the customer" (docs/domain.md: the customer's own active hours and
+    days).
 """
 
 from __future__ import annotations

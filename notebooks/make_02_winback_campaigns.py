@@ -15,7 +15,7 @@ CELLS = [
 
 What a CRM analyst and a data scientist do after every monthly win-back campaign:
 
-1. measure the campaign against its randomized control group (DOMAIN.md's campaign metrics,
+1. measure the campaign against its randomized control group (docs/domain.md's campaign metrics,
    with bootstrap confidence intervals) and write the HTML report;
 2. learn from all past campaigns which action moves which customer (uplift);
 3. check, on a later campaign the model never saw, whether choosing actions by uplift pays
@@ -42,7 +42,7 @@ ids = campaign_ids(tables.contacts)
 print(len(ids), "campaigns:", ids[0], "...", ids[-1])
 tables.contacts.groupby("campaign")["group"].value_counts().unstack().tail(4)"""),
     ("md", """## 2. One campaign against its control group
-`report_campaign` gives each DOMAIN.md metric for the treatment and the control group and the
+`report_campaign` gives each docs/domain.md metric for the treatment and the control group and the
 increment, with 95% bootstrap intervals; `churnkit report --data DIR --campaign ID` writes the
 same as HTML."""),
     ("code", """campaign = ids[-4]

@@ -149,12 +149,12 @@ def render_report(evaluation: Evaluation, *, title: str, details: dict | None = 
                for s in ev.score_names},
         oracle_sentence=_oracle_sentence(ev), figures=figures,
         segments=ev.by_segment.to_dict("records"),
-        timing_html=_timing_html(timing),  # issue 5
+        timing_html=_timing_html(timing),
     )
 
 
 def _timing_html(timing: object | None) -> str:
-    """The contact-timing section (issue 5), or nothing without a timing evaluation."""
+    """The contact-timing section, or nothing without a timing evaluation."""
     if timing is None:
         return ""
     return render_html(timing)

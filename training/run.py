@@ -116,7 +116,7 @@ def print_winback_evaluation(console: Console, result) -> None:
     rule = getattr(result.bundle.policy, "postpone", None)
     if rule is not None and rule.active:
         console.print(
-            f"decision filter (DOMAIN.md: postpone when {rule.below_average_needed} of value, "
+            f"decision filter (docs/domain.md: postpone when {rule.below_average_needed} of value, "
             f"cause and P(return) are below average): at-risk averages value "
             f"{rule.reference_value:,.0f}, P(return) {rule.reference_return_probability:.0%}; "
             "applied where the rules decide"

@@ -37,8 +37,8 @@ def _pruning_callback(trial: optuna.Trial) -> Callable:
 
 
 #: Deepest tree the search may pick. TreeSHAP (the drivers of every scored customer) costs
-#: trees x leaves x depth^2: on the demo shop depth <= 5 explains a customer ~5x faster than
-#: unbounded 69-leaf trees at the same held-out ROC-AUC (benchmarks/RESULTS.md, issue 8).
+#: trees x leaves x depth^2, and deeper trees did not rank better on the demo shop's held-out
+#: cutoff (benchmarks/RESULTS.md, nightly batch).
 MAX_DEPTH = 5
 
 

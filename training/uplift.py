@@ -164,7 +164,7 @@ def evaluate_uplift(tables: ck.Tables, *, as_of: object, truth: object | None = 
 
     decisions = pd.DataFrame(index=f.index)
     decisions["rules"] = decide(scored, f, config)["action"].astype(object)
-    # The rules with DOMAIN.md's "postpone" filter: the config's trained averages, else the
+    # The rules with docs/domain.md's "postpone" filter: the config's trained averages, else the
     # averages of these targets' scores (scores only, no outcomes).
     trained = config.postpone
     averages = trained if trained is not None and trained.active else \

@@ -1,6 +1,6 @@
 """Campaign metrics against the randomized control group, with bootstrap confidence intervals.
 
-DOMAIN.md "Measuring win-back": without a holdout there is no way to tell a win-back from a
+docs/domain.md "Measuring win-back": without a holdout there is no way to tell a win-back from a
 customer who would have come back anyway, so every metric is given for the treatment group, the
 control group, and as the treatment's increment over control.
 
@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from churnkit.data.contract import as_utc_timestamp
+from churnkit.policy import cost_function
 from churnkit.stats import percentile_interval, resample_counts
 
 WINDOW_DAYS = 90
@@ -93,8 +94,6 @@ def campaign_outcomes(tables: object, campaign: str, *, window_days: int = WINDO
     ``attrs`` carries ``campaign``, ``sent_from``, ``sent_to``, ``window_days`` and ``complete``
     (False when the data ends before the last contact's window does).
     """
-    from churnkit.policy.uplift_choice import cost_function
-
     contacts = campaign_contacts(tables.contacts, campaign)
     orders = tables.orders
     orders = orders[orders["status"] != "cancelled"][["customer_id", "ordered_at", "amount"]]
@@ -198,7 +197,7 @@ class CampaignMetrics:
 
 def campaign_metrics(outcomes: pd.DataFrame, *, n_boot: int = 1000, level: float = 0.95,
                      seed: int = 0) -> CampaignMetrics:
-    """The DOMAIN.md campaign metrics of :func:`campaign_outcomes` with bootstrap intervals.
+    """The docs/domain.md campaign metrics of :func:`campaign_outcomes` with bootstrap intervals.
 
     Each group is resampled independently (customers are randomized individually), and each
     interval is the percentile interval of the metric over ``n_boot`` resamples.

@@ -2,8 +2,8 @@
 
 Same style as the training report (``training/report.py``): no network, inline CSS, every
 figure an inline base64 PNG drawn on a plain :class:`matplotlib.figure.Figure` (no pyplot).
-The numbers come from :func:`churnkit.campaigns.metrics.report_campaign`; DOMAIN.md's targets are
-shown beside them.
+The numbers come from :func:`churnkit.campaigns.metrics.report_campaign`; docs/domain.md's targets
+are shown beside them.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from churnkit.campaigns.metrics import METRIC_LABELS, CampaignMetrics
+from churnkit.campaigns.metrics import METRIC_LABELS, CampaignMetrics, report_campaign
+from churnkit.data.validation import validate
 from churnkit.io.atomic import atomic_file
+from churnkit.io.files import load_tables
 from churnkit.io.html import page_foot, page_head, png_base64
 
 _TREAT, _CONTROL = "#c0392b", "#7f8c8d"
-#: DOMAIN.md "Measuring win-back" targets, as (test on the treatment value, words).
+#: docs/domain.md "Measuring win-back" targets, as (test on the treatment value, words).
 TARGETS = {
     "winback_rate": (lambda v: v >= 0.15, "≥ 15% good, < 10% rethink (retail 10-20%)"),
     "roi": (lambda v: v > 3.0, "> 300% good; scale up when > 200%"),
@@ -58,7 +60,7 @@ _TEMPLATE = page_head(_EXTRA_CSS) + """\
 {{ m.n_boot }} resamples of each group]. "Returned" follows the data contract's attribution
 rule, the same for both groups. Increment = treatment − control.</p>
 <table class="metrics"><tr><th>metric</th><th>treatment</th><th>control</th>
-<th>increment</th><th>DOMAIN.md target</th></tr>
+<th>increment</th><th>cited target</th></tr>
 {% for r in rows %}<tr><td>{{ r.label }}</td><td class="num {{ r.status }}">{{ r.treatment }}</td>
 <td class="num">{{ r.control }}</td><td class="num">{{ r.difference }}</td>
 <td class="muted">{{ r.target }}</td></tr>
@@ -207,10 +209,6 @@ def campaign_report_command(data: Path, campaign: str, out: Path | None, *, wind
                             n_boot: int, seed: int) -> tuple[CampaignMetrics, Path]:
     """What ``churnkit report`` does: load and validate the tables, compute the campaign's
     metrics and write the HTML report (default ``campaign-<ID>.html``)."""
-    from churnkit.campaigns.metrics import report_campaign
-    from churnkit.data.validation import validate
-    from churnkit.io.files import load_tables
-
     tables = validate(load_tables(data))
     metrics = report_campaign(tables, campaign, window_days=window_days, n_boot=n_boot,
                               seed=seed)

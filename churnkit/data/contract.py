@@ -28,13 +28,14 @@ import pandas as pd
 
 CHANNELS = ("email", "sms", "messenger", "push", "phone")
 ORDER_STATUSES = ("placed", "delivered", "late", "lost", "not_delivered", "cancelled", "returned")
-#: Statuses that are the shop's failure to deliver (DOMAIN.md: logistics failures).
+#: Statuses that are the shop's failure to deliver (docs/domain.md: logistics failures).
 DELIVERY_FAILURES = ("late", "lost", "not_delivered")
-#: Statuses of an order paid for whose goods never reached the customer (DOMAIN.md: top priority).
+#: Statuses of an order paid for whose goods never reached the customer (docs/domain.md: top
+#: priority).
 PAID_NOT_RECEIVED = ("lost", "not_delivered")
 BROWSING_EVENTS = ("view", "product_view", "search", "add_to_cart", "checkout", "wishlist")
 TICKET_TOPICS = ("delivery", "quality", "price", "service", "payment", "other")
-#: The win-back action catalogue of DOMAIN.md.
+#: The win-back action catalogue of docs/domain.md.
 ACTIONS = (
     "apology_compensation",
     "free_delivery",

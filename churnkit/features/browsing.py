@@ -1,6 +1,6 @@
 """Browsing: sessions, product views, carts and checkouts, abandoned carts, browsing trend.
 
-DOMAIN.md: browsing drops off before purchases stop, and carts abandoned at checkout point at
+docs/domain.md: browsing drops off before purchases stop, and carts abandoned at checkout point at
 price or delivery cost. A session counts in a window by its first event before ``as_of``. A cart
 is *abandoned* when no order followed its last cart event (``add_to_cart`` or ``checkout``)
 within :data:`ABANDON_HOURS`; a cart younger than that at ``as_of`` is still open and not counted

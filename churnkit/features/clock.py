@@ -1,6 +1,6 @@
 """Activity clock: when, in the customer's own time zone, they shop and browse.
 
-DOMAIN.md: timing matters (the customer's own active hours and days, payday at the start of the
+docs/domain.md: timing matters (the customer's own active hours and days, payday at the start of the
 month, pre-holiday peaks). Activity is every order plus every browsing *session* (by its first
 event; counting sessions rather than events keeps one long visit from outweighing many short
 ones), or orders only when browsing is absent. Local times use the customer's IANA ``timezone``.
@@ -17,7 +17,7 @@ NAME = "clock"
 #: Local hour bands [start, end).
 HOUR_BANDS = ((0, 6), (6, 9), (9, 12), (12, 15), (15, 18), (18, 21), (21, 24))
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-#: Paydays: the first days of the month (DOMAIN.md) and of its second half (twice-monthly pay).
+#: Paydays: the first days of the month (docs/domain.md) and of its second half (twice-monthly pay).
 PAYDAYS = (1, 2, 3, 15, 16, 17)
 #: Share of calendar days that are paydays (6 of a mean month of 365.2425 / 12 days).
 PAYDAY_CHANCE = len(PAYDAYS) / (365.2425 / 12)

@@ -1,6 +1,6 @@
 """Complaints: tickets per topic, unresolved tickets, resolution, satisfaction, compensation.
 
-DOMAIN.md: service neglect (unanswered or unresolved complaints) is the most cited cause of
+docs/domain.md: service neglect (unanswered or unresolved complaints) is the most cited cause of
 leaving, and customers who complained gave the shop a chance to fix it; serial complainers
 (regular compensation demands) are not worth winning back, hence the per-order scores. A ticket
 resolved at or after ``as_of`` is still open at ``as_of``, with no compensation or satisfaction

@@ -1,6 +1,6 @@
 """Consent: which channels may be used at ``as_of``.
 
-DOMAIN.md: contact only through channels the customer consented to; unsubscribed customers are
+docs/domain.md: contact only through channels the customer consented to; unsubscribed customers are
 excluded. An unsubscribe at or after ``as_of`` has not happened yet at ``as_of``; consent flags
 are the customer's standing choices.
 """

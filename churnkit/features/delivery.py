@@ -1,6 +1,6 @@
 """Delivery and returns: late, lost and undelivered orders, returns and cancellations.
 
-DOMAIN.md: logistics failures are a main cause of leaving, and a customer who paid but never
+docs/domain.md: logistics failures are a main cause of leaving, and a customer who paid but never
 received the goods is the top win-back priority. An order's status is known from its
 ``status_at``: before that moment the order is in transit (``placed``), so windows here count an
 outcome by when it became known (``status_at``), e.g. "returned in the last 30 days".
@@ -53,7 +53,7 @@ def _features() -> tuple[Feature, ...]:
         Feature("paid_not_received_orders", NAME, "Orders known lost or not delivered (paid, "
                 "goods never received).", "orders", _O, "count"),
         Feature("paid_not_received", NAME, "At least one order known lost or not delivered "
-                "(DOMAIN.md: contact immediately, top priority).", "flag", _O, "flag"),
+                "(docs/domain.md: contact immediately, top priority).", "flag", _O, "flag"),
         Feature("days_since_paid_not_received", NAME, "Days since the last lost or undelivered "
                 "order became known; empty if none.", "days", _O),
         Feature("orders_in_transit", NAME,

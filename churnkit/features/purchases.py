@@ -1,6 +1,6 @@
 """Purchases: recency, frequency, monetary value, tenure, rhythm, trend and basket.
 
-DOMAIN.md's leading indicator "the gap since the last order exceeds the customer's own usual
+docs/domain.md's leading indicator "the gap since the last order exceeds the customer's own usual
 gap" is ``overdue_ratio``; RFM segments read recency, frequency and monetary value. Every order
 placed before ``as_of`` counts as a purchase whatever its later status (the final status is
 learned later; the delivery family reports failures, returns and cancellations).
@@ -54,13 +54,13 @@ def _features() -> tuple[Feature, ...]:
         Feature("discounted_order_share", NAME, "Share of orders with a discount (discount "
                 "hunters buy only with one).", "share", _O),
         Feature("delivery_cost_share", NAME, "Delivery cost / (amount + delivery cost) over all "
-                "orders (DOMAIN.md: expensive delivery drives churn).", "share", _O),
+                "orders (docs/domain.md: expensive delivery drives churn).", "share", _O),
         Feature("n_categories", NAME, "Distinct product categories ordered.", "categories", _O,
                 "count"),
         Feature("top_category", NAME, "Most ordered category (ties: alphabetical first); empty "
                 "without categorized orders.", "category", _O, "str"),
         Feature("basket_vs_population", NAME, "Mean basket / the population's mean order value "
-                "(DOMAIN.md RFM: above or below average).", "ratio", _O, python=True),
+                "(docs/domain.md RFM: above or below average).", "ratio", _O, python=True),
     ]
     return tuple(out)
 

@@ -24,6 +24,10 @@ import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
+from churnkit.features.engine import use_engine
+
 #: How often the parent checks that its workers are alive while it waits for a result (s).
 POLL_SECONDS = 0.5
 
@@ -145,9 +149,5 @@ def _die_with_parent() -> None:
 def _one_thread_each() -> None:
     """A fresh one-thread DuckDB engine (a connection must not cross a fork) and one OpenMP /
     BLAS thread (LightGBM, NumPy) per worker."""
-    from threadpoolctl import threadpool_limits
-
-    from churnkit.features.engine import use_engine
-
     use_engine(threads=1)
     threadpool_limits(1)

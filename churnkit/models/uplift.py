@@ -1,7 +1,7 @@
 """Which win-back action pays: per-customer uplift learned from campaign holdouts.
 
-DOMAIN.md "Measuring win-back": every campaign keeps a randomized control group, and the actions
-are assigned at random, so the ``contacts`` table is an experiment. :class:`UpliftModel`
+docs/domain.md "Measuring win-back": every campaign keeps a randomized control group, and the
+actions are assigned at random, so the ``contacts`` table is an experiment. :class:`UpliftModel`
 estimates, per customer and action ``a``, the uplift
 
     P(return within the attribution window | sent a) - P(return | not contacted)
@@ -32,7 +32,7 @@ from churnkit.policy import PolicyConfig, cause_evidence
 
 _FILE = "uplift.json"
 
-#: The features the uplift model reads by default: the signals of DOMAIN.md "Why customers
+#: The features the uplift model reads by default: the signals of docs/domain.md "Why customers
 #: leave" (which decide which action fits) and of having left (which decide whether any action
 #: can matter). A few thousand contacts per action cannot support 190 noisy columns.
 UPLIFT_FEATURES = (

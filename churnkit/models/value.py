@@ -8,7 +8,7 @@ that they order. Two outputs matter downstream:
   (the scoring contract's column; ranks customers by value);
 - ``value_if_returned`` = E[revenue | order]: what a win-back that brings the customer back is
   worth. The policy multiplies it by an uplift in P(return) and compares it with the action's
-  cost (DOMAIN.md economic gate), so a customer who is surely leaving still has value at stake.
+  cost (docs/domain.md economic gate), so a customer who is surely leaving still has value at stake.
 
 Features are the churnkit feature frame (index ``customer_id``), as of the scoring date.
 """

@@ -100,7 +100,8 @@ class TrainingMetadata:
 
 @dataclass(frozen=True)
 class ModelBundle:
-    """The unit of deployment (DESIGN.md): one object that training saves and scoring loads."""
+    """The unit of deployment (docs/architecture.md "The bundle is the unit of deployment"): one
+    object that training saves and scoring loads."""
 
     #: Version of ``bundle.json``'s layout.
     FORMAT = 1

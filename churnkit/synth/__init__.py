@@ -1,6 +1,6 @@
 """A synthetic online shop with known ground truth: ``tables, truth = generate(n, seed=..., ...)``.
 
-The shop encodes the mechanisms of DOMAIN.md so that models get real but imperfect signals:
+The shop encodes the mechanisms of docs/domain.md so that models get real but imperfect signals:
 heterogeneous customers, delivery failures and ignored complaints that raise the hazard of
 deciding to leave, hidden delivery costs, forgotten one-time buyers, natural churn, gradual
 leaving (browsing fades first, buying after a lag), seasonality and paydays, personal active

@@ -1,6 +1,6 @@
 """Browsing sessions to browsing events.
 
-Three kinds of session (DOMAIN.md leading indicators: browsing, abandoned carts):
+Three kinds of session (docs/domain.md leading indicators: browsing, abandoned carts):
 
 - a **checkout session** before every order: product views, ``add_to_cart``, ``checkout``, ending
   shortly before ``ordered_at``;

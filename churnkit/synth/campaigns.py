@@ -1,12 +1,12 @@
 """Past win-back campaigns, acting inside the simulation, and the latent response to each action.
 
-DOMAIN.md "Measuring win-back": every month customers inactive 30-180 days are targeted, a random
-10-15% held out as a control group (not sent). Actions are assigned at random (so the history is
-a randomized experiment), channels among the customer's consents, at varied local hours. Opens
-depend on the channel (messenger > sms/push > email) and on whether the message arrives in the
+docs/domain.md "Measuring win-back": every month customers inactive 30-180 days are targeted, a
+random 10-15% held out as a control group (not sent). Actions are assigned at random (so the
+history is a randomized experiment), channels among the customer's consents, at varied local hours.
+Opens depend on the channel (messenger > sms/push > email) and on whether the message arrives in the
 customer's active hours. A customer who has decided to leave comes back (the decision is reversed
 and they order again) with a probability that depends on how well the action fits the cause of
-leaving (DOMAIN.md "What to do").
+leaving (docs/domain.md "What to do").
 
 Attribution rule (documented, the same for both groups so treatment vs control is fair):
 ``converted_at`` is the customer's first order within ``attribution_days`` (30) after ``sent_at``,
@@ -48,7 +48,7 @@ def response_if_opened(
     mult[:, SEND_ACTIONS.index("apology_compensation")] *= np.where(
         serial, params.serial_apology_factor, 1.0)
     lift = fit * mult * pop.responsiveness[rows][:, None]
-    # DOMAIN.md: personal gift / early access works on VIPs (not on natural churn).
+    # docs/domain.md: personal gift / early access works on VIPs (not on natural churn).
     vip = (pop.segment[rows] == SEGMENTS.index("vip")) & (causes != CAUSES.index("natural"))
     lift[:, SEND_ACTIONS.index("vip_gift")] += np.where(vip, params.vip_gift_vip_bonus, 0.0)
     resp = none[:, None] + (1 - none[:, None]) * np.minimum(lift, 1.0)
@@ -115,7 +115,7 @@ def run_campaign(
     when = np.where(opened, opened_sec, sent) + rng.random(m) * 3600.0
     state.unsub_sec[rows[unsub]] = np.minimum(state.unsub_sec[rows[unsub]], when[unsub])
 
-    # The win-back itself: only customers who decided to leave can come back (DOMAIN.md).
+    # The win-back itself: only customers who decided to leave can come back (docs/domain.md).
     cand = np.flatnonzero(opened & (state.cause_now[rows] >= 0))
     crow = rows[cand]
     resp = response_if_opened(crow, state.cause_now[crow].astype(np.int64), pop, p)

@@ -1,9 +1,9 @@
 """What happens to an order: its money, its fate, the complaint that follows, and the harm done.
 
-DOMAIN.md "Why customers leave": late, lost and never-delivered parcels, defects (returns), ignored
-complaints and hidden delivery costs push customers towards leaving. Each order's outcome is drawn
-when it is placed; the harm is an *injection* of hazard mass into one cause (delivery, service,
-price) on the day the customer learns of it, which then decays (see ``simulate``).
+docs/domain.md "Why customers leave": late, lost and never-delivered parcels, defects (returns),
+ignored complaints and hidden delivery costs push customers towards leaving. Each order's outcome
+is drawn when it is placed; the harm is an *injection* of hazard mass into one cause (delivery,
+service, price) on the day the customer learns of it, which then decays (see ``simulate``).
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ def draw_orders(
     fee = rng.uniform(*p.delivery_fee_range, m)
     shock = rng.random(m) < p.p_delivery_shock
     delivery_cost = np.where(gross >= p.free_delivery_threshold, 0.0, fee)
-    # A hidden-cost shock: a surge fee shown only at checkout (DOMAIN.md: price and hidden costs).
+    # A hidden-cost shock: a surge fee shown only at checkout (docs/domain.md: price and hidden
+    # costs).
     delivery_cost = np.where(shock, fee * rng.uniform(*p.delivery_shock_multiplier, m),
                              delivery_cost)
     n_items = np.maximum(1, rng.poisson(gross / p.mean_item_price))
@@ -133,7 +134,7 @@ def _complaints(rows, sec, day, status, status_sec, delay, shock, pop, p, rng):
     resolved_sec = np.where(resolved, opened + took, np.nan)
     comp = resolved & (rng.random(m) < np.where(serial, p.p_compensation_serial,
                                                   p.p_compensation))
-    # DOMAIN.md: compensation scales with the customer's value, not with the damage.
+    # docs/domain.md: compensation scales with the customer's value, not with the damage.
     comp_amount = np.where(comp, pop.mean_basket[rows]
                            * rng.uniform(*p.compensation_share_range, m), 0.0)
     fast = took < SECONDS_PER_DAY
@@ -146,7 +147,7 @@ def _complaints(rows, sec, day, status, status_sec, delay, shock, pop, p, rng):
         "satisfaction": satisfaction[idx],
     }
 
-    # Hazard injections (DOMAIN.md: the failure hurts; an ignored complaint hurts more; a fix
+    # Hazard injections (docs/domain.md: the failure hurts; an ignored complaint hurts more; a fix
     # with compensation takes most of the harm away). Serial complainers barely move.
     harm = np.where(serial, p.serial_complainer_mass_factor, 1.0)
     fix = np.where(~has, 1.0, np.where(~resolved, 1.0, np.where(comp, p.compensation_mass_factor,

@@ -1,7 +1,7 @@
 """Every knob of the synthetic shop, with its default, in one frozen dataclass.
 
 Rates are per day, durations in days, money in the shop's currency (roubles-like magnitudes).
-The defaults encode the mechanisms of DOMAIN.md ("Why customers leave", "Channels, timing and
+The defaults encode the mechanisms of docs/domain.md ("Why customers leave", "Channels, timing and
 consent", "Measuring win-back"); change them by passing ``SynthParams(...)`` or
 ``dataclasses.replace(DEFAULT_PARAMS, ...)`` to :func:`churnkit.synth.generate`.
 """
@@ -19,7 +19,7 @@ BUMP_CAUSES = ("delivery", "service", "price")
 
 
 def _fit() -> dict[str, dict[str, float]]:
-    # DOMAIN.md "What to do": apology + compensation fixes our failures, free delivery / promo
+    # docs/domain.md "What to do": apology + compensation fixes our failures, free delivery / promo
     # move the price-sensitive, "we miss you" / loyalty points wake the forgotten; nothing moves
     # natural churn ("rarely worth fighting"). Values: extra probability of coming back within
     # 30 days once the message is opened (before the customer's own multipliers).
@@ -40,7 +40,7 @@ def _fit() -> dict[str, dict[str, float]]:
 class SynthParams:
     """All generator knobs. Units: rates per day, durations in days, money in currency units."""
 
-    # --- population (DOMAIN.md: heterogeneous customers) ---------------------------------
+    # --- population (docs/domain.md: heterogeneous customers) ---------------------------------
     share_vip: float = 0.05
     share_serial_complainer: float = 0.03
     share_discount_hunter: float = 0.08
@@ -89,14 +89,14 @@ class SynthParams:
     weekend_lover_share: float = 0.35
     slot_floor: float = 0.02  # relative weight of every slot (nobody is never online)
 
-    # --- consent and unsubscribes (DOMAIN.md: contact only through consented channels) ----
+    # --- consent and unsubscribes (docs/domain.md: contact only through consented channels) ----
     consent: tuple[tuple[str, float], ...] = (
         ("email", 0.85), ("sms", 0.45), ("messenger", 0.35), ("push", 0.5), ("phone", 0.15),
     )
     random_unsubscribe_share: float = 0.08
     random_unsubscribe_mean_days: float = 400.0
 
-    # --- leave-decision hazards (per day; DOMAIN.md "Why customers leave") ---------------
+    # --- leave-decision hazards (per day; docs/domain.md "Why customers leave") ---------------
     natural_hazard_mean: float = 1 / 2000
     natural_hazard_shape: float = 2.0
     forgotten_hazard_one_time: float = 1 / 12  # after the first order, until a second one
@@ -159,7 +159,7 @@ class SynthParams:
     compensation_share_range: tuple[float, float] = (0.1, 0.3)  # of the customer's mean basket
     resolution_median_days: float = 1.5
 
-    # --- seasonality (DOMAIN.md: payday, pre-holiday peaks) --------------------------------
+    # --- seasonality (docs/domain.md: payday, pre-holiday peaks) --------------------------------
     month_multipliers: tuple[float, ...] = (
         0.85, 0.9, 0.95, 0.95, 0.9, 0.88, 0.88, 0.92, 1.0, 1.05, 1.35, 1.45,
     )
@@ -174,7 +174,7 @@ class SynthParams:
     cart_abandon_price_leaver: float = 0.3
     price_shock_reference: float = 0.02  # price-bump hazard level counted as "fresh shock"
 
-    # --- campaigns (DOMAIN.md: reactivation of 30-180 d inactive, 10-15% control) ---------
+    # --- campaigns (docs/domain.md: reactivation of 30-180 d inactive, 10-15% control) ---------
     campaigns_enabled: bool = True
     campaign_day_of_month: int = 5
     campaign_inactive_days: tuple[int, int] = (30, 180)

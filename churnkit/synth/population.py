@@ -1,6 +1,6 @@
 """Latent customer traits: who the synthetic shop's customers are before anything happens.
 
-DOMAIN.md "Why customers leave" and "Whom to win back": customers differ in purchase rate
+docs/domain.md "Why customers leave" and "Whom to win back": customers differ in purchase rate
 (gamma), basket (lognormal), favourite categories, price sensitivity, and a few latent types:
 VIPs, serial complainers, discount hunters and one-time buyers (who are "forgotten" after the
 first order). Each has a time zone, consents per channel and an active hour-of-week profile.

@@ -8,12 +8,12 @@ Per day ``k``, in this order (the ground truth in ``truth.py`` replays the same 
 2. the hazard of deciding to leave, ``h = natural + hunter's price drift + forgotten (while the
    customer has exactly one order) + Σ B``, accumulates into ``H``; the customer decides on the
    day ``H`` crosses an Exp(1) threshold (competing hazards; the cause is drawn in proportion to
-   the components that day, DOMAIN.md "Why customers leave");
+   the components that day, docs/domain.md "Why customers leave");
 3. reversals due today (an unprompted return, or a campaign's) undo the decision, clear the bumps
    and place a comeback order;
 4. fades of the customers who decided on day ``D``: browsing ``exp(-(k-D)/τ_browse)`` from the
-   decision on, buying ``exp(-max(0, k-D-lag)/τ_order)`` only after the lag (DOMAIN.md: browsing
-   drops off before purchases stop);
+   decision on, buying ``exp(-max(0, k-D-lag)/τ_order)`` only after the lag (docs/domain.md:
+   browsing drops off before purchases stop);
 5. orders: intensity ``λ = (base rate + welcome boost) × season × weekday profile × fade``; an
    order fires when the accumulated intensity crosses an Exp(1) threshold (a Poisson process on
    the day grid), at an hour drawn from the customer's active hours;
@@ -227,7 +227,7 @@ def simulate(pop: Population, grid: DayGrid, params: SynthParams,
             comeback.append((rows, idx, kind))
 
         # 4. fades of the customers who decided: browsing from the decision day, buying after
-        # the lag (DOMAIN.md: browsing drops off before purchases stop)
+        # the lag (docs/domain.md: browsing drops off before purchases stop)
         fr = fading.refresh()
         if len(fr):
             age = k - st.dec_day[fr]

@@ -60,8 +60,9 @@ def make_grid(start: object, end: object) -> DayGrid:
 def season_factor(days: np.ndarray, grid: DayGrid, params: SynthParams) -> np.ndarray:
     """Order-rate multiplier of UTC day ``days``: month of year × payday.
 
-    DOMAIN.md "Timing matters": paydays (start and middle of the month) and the pre-holiday
-    November-December peak raise order rates. Defined for any day index, also past the grid.
+    docs/domain.md "Channels, timing and consent": paydays (start and middle of the month) and the
+    pre-holiday November-December peak raise order rates. Defined for any day index, also past the
+    grid.
     """
     dates = grid.dates(np.asarray(days))
     month = np.asarray(params.month_multipliers, dtype=np.float64)[dates.month.to_numpy() - 1]
@@ -126,7 +127,7 @@ def place_in_utc_day(
 
     The UTC hour is drawn in proportion to the customer's local slot weight at that hour (an
     inverse-CDF binary search on the cumulative profile ``prefix``), so events land in the
-    customer's own active hours (DOMAIN.md: active hours and days).
+    customer's own active hours (docs/domain.md: active hours and days).
     """
     m = len(rows)
     if m == 0:

@@ -151,7 +151,7 @@ def test_report_command_writes_html_and_fails_cleanly(shop, tmp_path):
     assert "win-back rate" in ok.stdout
     html = target.read_text()
     assert campaign in html and html.count('class="figure"') == 3
-    assert "DOMAIN.md target" in html
+    assert "cited target" in html
     bad = subprocess.run([sys.executable, "-m", "churnkit", "report", "--data", str(data),
                           "--campaign", "nope", "--out", str(tmp_path / "out" / "bad.html")],
                          capture_output=True, text=True, timeout=300)

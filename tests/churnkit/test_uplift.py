@@ -114,7 +114,7 @@ def test_default_costs_scale_compensation_with_value():
     values = pd.Series([1_000.0, 20_000.0])
     apology = np.asarray(cost("apology_compensation", values), dtype=float)
     promo = np.asarray(cost("we_miss_you", values), dtype=float)
-    assert apology[1] > apology[0]  # DOMAIN.md: compensation scales with value
+    assert apology[1] > apology[0]  # docs/domain.md: compensation scales with value
     assert promo[0] == promo[1] > 0
 
 

@@ -77,7 +77,7 @@ def test_bundle_roundtrip_and_one_scoring_path(result, shop, config):
 
 
 def test_trained_bundle_carries_the_postpone_averages(result, shop, tmp_path):
-    # DOMAIN.md's decision filter: averages fixed at training, saved with the bundle, so a
+    # docs/domain.md's decision filter: averages fixed at training, saved with the bundle, so a
     # customer scored alone is postponed exactly as in the full run
     tables, _ = shop
     rule = result.bundle.policy.postpone

@@ -1,6 +1,6 @@
 """Which channel: consented channels ranked by engagement shrunk toward the population.
 
-DOMAIN.md: contact only through channels the customer consented to, never after an unsubscribe.
+docs/domain.md: contact only through channels the customer consented to, never after an unsubscribe.
 The consent features (``can_contact_<channel>``) already say "consented and not unsubscribed
 before as_of"; a customer with ``unsubscribed`` gets no channel at all.
 

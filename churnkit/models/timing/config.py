@@ -1,8 +1,8 @@
 """Timing configuration: a frozen model read from ``churnkit/config/timing.yaml``.
 
 Every rule of contact timing (quiet hours, how long to wait before reaching out, what counts as
-an incident) is a default in that YAML file, not a constant in code (DOMAIN.md: "treat every rule
-as a default in a config file").
+an incident) is a default in that YAML file, not a constant in code (docs/domain.md: "treat every
+rule as a default in a config file").
 """
 
 from __future__ import annotations

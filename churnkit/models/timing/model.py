@@ -10,8 +10,8 @@ cutoff, the frames ``training.pipeline`` builds):
 The day rule (every threshold in ``churnkit/config/timing.yaml``):
 
 1. **incident** -- a lost or undelivered order known in the last ``incident_recent_days``, or a
-   ticket still unresolved at ``as_of``: contact on the ``as_of`` day (DOMAIN.md: paid but never
-   received -> contact immediately, top priority).
+   ticket still unresolved at ``as_of``: contact on the ``as_of`` day (docs/domain.md: paid but
+   never received -> contact immediately, top priority).
 2. **drift** -- P(order within the horizon) below ``drift_probability``: the customer has already
    drifted from their rhythm; contact as soon as allowed (best weekday in the next
    ``drift_search_days`` days).

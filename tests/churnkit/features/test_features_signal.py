@@ -1,4 +1,4 @@
-"""Signal on the synthetic shop: each family moves in the direction DOMAIN.md says."""
+"""Signal on the synthetic shop: each family moves in the direction docs/domain.md says."""
 
 from __future__ import annotations
 

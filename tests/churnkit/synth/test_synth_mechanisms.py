@@ -1,4 +1,4 @@
-"""The mechanisms of DOMAIN.md leave real (imperfect) traces in the synthetic shop's tables."""
+"""The mechanisms of docs/domain.md leave real (imperfect) traces in the synthetic shop's tables."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def test_browsing_fades_before_buying_after_the_decision(shop):
     b_during, b_gone = rates(browse, "ts")
     o_during, o_gone = rates(tables.orders, "ordered_at")
     assert len(lv) > 1000
-    # during the lag buying goes on while browsing already fades (DOMAIN.md leading indicator)
+    # during the lag buying goes on while browsing already fades (docs/domain.md leading indicator)
     assert b_during < 0.7
     assert o_during > b_during + 0.15
     assert o_gone < 0.15 and b_gone < 0.15

@@ -77,7 +77,7 @@ def test_enums_hold_only_contract_values(shop):
         for col in TABLES[name].columns:
             if col.kind == "enum":
                 assert set(frame[col.name].unique()) <= set(col.values), (name, col.name)
-    # the realistic mix of outcomes (DOMAIN.md logistics failures are a minority)
+    # the realistic mix of outcomes (docs/domain.md logistics failures are a minority)
     share = tables.orders["status"].value_counts(normalize=True)
     assert 0.05 < share["late"] < 0.10
     assert 0.005 < share["lost"] < 0.02

@@ -109,7 +109,7 @@ def test_control_group_comes_back_less_than_matched_treated(shop):
     control = ours[ours["group"] == "control"]
     assert len(apology) > 300 and len(control) > 200
     assert apology["converted"].mean() > control["converted"].mean() + 0.05
-    # nothing moves natural churn (DOMAIN.md: rarely worth fighting)
+    # nothing moves natural churn (docs/domain.md: rarely worth fighting)
     natural = m[m["cause"] == "natural"]
     treated = natural[natural["group"] == "treatment"]["converted"].mean()
     held = natural[natural["group"] == "control"]["converted"].mean()

@@ -39,7 +39,7 @@ def test_contract_columns_and_ranges(timing_model, timing_shop):
 
 @pytest.mark.slow  # the shared shop and fit (session fixture)
 def test_incidents_mean_contact_today(plan, timing_shop):
-    # DOMAIN.md: paid but never received / unresolved complaint -> contact now.
+    # docs/domain.md: paid but never received / unresolved complaint -> contact now.
     _, _, _, evaluation = timing_shop
     as_of = evaluation["cutoff"].iloc[0]
     cfg = TimingConfig.load()
