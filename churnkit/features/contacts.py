@@ -52,8 +52,8 @@ def _features() -> tuple[Feature, ...]:
                 _C),
         Feature("days_since_last_contact", NAME, "Days since the last message sent; empty if "
                 "never contacted.", "days", _C),
-        *(Feature(recent_contact_age(k), NAME, f"Days since the {k}-th most recent message "
-                  "sent (any channel); empty with fewer messages (the contact caps' count).",
+        *(Feature(recent_contact_age(k), NAME, f"Days since message number {k} counted back "
+                  "from the last one sent (any channel); empty with fewer messages.",
                   "days", _C, model_input=False) for k in range(2, RECENT_CONTACTS + 1)),
         Feature("days_since_last_comeback", NAME, "Days since the last attributed conversion "
                 "(either group); empty if none.", "days", _C),
