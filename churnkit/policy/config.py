@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import yaml
 
 from churnkit.data.contract import ACTIONS
 from churnkit.errors import PolicyConfigError
+from churnkit.policy.caps import ContactCaps, parse_contact_caps
 
 #: Causes of risk the policy names (``cause`` column), in the order used by its arrays.
 CAUSES = ("delivery_failure", "unresolved_complaint", "price", "forgotten", "natural", "none")
@@ -131,6 +132,7 @@ class PolicyConfig:
     horizon_days: int = 90  # days of value behind the economic rules without a value model
     version: int = 1  # of the config format
     postpone: PostponeRule = PostponeRule()
+    contact_caps: ContactCaps = field(default_factory=ContactCaps)  # frequency caps (none)
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -271,6 +273,7 @@ class PolicyConfig:
             problems.append("economic_gate_multiple: must be >= 1 (DOMAIN.md: never act when "
                             "value < cost)")
         postpone = _postpone_rule(data.get("postpone"), problems)
+        contact_caps = parse_contact_caps(data.get("contact_caps"), problems)
         if problems:
             raise PolicyConfigError(f"{source}: " + "; ".join(problems))
         return cls(
@@ -282,7 +285,7 @@ class PolicyConfig:
             comeback_gap_days=scalars["comeback_gap_days"],
             at_risk_percentile=scalars["at_risk_percentile"],
             horizon_days=int(scalars["horizon_days"]), version=int(data.get("version", 1)),
-            postpone=postpone,
+            postpone=postpone, contact_caps=contact_caps,
         )
 
     # -- use -----------------------------------------------------------------------------------
@@ -330,6 +333,7 @@ class PolicyConfig:
             "paid_not_received": dict(self.paid_not_received),
             "discount_hunter": dict(self.discount_hunter),
             "postpone": self.postpone.to_dict(),
+            "contact_caps": self.contact_caps.to_dict(),
         }
 
     def save(self, directory: Path) -> None:
