@@ -7,7 +7,9 @@ the shop's frequency-cap defaults. Only messages sent (the treatment group) stri
 messages (:data:`churnkit.features.contacts.RECENT_CONTACTS` of them). A message sent at ``s``
 counts against the window for ``window_days`` days: from ``s + window_days`` on it no longer
 does. After the last message sent at ``s``, the next may go from ``s + min_gap_days`` on. A
-shop without a contacts table has sent nothing on record: nothing is capped.
+shop without a contacts table has sent nothing on record: nothing is capped. DOMAIN.md's "paid
+but not received: contact immediately" passes the first message after the failure became known
+(:func:`churnkit.policy.rules.decide`).
 """
 
 from __future__ import annotations

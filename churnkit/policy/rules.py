@@ -14,7 +14,8 @@
 6. **Contact caps** (:mod:`churnkit.policy.caps`): a customer rules 4-5 would contact now but
    who had ``max_messages`` messages in the last ``window_days`` days, or one less than
    ``min_gap_days`` ago, gets no contact now and ``contact_date`` on the first day the caps
-   allow (the timing model's day when that is later). Paid-not-received is not held back.
+   allow (the timing model's day when that is later). A paid order never received is answered
+   at once: the caps do not hold back the first message after it became known.
 
 Each row gets ``cause``, ``action``, ``action_reason`` (plain words with numbers),
 ``policy_trace`` (the rules that fired), ``priority``, ``action_cost`` and
@@ -272,7 +273,12 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
     # -- the contact caps: what the rules or uplift would send now, the caps may hold back ------
     count_wait, gap_wait = cap_waits(f, caps)
     blocked = (chosen != dnc) & ((count_wait > 0) | (gap_wait > 0))
-    capped = blocked & ~pnr  # DOMAIN.md: paid but not received, "contact immediately"
+    # DOMAIN.md: paid but not received, "contact immediately": the first message after the
+    # failure became known goes out whatever the caps; later ones keep to them.
+    with np.errstate(invalid="ignore"):
+        told = column(f, "days_since_last_contact") < column(f, "days_since_paid_not_received")
+    waived = blocked & pnr & ~told
+    capped = blocked & ~waived
     chosen[capped] = dnc
     if uplift is not None:
         profit[capped] = 0.0
@@ -295,7 +301,7 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
         "uplift_choice": uplift_choice,
         "uplift_none": uplift_none, "uplift_missing": uplift_missing,
         "postponed": postponed, "capped": capped, "cap_count": capped & (count_wait > 0),
-        "cap_gap": capped & (gap_wait > 0), "cap_waived": blocked & pnr,
+        "cap_gap": capped & (gap_wait > 0), "cap_waived": waived,
         **{f"below_average:{k}": below_avg[k] & postponed for k in BELOW_AVERAGE},
         **{f"evidence:{c}": evidence[c] & at_risk for c in EVIDENCE_CAUSES},
     }

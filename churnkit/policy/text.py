@@ -305,8 +305,8 @@ def _trace_texts(config: PolicyConfig, names: list[str]) -> dict[str, str]:
                       f"{caps.window_days:g} days: do not contact until one leaves the window"),
         "cap_gap": (f"contact gap: a message less than {caps.min_gap_days:g} days ago: do not "
                     "contact until the gap has passed"),
-        "cap_waived": ("contact caps waived: an order paid for and never received is answered "
-                       "immediately"),
+        "cap_waived": ("contact caps waived: an order paid for and never received, no message "
+                       "since it became known (contact immediately)"),
     }
     for a in names:
         texts[f"gate_failed:{a}"] = (f"economic gate: {a} costs more than value / "

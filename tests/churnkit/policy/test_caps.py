@@ -32,23 +32,25 @@ HISTORIES = {
     3: [(40, "email", "treatment")],  # uncapped
     4: [(0, "email", "treatment"), (20, "sms", "treatment")],  # one sent exactly at as_of
     5: [(2, "email", "control"), (1, "sms", "control")],  # held out: never sent
-    6: [(2, "email", "treatment")],  # paid for an order never received
+    6: [(2, "email", "treatment")],  # paid for an order never received, known 1 day ago
     7: [(21 + 10 / 24, "email", "treatment"), (9, "push", "treatment")],  # older at 10:00 UTC
     8: [(3, "email", "treatment")],  # no consent
+    9: [(2, "email", "treatment")],  # paid for an order never received, known 50 days ago
 }
 
 
 def planted_shop() -> ck.Tables:
     """One order 60 days ago each (cause "forgotten", a reminder passes the gate); customer 6's
-    order was lost; customer 8 consents to nothing."""
+    order was lost (known 1 day ago), customer 9's too (known 50 days ago); customer 8 consents
+    to nothing."""
     ids = list(HISTORIES)
     customers = pd.DataFrame({
         "customer_id": ids, "signup_at": [ago(400)] * len(ids), "timezone": ["UTC"] * len(ids),
         "consent_email": [i != 8 for i in ids], "consent_sms": [i != 8 for i in ids]})
     orders = pd.DataFrame({
         "order_id": ids, "customer_id": ids, "ordered_at": [ago(60)] * len(ids),
-        "amount": [400.0] * len(ids), "status": ["lost" if i == 6 else "delivered" for i in ids],
-        "status_at": [ago(50)] * len(ids)})
+        "amount": [400.0] * len(ids), "status": ["lost" if i in (6, 9) else "delivered" for i in ids],
+        "status_at": [ago(1 if i == 6 else 50) for i in ids]})
     rows = [(i, ago(d), ch, g) for i, h in HISTORIES.items() for d, ch, g in h]
     contacts = pd.DataFrame({
         "contact_id": range(1, len(rows) + 1), "customer_id": [r[0] for r in rows],
@@ -97,14 +99,19 @@ def test_capped_customers_wait_for_the_first_day_the_caps_allow(planted):
         assert out.loc[i].drop("contact_date").equals(off.loc[i]), i
         assert pd.isna(day[i])
     assert features.loc[4, "days_since_last_contact"] == 20
-    # 6: paid but not received: contacted now whatever the caps, and the trace says so
+    # 6: paid but not received, nothing sent since it became known: contacted now whatever
+    # the caps ("contact immediately"), and the trace says so
     assert out.loc[6, "action"] == off.loc[6, "action"] == "apology_compensation"
     assert out.loc[6, "priority"] == off.loc[6, "priority"] > 1e9
     assert any("contact caps waived" in s for s in out.loc[6, "policy_trace"])
+    # 9: known 50 days ago and messaged 2 days ago: the next apology keeps to the gap
+    assert off.loc[9, "action"] == "apology_compensation"
+    assert out.loc[9, "action"] == DNC and day[9] == pd.Timestamp("2025-07-06", tz="UTC")
+    assert out.loc[9, "action_reason"].startswith("Paid for an order that never arrived")
     # 8: no consent is the reason, not the caps
     assert out.loc[8, "action_reason"].endswith("do not contact: no consent on any channel")
     assert pd.isna(day[8])
-    capped = out.index.isin([1, 2, 7])
+    capped = out.index.isin([1, 2, 7, 9])
     assert (out.loc[capped, ["priority", "action_cost"]] == 0).all().all()
 
 
@@ -208,12 +215,16 @@ def test_no_send_on_the_synthetic_shop_breaks_the_caps(world, window):
                      policy=replace(CONFIG, contact_caps=caps))
     out = score_features(features, bundle, explain=False)
     check = _violations(world.tables, as_of, out, caps)
-    pnr = (features["days_since_paid_not_received"] <= 365).reindex(out.index)
+    # the one exception: an order paid for and never received, no message since it was known
+    since = features["days_since_paid_not_received"].reindex(out.index)
+    known = as_of - pd.to_timedelta(since, unit="D")
+    waived = (since <= 365) & ~(check["last"] > known)
     send = out["action"] != DNC
-    assert not (send & check["forbidden"] & ~pnr).any()
+    assert not (send & check["forbidden"] & ~waived).any()
     capped = out["policy_trace"].map(lambda t: any(s.startswith(("contact cap:", "contact gap:"))
                                                    for s in t))
     assert capped.sum() > 20
+    assert (capped & (since <= 365)).sum() > 5  # apologies sent already: the next ones wait
     assert (check.loc[capped, "forbidden"]).all() and (out.loc[capped, "action"] == DNC).all()
     # the contact date is the first whole day on which the caps allow a message
     day, allowed = out.loc[capped, "contact_date"], check.loc[capped, "allowed"]
