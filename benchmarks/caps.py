@@ -33,8 +33,7 @@ import churnkit as ck
 from churnkit.data.frames import model_matrix
 from churnkit.features.registry import model_features
 from churnkit.models.churn import ChurnModel
-from churnkit.policy import PolicyConfig
-from churnkit.policy.caps import ContactCaps
+from churnkit.policy import ContactCaps, PolicyConfig
 from churnkit.scoring import score_features
 from churnkit.scoring.bundle import FeatureSpec, ModelBundle, TrainingMetadata, reference_quantiles
 

@@ -14,76 +14,14 @@ but not received: contact immediately" passes the first message after the failur
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
 from churnkit.data.frames import require_columns
 from churnkit.features.contacts import RECENT_CONTACTS, recent_contact_age
+from churnkit.policy.config import ContactCaps
 
 _MICROSECONDS_PER_DAY = 86_400_000_000
-
-
-@dataclass(frozen=True)
-class ContactCaps:
-    """How often one customer may be messaged (0 turns a rule off; all 0 = no caps).
-
-    ``max_messages`` messages (any channel) in ``window_days`` days at most, and at least
-    ``min_gap_days`` days between two messages.
-    """
-
-    max_messages: int = 0
-    window_days: float = 0.0
-    min_gap_days: float = 0.0
-
-    @property
-    def counts(self) -> bool:
-        """True when the "N messages in D days" rule is on."""
-        return self.max_messages > 0 and self.window_days > 0
-
-    @property
-    def active(self) -> bool:
-        return self.counts or self.min_gap_days > 0
-
-    def to_dict(self) -> dict:
-        return {"max_messages": self.max_messages, "window_days": self.window_days,
-                "min_gap_days": self.min_gap_days}
-
-
-def parse_contact_caps(data: Any, problems: list[str]) -> ContactCaps:
-    """The ``contact_caps`` section; each problem (naming its key) is appended to ``problems``.
-
-    An absent section means no caps (a config written before caps existed scores as it did);
-    a null value turns its rule off.
-    """
-    if data is None:
-        return ContactCaps()
-    if not isinstance(data, dict):
-        problems.append("contact_caps: expected a mapping")
-        return ContactCaps()
-    unknown = set(data) - set(ContactCaps().to_dict())
-    if unknown:
-        problems.append(f"contact_caps: unknown key(s) {sorted(unknown)}")
-    values: dict[str, float] = {}
-    for key in ContactCaps().to_dict():
-        value = data.get(key)
-        value = 0 if value is None else value
-        if isinstance(value, bool) or not isinstance(value, int | float) \
-                or not math.isfinite(value) or value < 0:
-            problems.append(f"contact_caps.{key}: expected a number >= 0 or null (off), got "
-                            f"{value!r}")
-            value = 0
-        values[key] = value
-    n = values["max_messages"]
-    if n != int(n) or n > RECENT_CONTACTS:
-        problems.append(f"contact_caps.max_messages: expected a whole number 0-{RECENT_CONTACTS} "
-                        f"(the contacts features keep the {RECENT_CONTACTS} most recent "
-                        f"messages), got {n!r}")
-        n = 0
-    return ContactCaps(int(n), float(values["window_days"]), float(values["min_gap_days"]))
 
 
 def _age(features: pd.DataFrame, k: int) -> np.ndarray:

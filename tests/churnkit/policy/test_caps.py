@@ -11,8 +11,7 @@ import pytest
 
 import churnkit as ck
 from churnkit.errors import PolicyConfigError
-from churnkit.policy import POLICY_COLUMNS, PolicyConfig, decide
-from churnkit.policy.caps import ContactCaps
+from churnkit.policy import POLICY_COLUMNS, ContactCaps, PolicyConfig, decide
 from churnkit.scoring import score_features
 
 AS_OF = pd.Timestamp("2025-07-01", tz="UTC")
@@ -49,7 +48,8 @@ def planted_shop() -> ck.Tables:
         "consent_email": [i != 8 for i in ids], "consent_sms": [i != 8 for i in ids]})
     orders = pd.DataFrame({
         "order_id": ids, "customer_id": ids, "ordered_at": [ago(60)] * len(ids),
-        "amount": [400.0] * len(ids), "status": ["lost" if i in (6, 9) else "delivered" for i in ids],
+        "amount": [400.0] * len(ids),
+        "status": ["lost" if i in (6, 9) else "delivered" for i in ids],
         "status_at": [ago(1 if i == 6 else 50) for i in ids]})
     rows = [(i, ago(d), ch, g) for i, h in HISTORIES.items() for d, ch, g in h]
     contacts = pd.DataFrame({
