@@ -134,8 +134,8 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
         Optional per-row SHAP values of the churn model (columns = features + ``bias``), used
         to pick the cause among several with evidence.
     as_of
-        The scoring cutoff (UTC; default ``features.attrs["as_of"]``): the contact caps'
-        dates count from it. Without it a capped customer's reason gives the days to wait and
+        The scoring cutoff (UTC; default ``features.attrs["as_of"]``, else the single value of
+        a ``cutoff`` column): the contact caps' dates count from it. Without it a capped customer's reason gives the days to wait and
         ``contact_date`` is not set (an error when ``scored`` has one from a timing model).
 
     Returns
@@ -148,6 +148,8 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
     _check(scored, features)
     if as_of is None:
         as_of = features.attrs.get("as_of")
+    if as_of is None and "cutoff" in features.columns and features["cutoff"].nunique() == 1:
+        as_of = features["cutoff"].iloc[0]  # a training snapshot of one cutoff
     caps = config.contact_caps
     if caps.active and as_of is None and "contact_date" in scored.columns:
         raise ValueError("decide: the contact caps move contact_date and need as_of (pass "

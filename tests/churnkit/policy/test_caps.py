@@ -141,6 +141,9 @@ def test_the_timing_models_later_day_stands_and_as_of_is_needed(planted):
     bare.attrs = {}
     with pytest.raises(ValueError, match="need as_of"):
         decide(timed, bare, CONFIG)
+    # a training snapshot of one cutoff carries it in a column (the timing model reads it too)
+    snapshot = bare.assign(cutoff=AS_OF)
+    assert decide(timed, snapshot, CONFIG)["contact_date"].equals(out["contact_date"])
     # without as_of and without a timing model: the wait in days, no date column
     days = decide(scored, bare, CONFIG)
     assert "contact_date" not in days.columns
