@@ -135,8 +135,9 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
         to pick the cause among several with evidence.
     as_of
         The scoring cutoff (UTC; default ``features.attrs["as_of"]``, else the single value of
-        a ``cutoff`` column): the contact caps' dates count from it. Without it a capped customer's reason gives the days to wait and
-        ``contact_date`` is not set (an error when ``scored`` has one from a timing model).
+        a ``cutoff`` column): the contact caps' dates count from it. Without it a capped
+        customer's reason gives the days to wait and ``contact_date`` is not set (an error
+        when ``scored`` has one from a timing model).
 
     Returns
     -------
