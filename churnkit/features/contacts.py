@@ -4,7 +4,9 @@ Only the treatment group was contacted: a control-group row records a message he
 random, so it counts as neither a contact nor an open. A conversion (the customer ordered again,
 attributed to a contact) is a *comeback*; DOMAIN.md gives a customer who just came back 30 quiet
 days without promotions, which the policy applies to ``days_since_last_comeback``. Opens and
-conversions at or after ``as_of`` have not happened yet.
+conversions at or after ``as_of`` have not happened yet. The ages of the few most recent messages
+back the policy's contact caps (at most N messages in D days needs the N-th most recent); the
+general models leave them out.
 """
 
 from __future__ import annotations
@@ -17,6 +19,14 @@ NAME = "contacts"
 _C = ("contacts",)
 _TREATED = "\"group\" = 'treatment'"
 _CONTACT_WINDOWS = (90, 365, None)
+#: How many of the most recent messages have their age as a feature (``days_since_last_contact``
+#: is the first): the largest ``contact_caps.max_messages`` the policy can enforce.
+RECENT_CONTACTS = 5
+
+
+def recent_contact_age(k: int) -> str:
+    """The feature holding the age in days of the ``k``-th most recent message (1 = the last)."""
+    return "days_since_last_contact" if k == 1 else f"days_since_contact_{k}"
 
 
 def _features() -> tuple[Feature, ...]:
@@ -42,6 +52,9 @@ def _features() -> tuple[Feature, ...]:
                 _C),
         Feature("days_since_last_contact", NAME, "Days since the last message sent; empty if "
                 "never contacted.", "days", _C),
+        *(Feature(recent_contact_age(k), NAME, f"Days since message number {k} counted back "
+                  "from the last one sent (any channel); empty with fewer messages.",
+                  "days", _C, model_input=False) for k in range(2, RECENT_CONTACTS + 1)),
         Feature("days_since_last_comeback", NAME, "Days since the last attributed conversion "
                 "(either group); empty if none.", "days", _C),
         Feature("holdout_contacts", NAME, "Times drawn into a control group (not sent).",
@@ -60,6 +73,9 @@ def _sql(present: frozenset[str]) -> str:
             f"count_if({sent} AND converted_at IS NOT NULL) AS conversions_{ch}",
         ]
     cols += window_counts("contacts", _TREATED, windows=_CONTACT_WINDOWS)
+    # the RECENT_CONTACTS smallest ages, ascending: the k-th is the k-th most recent message
+    recent = [f"(min(age_days, {RECENT_CONTACTS}) FILTER (WHERE {_TREATED}))[{k}] AS "
+              f"{recent_contact_age(k)}" for k in range(2, RECENT_CONTACTS + 1)]
     sep = ",\n           "
     return f"""
     SELECT customer_id,
@@ -71,6 +87,7 @@ def _sql(present: frozenset[str]) -> str:
            count_if({_TREATED} AND converted_at IS NOT NULL) / nullif(count_if({_TREATED}), 0)
                AS conversion_rate,
            min(age_days) FILTER (WHERE {_TREATED}) AS days_since_last_contact,
+           {sep.join(recent)},
            {age_days("max(converted_at)")} AS days_since_last_comeback,
            count_if(NOT ({_TREATED})) AS holdout_contacts
     FROM known_contacts

@@ -6,7 +6,7 @@ job, the HTTP service and the offline evaluation all call. See docs/policy.md.
 """
 
 from churnkit.policy.causes import at_risk_rows, cause_evidence, feature_cause, infer_causes
-from churnkit.policy.config import CAUSES, ActionSpec, PolicyConfig
+from churnkit.policy.config import CAUSES, ActionSpec, ContactCaps, PolicyConfig
 from churnkit.policy.rules import POLICY_COLUMNS, customer_value, decide, postpone_references
 from churnkit.policy.segments import activity_state, lifecycle_segment
 from churnkit.policy.uplift_choice import choose_by_uplift, cost_frame, cost_function
@@ -15,6 +15,7 @@ __all__ = [
     "CAUSES",
     "POLICY_COLUMNS",
     "ActionSpec",
+    "ContactCaps",
     "PolicyConfig",
     "activity_state",
     "at_risk_rows",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import yaml
 
 from churnkit.data.contract import ACTIONS
 from churnkit.errors import PolicyConfigError
+from churnkit.features.contacts import RECENT_CONTACTS
 
 #: Causes of risk the policy names (``cause`` column), in the order used by its arrays.
 CAUSES = ("delivery_failure", "unresolved_complaint", "price", "forgotten", "natural", "none")
@@ -80,15 +81,24 @@ class PostponeRule:
                 "reference_return_probability": self.reference_return_probability}
 
 
+def _section(data: Any, name: str, keys: Any, problems: list[str]) -> dict | None:
+    """The optional mapping ``name`` of the config (None when absent or not a mapping, which is
+    a problem), its keys outside ``keys`` noted as problems."""
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        problems.append(f"{name}: expected a mapping")
+        return None
+    unknown = set(data) - set(keys)
+    if unknown:
+        problems.append(f"{name}: unknown key(s) {sorted(unknown)}")
+    return data
+
+
 def _postpone_rule(data: Any, problems: list[str]) -> PostponeRule:
+    data = _section(data, "postpone", PostponeRule().to_dict(), problems)
     if data is None:
         return PostponeRule()
-    if not isinstance(data, dict):
-        problems.append("postpone: expected a mapping")
-        return PostponeRule()
-    unknown = set(data) - set(PostponeRule().to_dict())
-    if unknown:
-        problems.append(f"postpone: unknown key(s) {sorted(unknown)}")
     weak = data.get("weak_causes", list(PostponeRule.weak_causes))
     if not isinstance(weak, list) or not all(isinstance(c, str) for c in weak):
         problems.append(f"postpone.weak_causes: expected a list of causes, got {weak!r}")
@@ -113,6 +123,53 @@ def _postpone_rule(data: Any, problems: list[str]) -> PostponeRule:
 
 
 @dataclass(frozen=True)
+class ContactCaps:
+    """At most ``max_messages`` messages (any channel) per customer in ``window_days`` days,
+    at least ``min_gap_days`` days apart (0 turns a rule off; see :mod:`churnkit.policy.caps`)."""
+
+    max_messages: int = 0
+    window_days: float = 0.0
+    min_gap_days: float = 0.0
+
+    @property
+    def counts(self) -> bool:  # the "N messages in D days" rule is on
+        return self.max_messages > 0 and self.window_days > 0
+
+    @property
+    def active(self) -> bool:
+        return self.counts or self.min_gap_days > 0
+
+    def to_dict(self) -> dict:
+        return {"max_messages": self.max_messages, "window_days": self.window_days,
+                "min_gap_days": self.min_gap_days}
+
+
+def _contact_caps(data: Any, problems: list[str]) -> ContactCaps:
+    """The ``contact_caps`` section: absent = no caps (a config written before them scores as
+    it did), null = a rule off; each problem, naming its key, goes to ``problems``."""
+    data = _section(data, "contact_caps", ContactCaps().to_dict(), problems)
+    if data is None:
+        return ContactCaps()
+    values: dict[str, float] = {}
+    for key in ContactCaps().to_dict():
+        value = data.get(key)
+        value = 0 if value is None else value
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not math.isfinite(value) or value < 0:
+            problems.append(f"contact_caps.{key}: expected a number >= 0 or null (off), got "
+                            f"{value!r}")
+            value = 0
+        values[key] = value
+    n = values["max_messages"]
+    if n != int(n) or n > RECENT_CONTACTS:
+        problems.append(f"contact_caps.max_messages: expected a whole number 0-{RECENT_CONTACTS} "
+                        f"(the contacts features keep the {RECENT_CONTACTS} most recent "
+                        f"messages), got {n!r}")
+        n = 0
+    return ContactCaps(int(n), float(values["window_days"]), float(values["min_gap_days"]))
+
+
+@dataclass(frozen=True)
 class PolicyConfig:
     """The win-back policy's parameters (see ``churnkit/config/policy.yaml`` for each rule)."""
 
@@ -132,6 +189,7 @@ class PolicyConfig:
     horizon_days: int = 90  # days of value behind the economic rules without a value model
     version: int = 1  # of the config format
     postpone: PostponeRule = PostponeRule()
+    contact_caps: ContactCaps = field(default_factory=ContactCaps)  # frequency caps (none)
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -272,6 +330,7 @@ class PolicyConfig:
             problems.append("economic_gate_multiple: must be >= 1 (DOMAIN.md: never act when "
                             "value < cost)")
         postpone = _postpone_rule(data.get("postpone"), problems)
+        contact_caps = _contact_caps(data.get("contact_caps"), problems)
         if problems:
             raise PolicyConfigError(f"{source}: " + "; ".join(problems))
         return cls(
@@ -283,7 +342,7 @@ class PolicyConfig:
             comeback_gap_days=scalars["comeback_gap_days"],
             at_risk_percentile=scalars["at_risk_percentile"],
             horizon_days=int(scalars["horizon_days"]), version=int(data.get("version", 1)),
-            postpone=postpone,
+            postpone=postpone, contact_caps=contact_caps,
         )
 
     # -- use -----------------------------------------------------------------------------------
@@ -331,6 +390,7 @@ class PolicyConfig:
             "paid_not_received": dict(self.paid_not_received),
             "discount_hunter": dict(self.discount_hunter),
             "postpone": self.postpone.to_dict(),
+            "contact_caps": self.contact_caps.to_dict(),
         }
 
     def save(self, directory: Path) -> None:

@@ -11,6 +11,11 @@
    compensation scales with value) is chosen, else no contact (value below cost, or the gate).
 5. With an **uplift** model, among the actions allowed by rules 2 and the gate, the one with the
    highest ``uplift × value − cost``; no contact when none is positive.
+6. **Contact caps** (:mod:`churnkit.policy.caps`): a customer rules 4-5 would contact now but
+   who had ``max_messages`` messages in the last ``window_days`` days, or one less than
+   ``min_gap_days`` ago, gets no contact now and ``contact_date`` on the first day the caps
+   allow (the timing model's day when that is later). A paid order never received is answered
+   at once: the caps do not hold back the first message after it became known.
 
 Each row gets ``cause``, ``action``, ``action_reason`` (plain words with numbers),
 ``policy_trace`` (the rules that fired), ``priority``, ``action_cost`` and
@@ -26,12 +31,13 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from churnkit.data.contract import CHANNELS
+from churnkit.data.contract import CHANNELS, as_utc_timestamp
 from churnkit.data.frames import require_columns
+from churnkit.policy.caps import cap_waits, first_allowed_day, messages_in_window
 from churnkit.policy.causes import at_risk_rows, column, infer_causes
 from churnkit.policy.config import CAUSES, EVIDENCE_CAUSES, SEGMENTS, PolicyConfig
 from churnkit.policy.segments import lifecycle_segment
-from churnkit.policy.text import action_reasons, traces
+from churnkit.policy.text import action_reasons, cap_texts, traces
 
 POLICY_COLUMNS = ("cause", "action", "action_reason", "policy_trace", "priority", "action_cost",
                   "expected_incremental_profit")
@@ -108,7 +114,8 @@ def _check(scored: pd.DataFrame, features: pd.DataFrame) -> None:
 
 def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
            uplift: pd.DataFrame | None = None, *,
-           contributions: pd.DataFrame | None = None) -> pd.DataFrame:
+           contributions: pd.DataFrame | None = None, as_of: object | None = None
+           ) -> pd.DataFrame:
     """The win-back decision for every scored customer (pure: inputs are not modified).
 
     Parameters
@@ -126,13 +133,28 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
     contributions
         Optional per-row SHAP values of the churn model (columns = features + ``bias``), used
         to pick the cause among several with evidence.
+    as_of
+        The scoring cutoff (UTC; default ``features.attrs["as_of"]``, else the single value of
+        a ``cutoff`` column): the contact caps' dates count from it. Without it a capped
+        customer's reason gives the days to wait and ``contact_date`` is not set (an error
+        when ``scored`` has one from a timing model).
 
     Returns
     -------
     pandas.DataFrame
-        ``scored`` plus :data:`POLICY_COLUMNS`.
+        ``scored`` plus :data:`POLICY_COLUMNS`; with contact caps and a known ``as_of`` also
+        ``contact_date`` (added as empty when ``scored`` has none), moved to the first day the
+        caps allow for the customers they hold back.
     """
     _check(scored, features)
+    if as_of is None:
+        as_of = features.attrs.get("as_of")
+    if as_of is None and "cutoff" in features.columns and features["cutoff"].nunique() == 1:
+        as_of = features["cutoff"].iloc[0]  # a training snapshot of one cutoff
+    caps = config.contact_caps
+    if caps.active and as_of is None and "contact_date" in scored.columns:
+        raise ValueError("decide: the contact caps move contact_date and need as_of (pass "
+                         "as_of= or a feature frame from build_features)")
     # Without ``attrs``: pandas deep-copies them (e.g. the population fit) on every column read.
     # A shallow copy shares the columns (rebuilding the frame is slow for one customer).
     f = features
@@ -251,6 +273,20 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
         profit[has] = gain[rows[has], col[has]]
         profit = np.where(np.isnan(profit), 0.0, profit)
 
+    # -- the contact caps: what the rules or uplift would send now, the caps may hold back ------
+    count_wait, gap_wait = cap_waits(f, caps)
+    blocked = (chosen != dnc) & ((count_wait > 0) | (gap_wait > 0))
+    # DOMAIN.md: paid but not received, "contact immediately": the first message after the
+    # failure became known goes out whatever the caps; later ones keep to them.
+    with np.errstate(invalid="ignore"):
+        told = column(f, "days_since_last_contact") < column(f, "days_since_paid_not_received")
+    waived = blocked & pnr & ~told
+    capped = blocked & ~waived
+    chosen[capped] = dnc
+    if uplift is not None:
+        profit[capped] = 0.0
+    wait = np.maximum(count_wait, gap_wait)
+
     contact = chosen != dnc
     action_cost = np.where(contact, cost[rows, chosen] if n else 0.0, 0.0)
     base = profit if uplift is not None else p_churn * value
@@ -267,16 +303,29 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
         "gate": gated & ~below_cost & ~hard & ~contact & by_rules,
         "uplift_choice": uplift_choice,
         "uplift_none": uplift_none, "uplift_missing": uplift_missing,
-        "postponed": postponed,
+        "postponed": postponed, "capped": capped, "cap_count": capped & (count_wait > 0),
+        "cap_gap": capped & (gap_wait > 0), "cap_waived": waived,
         **{f"below_average:{k}": below_avg[k] & postponed for k in BELOW_AVERAGE},
         **{f"evidence:{c}": evidence[c] & at_risk for c in EVIDENCE_CAUSES},
     }
     out = scored.copy()
+    day = None
+    if caps.active and as_of is not None:
+        day = first_allowed_day(as_utc_timestamp(as_of), wait[capped])
+        if "contact_date" not in out.columns:
+            out["contact_date"] = pd.Series(pd.NaT, index=out.index, dtype=day.dtype)
+        planned = out["contact_date"]
+        allowed = pd.Series(pd.NaT, index=out.index, dtype=planned.dtype)
+        allowed.iloc[np.flatnonzero(capped)] = day
+        # the later of the timing model's day and the caps' (NaT compares False: the caps')
+        out["contact_date"] = planned.where(~capped | (planned > allowed), allowed)
+    cap_reason = cap_texts(capped, count_wait >= gap_wait, messages_in_window(f, caps),
+                           column(f, "days_since_last_contact"), wait, day, config)
     out["cause"] = np.asarray(CAUSES, dtype=object)[cause]
     out["action"] = np.asarray(names, dtype=object)[chosen]
     out["action_reason"] = action_reasons(f, cause, out["action"].to_numpy(dtype=object), pct,
                                           flags, value, action_cost, config, names, cheapest,
-                                          p_churn)
+                                          p_churn, cap_reason)
     out["policy_trace"] = traces(flags, cause, seg_code, chosen, gate_failed, names, config)
     out["priority"] = priority
     out["action_cost"] = np.round(action_cost, 2)

@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from churnkit.features.contacts import RECENT_CONTACTS
 from churnkit.policy.causes import column
 from churnkit.policy.config import CAUSES, EVIDENCE_CAUSES, SEGMENTS, PolicyConfig
 
@@ -148,11 +149,12 @@ def cause_texts(f: pd.DataFrame, cause: np.ndarray, pnr: np.ndarray, risk_percen
 def action_reasons(f: pd.DataFrame, cause: np.ndarray, action: np.ndarray,
                    risk_percentile: np.ndarray, flags: dict[str, np.ndarray],
                    value: np.ndarray, action_cost: np.ndarray, config: PolicyConfig,
-                   names: list[str], cheapest: np.ndarray,
-                   p_churn: np.ndarray) -> pd.api.extensions.ExtensionArray:
+                   names: list[str], cheapest: np.ndarray, p_churn: np.ndarray,
+                   cap_reason: Text) -> pd.api.extensions.ExtensionArray:
     """``action_reason``: the cause in plain words, then what to do or why not to contact.
 
-    ``cause`` holds indices into :data:`CAUSES`, ``action`` the action names.
+    ``cause`` holds indices into :data:`CAUSES`, ``action`` the action names; ``cap_reason``
+    one string per row of ``flags["capped"]`` (:func:`cap_texts`).
     """
     why = cause_texts(f, cause, flags["paid_not_received"], risk_percentile, config)
     what = Text.full(len(f), "")
@@ -183,6 +185,8 @@ def action_reasons(f: pd.DataFrame, cause: np.ndarray, action: np.ndarray,
         k = left & flags[flag]
         what[k] = text
         left &= ~k
+    what[flags["capped"]] = cap_reason
+    left &= ~flags["capped"]
     k = left & flags["value_below_cost"]
     what[k] = ("do not contact: value " + _int(value[k]) + " is below the cost "
                + _int(cheapest[k]) + " of the cheapest fitting action")
@@ -205,6 +209,36 @@ def action_reasons(f: pd.DataFrame, cause: np.ndarray, action: np.ndarray,
     what[left] = "do not contact"
     # Every cause text starts with a capital or a number.
     return (why + "; " + what).to_pandas()
+
+
+def cap_texts(capped: np.ndarray, count_binds: np.ndarray, messages: np.ndarray,
+              last_age: np.ndarray, wait: np.ndarray, day: pd.DatetimeIndex | None,
+              config: PolicyConfig) -> Text:
+    """Why the contact caps hold a customer back, one string per row of ``capped``.
+
+    "capped: 2 messages in the last 30 days; next contact allowed on 2025-07-09" where the
+    count cap binds (``count_binds``; ``messages`` in the window), else "capped: last message 3
+    days ago, at least 7 days between messages; ..." (``last_age`` in days). ``day``: the
+    first allowed day of each capped row (UTC); without it, "next contact allowed in 4 days"
+    (``wait`` in days, rounded up).
+    """
+    caps = config.contact_caps
+    n = int(np.count_nonzero(capped))
+    if not n:
+        return Text.full(0, "")
+    m = messages[capped]
+    by_count = count_binds[capped]
+    text = ("capped: last message " + _int(last_age[capped]) + " days ago, at least "
+            + f"{caps.min_gap_days:g} days between messages")
+    counted = ("capped: " + _int(m) + _plural(m, " message", " messages")
+               + f" in the last {caps.window_days:g} days")
+    counted[m >= RECENT_CONTACTS] = (f"capped: {RECENT_CONTACTS} or more messages in the last "
+                                     f"{caps.window_days:g} days")
+    text[by_count] = counted[by_count]
+    if day is None:
+        return text + "; next contact allowed in " + _int(np.ceil(wait[capped])) + " days"
+    return text + "; next contact allowed on " + Text(pc.strftime(
+        pa.array(day.as_unit("us").asi8, pa.timestamp("us", tz="UTC")), "%Y-%m-%d"))
 
 
 def _pct(x: np.ndarray) -> Text:
@@ -239,7 +273,7 @@ def _postponed_text(k: np.ndarray, flags: dict[str, np.ndarray], value: np.ndarr
 
 def _trace_texts(config: PolicyConfig, names: list[str]) -> dict[str, str]:
     s, pnr, h = config.serial_complainer, config.paid_not_received, config.discount_hunter
-    rule = config.postpone
+    rule, caps = config.postpone, config.contact_caps
     ref_value, ref_return = rule.reference_value or 0.0, rule.reference_return_probability or 0.0
     texts = {
         "at_risk": f"at risk: risk percentile >= {config.at_risk_percentile:g}",
@@ -267,6 +301,12 @@ def _trace_texts(config: PolicyConfig, names: list[str]) -> dict[str, str]:
         "below_average:cause": f"weak cause ({', '.join(rule.weak_causes)})",
         "below_average:return": f"probability of return below the average {100 * ref_return:.0f}%",
         **{f"evidence:{c}": f"evidence of {c.replace('_', ' ')}" for c in EVIDENCE_CAUSES},
+        "cap_count": (f"contact cap: {caps.max_messages} or more messages in the last "
+                      f"{caps.window_days:g} days: do not contact until one leaves the window"),
+        "cap_gap": (f"contact gap: a message less than {caps.min_gap_days:g} days ago: do not "
+                    "contact until the gap has passed"),
+        "cap_waived": ("contact caps waived: an order paid for and never received, no message "
+                       "since it became known (contact immediately)"),
     }
     for a in names:
         texts[f"gate_failed:{a}"] = (f"economic gate: {a} costs more than value / "
@@ -283,7 +323,8 @@ def traces(flags: dict[str, np.ndarray], cause: np.ndarray, seg_code: np.ndarray
              "paid_not_received", "no_consent", "unsubscribed", "serial", "quiet",
              "segment_playbook", *(f"gate_failed:{a}" for a in names), "value_below_cost",
              "gate", "below_average:value", "below_average:cause", "below_average:return",
-             "postponed", "uplift_choice", "uplift_none", "uplift_missing", "hunter"]
+             "postponed", "uplift_choice", "uplift_none", "uplift_missing", "cap_count",
+             "cap_gap", "cap_waived", "hunter"]
     columns = [flags[k] if k in flags else gate_failed[:, names.index(k.split(":", 1)[1])]
                for k in order]
     bits = np.zeros(n, dtype=np.int64)

@@ -142,7 +142,7 @@ def score_features(features: pd.DataFrame, bundle: ModelBundle, *, as_of: object
         out["expected_value"] = value["expected_value"]
         out["value_if_returned"] = value["value_if_returned"]
     uplift = bundle.uplift.predict(features) if bundle.uplift is not None else None
-    return decide(out, features, config, uplift, contributions=contributions)
+    return decide(out, features, config, uplift, contributions=contributions, as_of=as_of)
 
 
 def score(tables: Tables, *, as_of: object, bundle: ModelBundle,

@@ -8,6 +8,7 @@ import pytest
 from _shops import AS_OF, POPULATION, ago, shop
 
 from churnkit.features import build_features
+from churnkit.features.registry import model_features
 from churnkit.stats.btyd import expected_purchases, p_alive
 from churnkit.stats.btyd_data import summarize_purchases
 
@@ -137,6 +138,23 @@ def test_contacts_count_only_the_treatment_group():
     assert r["days_since_last_contact"] == 35
     assert r["days_since_last_comeback"] == 15  # a comeback counts whichever group
     assert r["holdout_contacts"] == 1
+
+
+def test_recent_contact_ages_count_sent_messages_strictly_before_as_of():
+    t = shop(ONE, orders([ago(30)]), contacts={
+        "contact_id": [1, 2, 3, 4, 5], "customer_id": [1] * 5,
+        "sent_at": [ago(40), ago(3), ago(10), ago(1), AS_OF],
+        "channel": ["email", "sms", "messenger", "email", "email"],
+        "action": ["we_miss_you"] * 5,
+        "group": ["treatment", "treatment", "treatment", "control", "treatment"],
+        "opened_at": [None] * 5, "converted_at": [None] * 5})
+    f = build_features(t, as_of=AS_OF, population=POPULATION)
+    r = f.loc[1]
+    # the control row (1 day ago) was not sent; the message at as_of is not known yet
+    assert r["days_since_last_contact"] == 3
+    assert (r["days_since_contact_2"], r["days_since_contact_3"]) == (10, 40)
+    assert pd.isna(r["days_since_contact_4"]) and pd.isna(r["days_since_contact_5"])
+    assert not any(c.startswith("days_since_contact_") for c in model_features(f.columns))
 
 
 def test_clock_uses_local_time():
