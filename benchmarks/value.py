@@ -81,7 +81,7 @@ def main() -> None:
         columns=list(POLICY_COLUMNS))
     contributions = churn.contributions(X)
     config = PolicyConfig.default()
-    small = decide(scored, features, config, contributions=contributions)
+    small = decide(scored, features, config, contributions=contributions, as_of=END)
     print(small["action"].value_counts().to_string())
 
     f_big, s_big = tile(features, args.rows), tile(scored, args.rows)
@@ -92,8 +92,8 @@ def main() -> None:
     picked = tile(pd.DataFrame(np.argsort(-values.to_numpy(), axis=1)[:, :3]), args.rows)
     big_contributions = tile(contributions, args.rows)
     for label, run in (
-        ("decide (rules)", lambda: decide(s_big, f_big, config)),
-        ("decide (with uplift)", lambda: decide(s_big, f_big, config, uplift)),
+        ("decide (rules)", lambda: decide(s_big, f_big, config, as_of=END)),
+        ("decide (with uplift)", lambda: decide(s_big, f_big, config, uplift, as_of=END)),
         ("reasons.explain (3 drivers)",
          lambda: explain(picked.to_numpy(), np.asarray(values.columns), f_big)),
         ("scoring.top_drivers (explain + the per-row dicts)",

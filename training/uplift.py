@@ -163,20 +163,21 @@ def evaluate_uplift(tables: ck.Tables, *, as_of: object, truth: object | None = 
     predicted = model.predict(f)
 
     decisions = pd.DataFrame(index=f.index)
-    decisions["rules"] = decide(scored, f, config)["action"].astype(object)
+    decisions["rules"] = decide(scored, f, config, as_of=start)["action"].astype(object)
     # The rules with docs/domain.md's "postpone" filter: the config's trained averages, else the
     # averages of these targets' scores (scores only, no outcomes).
     trained = config.postpone
     averages = trained if trained is not None and trained.active else \
         postpone_references(scored, f, config).postpone
     decisions["rules_postponing"] = decide(
-        scored, f, replace(config, postpone=averages))["action"].astype(object)
+        scored, f, replace(config, postpone=averages), as_of=start)["action"].astype(object)
     decisions["promo_everyone"] = "promo_code"
     risk = scored["churn_probability"]
     top = risk.rank(ascending=False, method="first") <= np.ceil(0.1 * len(risk))
     decisions["promo_riskiest_decile"] = np.where(top, "promo_code", "do_not_contact")
     decisions["uplift"] = choose_by_uplift(predicted, v, cost)["action"]
-    decisions["rules_with_uplift"] = decide(scored, f, config, uplift=predicted)["action"] \
+    decisions["rules_with_uplift"] = decide(
+        scored, f, config, uplift=predicted, as_of=start)["action"] \
         .astype(object)
     true_sent = true_best = None
     if truth is not None:

@@ -114,7 +114,7 @@ def _check(scored: pd.DataFrame, features: pd.DataFrame) -> None:
 
 def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
            uplift: pd.DataFrame | None = None, *,
-           contributions: pd.DataFrame | None = None, as_of: object | None = None
+           contributions: pd.DataFrame | None = None, as_of: object | None
            ) -> pd.DataFrame:
     """The win-back decision for every scored customer (pure: inputs are not modified).
 
@@ -134,10 +134,10 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
         Optional per-row SHAP values of the churn model (columns = features + ``bias``), used
         to pick the cause among several with evidence.
     as_of
-        The scoring cutoff (UTC; default ``features.attrs["as_of"]``, else the single value of
-        a ``cutoff`` column): the contact caps' dates count from it. Without it a capped
-        customer's reason gives the days to wait and ``contact_date`` is not set (an error
-        when ``scored`` has one from a timing model).
+        The scoring cutoff (required keyword; naive = UTC) the features were built at: the
+        contact caps' dates count from it. ``None`` when it is not known: a capped customer's
+        reason then gives the days to wait and ``contact_date`` is not set (an error when
+        ``scored`` has one from a timing model).
 
     Returns
     -------
@@ -147,14 +147,10 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
         caps allow for the customers they hold back.
     """
     _check(scored, features)
-    if as_of is None:
-        as_of = features.attrs.get("as_of")
-    if as_of is None and "cutoff" in features.columns and features["cutoff"].nunique() == 1:
-        as_of = features["cutoff"].iloc[0]  # a training snapshot of one cutoff
     caps = config.contact_caps
     if caps.active and as_of is None and "contact_date" in scored.columns:
-        raise ValueError("decide: the contact caps move contact_date and need as_of (pass "
-                         "as_of= or a feature frame from build_features)")
+        raise ValueError("decide: the contact caps move contact_date and need as_of (the "
+                         "features' cutoff)")
     # Without ``attrs``: pandas deep-copies them (e.g. the population fit) on every column read.
     # A shallow copy shares the columns (rebuilding the frame is slow for one customer).
     f = features

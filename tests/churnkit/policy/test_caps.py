@@ -71,10 +71,10 @@ def planted():
 
 def test_capped_customers_wait_for_the_first_day_the_caps_allow(planted):
     scored, features = planted
-    off = decide(scored, features, OFF)
+    off = decide(scored, features, OFF, as_of=AS_OF)
     # without caps every customer who may be contacted gets the reminder (or the apology)
     assert (off.drop(index=8)["action"] != DNC).all() and off.loc[8, "action"] == DNC
-    out = decide(scored, features, CONFIG)
+    out = decide(scored, features, CONFIG, as_of=AS_OF)
     day = out["contact_date"]
     # 1: messages 20 and 10 days ago (email + sms): capped until the older leaves the window
     assert out.loc[1, "action"] == DNC
@@ -117,14 +117,17 @@ def test_capped_customers_wait_for_the_first_day_the_caps_allow(planted):
 
 def test_caps_off_leave_the_output_unchanged(planted):
     scored, features = planted
-    off = decide(scored, features, OFF)
+    off = decide(scored, features, OFF, as_of=AS_OF)
     assert list(off.columns) == [*scored.columns, *POLICY_COLUMNS]  # no contact_date added
-    gap_only = decide(scored, features, replace(CONFIG, contact_caps=ContactCaps(0, 30, 7)))
+    gap_only = decide(
+        scored, features, replace(CONFIG, contact_caps=ContactCaps(0, 30, 7)), as_of=AS_OF)
     assert gap_only.loc[1, "action"] != DNC and gap_only.loc[2, "action"] == DNC
-    count_only = decide(scored, features, replace(CONFIG, contact_caps=ContactCaps(2, 30, 0)))
+    count_only = decide(
+        scored, features, replace(CONFIG, contact_caps=ContactCaps(2, 30, 0)), as_of=AS_OF)
     assert count_only.loc[1, "action"] == DNC and count_only.loc[2, "action"] != DNC
     # 3 in 30 days: two messages are allowed a third
-    three = decide(scored, features, replace(CONFIG, contact_caps=ContactCaps(3, 30, 0)))
+    three = decide(
+        scored, features, replace(CONFIG, contact_caps=ContactCaps(3, 30, 0)), as_of=AS_OF)
     assert three.loc[1, "action"] != DNC
 
 
@@ -133,28 +136,24 @@ def test_the_timing_models_later_day_stands_and_as_of_is_needed(planted):
     timed = scored.assign(contact_date=pd.Series(
         [AS_OF + pd.Timedelta(days=20 if i == 2 else 0) for i in scored.index],
         index=scored.index))
-    out = decide(timed, features, CONFIG)
+    out = decide(timed, features, CONFIG, as_of=AS_OF)
     assert out.loc[2, "contact_date"] == AS_OF + pd.Timedelta(days=20)  # later than the cap
     assert out.loc[1, "contact_date"] == pd.Timestamp("2025-07-11", tz="UTC")
     assert out.loc[3, "contact_date"] == AS_OF
-    bare = features.copy()
-    bare.attrs = {}
+    with pytest.raises(TypeError, match="as_of"):
+        decide(timed, features, CONFIG)  # as_of is an argument, never read from the frame
     with pytest.raises(ValueError, match="need as_of"):
-        decide(timed, bare, CONFIG)
-    # a training snapshot of one cutoff carries it in a column (the timing model reads it too)
-    snapshot = bare.assign(cutoff=AS_OF)
-    assert decide(timed, snapshot, CONFIG)["contact_date"].equals(out["contact_date"])
+        decide(timed, features, CONFIG, as_of=None)
     # without as_of and without a timing model: the wait in days, no date column
-    days = decide(scored, bare, CONFIG)
+    days = decide(scored, features, CONFIG, as_of=None)
     assert "contact_date" not in days.columns
     assert days.loc[1, "action_reason"].endswith("next contact allowed in 10 days")
-    assert decide(scored, bare, CONFIG, as_of=AS_OF).equals(decide(scored, features, CONFIG))
 
 
 def test_the_uplift_choice_is_capped_too(planted):
     scored, features = planted
     uplift = pd.DataFrame(0.5, index=scored.index, columns=["we_miss_you", "promo_code"])
-    out = decide(scored, features, CONFIG, uplift)
+    out = decide(scored, features, CONFIG, uplift, as_of=AS_OF)
     assert (out.loc[[1, 2, 7], "action"] == DNC).all()
     assert (out.loc[[1, 2, 7], "expected_incremental_profit"] == 0).all()
     assert (out.loc[[3, 4, 5], "action"] != DNC).all()
@@ -216,7 +215,7 @@ def test_no_send_on_the_synthetic_shop_breaks_the_caps(world, window):
     caps = ContactCaps(2, window, 7)
     bundle = replace(world.bundle, population=population,
                      policy=replace(CONFIG, contact_caps=caps))
-    out = score_features(features, bundle, explain=False)
+    out = score_features(features, bundle, as_of=as_of, explain=False)
     check = _violations(world.tables, as_of, out, caps)
     # the one exception: an order paid for and never received, no message since it was known
     since = features["days_since_paid_not_received"].reindex(out.index)
@@ -232,6 +231,6 @@ def test_no_send_on_the_synthetic_shop_breaks_the_caps(world, window):
     # the contact date is the first whole day on which the caps allow a message
     day, allowed = out.loc[capped, "contact_date"], check.loc[capped, "allowed"]
     assert (day >= allowed).all() and (day - pd.Timedelta(days=1) < allowed).all()
-    without = score_features(features, replace(bundle, policy=OFF), explain=False)
+    without = score_features(features, replace(bundle, policy=OFF), as_of=as_of, explain=False)
     assert (without.loc[capped, "action"] != DNC).all()
     assert np.array_equal(without.loc[~capped, "action"], out.loc[~capped, "action"])

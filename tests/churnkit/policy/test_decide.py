@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tile
+from conftest import AS_OF, tile
 
 from churnkit.data.contract import ACTIONS
 from churnkit.policy import CAUSES, POLICY_COLUMNS, PolicyConfig, customer_value, decide
@@ -19,7 +19,7 @@ CONFIG = PolicyConfig.default()
 
 @pytest.fixture(scope="module")
 def decided(world, scored):
-    return decide(scored, world.features, CONFIG, contributions=world.contributions)
+    return decide(scored, world.features, CONFIG, contributions=world.contributions, as_of=AS_OF)
 
 
 def test_columns_types_and_purity(world, scored, decided):
@@ -51,7 +51,8 @@ def test_never_contacts_the_unsubscribed_or_unconsented(world, scored, decided):
     # not even when an uplift model says every action pays handsomely
     generous = pd.DataFrame(0.9, index=f.index, columns=[a for a in ACTIONS
                                                           if a != "do_not_contact"])
-    with_uplift = decide(scored, f, CONFIG, generous, contributions=world.contributions)
+    with_uplift = decide(
+        scored, f, CONFIG, generous, contributions=world.contributions, as_of=AS_OF)
     assert (with_uplift.loc[banned, "action"] == "do_not_contact").all()
     assert (with_uplift.loc[~banned, "action"] != "do_not_contact").mean() > 0.5
     reasons = decided.loc[f["unsubscribed"].astype(bool), "action_reason"]
@@ -108,7 +109,7 @@ def test_economic_gate_and_value_scaled_compensation(world, scored, decided):
     np.testing.assert_allclose(cost[apology], expected[apology], atol=0.01)
     # a stricter gate contacts fewer customers, and says why the others are left out
     strict = decide(scored, f, replace(CONFIG, economic_gate_multiple=30.0),
-                    contributions=world.contributions)
+                    contributions=world.contributions, as_of=AS_OF)
     assert (strict["action"] != "do_not_contact").sum() < contact.sum()
     dropped = (strict["action"] == "do_not_contact") & contact & ~pnr
     assert dropped.sum() > 0
@@ -128,7 +129,7 @@ def test_serial_complainers_and_quiet_period(world, scored, decided):
         f["days_since_paid_not_received"] <= 365)
     some = reachable[reachable].index[:20]
     g.loc[some, "days_since_last_comeback"] = 10.0
-    again = decide(scored, g, CONFIG, contributions=world.contributions)
+    again = decide(scored, g, CONFIG, contributions=world.contributions, as_of=AS_OF)
     assert (again.loc[some, "action"] == "do_not_contact").all()
     assert again.loc[some, "action_reason"].str.contains("came back less than 30 days").all()
 
@@ -139,7 +140,7 @@ def test_uplift_picks_the_most_profitable_allowed_action(world, scored):
     offered = [a for a in ACTIONS if a != "do_not_contact"]
     uplift = pd.DataFrame(rng.uniform(-0.05, 0.3, (len(f), len(offered))), index=f.index,
                           columns=offered)
-    out = decide(scored, f, CONFIG, uplift, contributions=world.contributions)
+    out = decide(scored, f, CONFIG, uplift, contributions=world.contributions, as_of=AS_OF)
     value = customer_value(scored, f, CONFIG)
     gain = pd.DataFrame({a: uplift[a].to_numpy() * value - CONFIG.action_cost(a, value)
                          for a in offered}, index=f.index)
@@ -155,7 +156,7 @@ def test_uplift_picks_the_most_profitable_allowed_action(world, scored):
     np.testing.assert_allclose(got, best.to_numpy())
     # when nothing pays: no contact (except paid-not-received, who are owed an apology)
     losing = pd.DataFrame(-0.01, index=f.index, columns=offered)
-    none = decide(scored, f, CONFIG, losing, contributions=world.contributions)
+    none = decide(scored, f, CONFIG, losing, contributions=world.contributions, as_of=AS_OF)
     pnr = f["days_since_paid_not_received"] <= 365
     assert (none.loc[~pnr, "action"] == "do_not_contact").all()
     assert (none.loc[~pnr, "expected_incremental_profit"] == 0).all()
@@ -168,7 +169,7 @@ def test_postpone_when_two_of_value_cause_and_return_are_below_average(world, sc
     config = postpone_references(scored, world.features, CONFIG)
     rule = config.postpone
     assert rule.active and rule.reference_value > 0 and 0 < rule.reference_return_probability < 1
-    out = decide(scored, world.features, config, contributions=world.contributions)
+    out = decide(scored, world.features, config, contributions=world.contributions, as_of=AS_OF)
     value = customer_value(scored, world.features, CONFIG)
     below = ((value < rule.reference_value).astype(int)
              + decided["cause"].isin(rule.weak_causes).to_numpy().astype(int)
@@ -191,24 +192,25 @@ def test_postpone_when_two_of_value_cause_and_return_are_below_average(world, sc
     assert "below the average" in one["action_reason"]
     # needing all three postpones fewer; 0 turns the filter off
     strict = replace(config, postpone=replace(rule, below_average_needed=3))
-    n3 = (decide(scored, world.features, strict)["action"] == "do_not_contact").sum()
+    n3 = (decide(scored, world.features, strict, as_of=AS_OF)["action"] == "do_not_contact").sum()
     assert n3 < (out["action"] == "do_not_contact").sum()
     off = replace(config, postpone=replace(rule, below_average_needed=0))
     pd.testing.assert_frame_equal(decide(scored, world.features, off,
-                                         contributions=world.contributions), decided)
+                                         contributions=world.contributions, as_of=AS_OF), decided)
 
 
 def test_bad_inputs_are_named(world, scored):
     with pytest.raises(ValueError, match="unsubscribed"):
-        decide(scored, world.features.drop(columns=["unsubscribed"]), CONFIG)
+        decide(scored, world.features.drop(columns=["unsubscribed"]), CONFIG, as_of=AS_OF)
     with pytest.raises(ValueError, match="churn_probability"):
-        decide(scored.drop(columns=["churn_probability"]), world.features, CONFIG)
+        decide(scored.drop(columns=["churn_probability"]), world.features, CONFIG, as_of=AS_OF)
     extra = scored.copy()
     extra.loc[10**9] = extra.iloc[0]
     with pytest.raises(ValueError, match=r"no feature row.*1000000000"):
-        decide(extra, world.features, CONFIG)
+        decide(extra, world.features, CONFIG, as_of=AS_OF)
     with pytest.raises(ValueError, match="uplift frame has no column"):
-        decide(scored, world.features, CONFIG, pd.DataFrame({"x": 0.1}, index=scored.index))
+        decide(scored, world.features, CONFIG, pd.DataFrame({"x": 0.1}, index=scored.index),
+               as_of=AS_OF)
 
 
 def test_works_without_optional_tables(world, scored):
@@ -216,7 +218,7 @@ def test_works_without_optional_tables(world, scored):
                 if c.startswith(("tickets", "unresolved", "oldest_unresolved", "sessions",
                                  "abandoned", "contacts", "days_since_last_comeback",
                                  "compensat", "min_satisfaction"))]
-    out = decide(scored, world.features.drop(columns=optional), CONFIG)
+    out = decide(scored, world.features.drop(columns=optional), CONFIG, as_of=AS_OF)
     assert (out["cause"] != "unresolved_complaint").all()
     assert (out["action"] != "do_not_contact").any()
 
@@ -232,8 +234,8 @@ def test_decide_and_reasons_are_vectorized(world, scored):
     a shared machine are too noisy to test, so the number of function calls is counted)."""
     small_f, small_s = tile(world.features, 1), tile(scored, 1)
     big_f, big_s = tile(world.features, 10), tile(scored, 10)
-    small = _calls(lambda: decide(small_s, small_f, CONFIG))
-    big = _calls(lambda: decide(big_s, big_f, CONFIG))
+    small = _calls(lambda: decide(small_s, small_f, CONFIG, as_of=AS_OF))
+    big = _calls(lambda: decide(big_s, big_f, CONFIG, as_of=AS_OF))
     assert big < 1.3 * small, (small, big)
     picked = np.tile([0, 1, 2], (len(small_f), 1))
     names = np.array(["late_orders_90d", "days_since_last_order", "p_alive"])
