@@ -231,18 +231,28 @@ def test_score_events_equals_ck_score_on_the_same_rows(service, shop, bundle):
     assert r.status_code in (200, 422), r.text
 
 
-def test_score_events_lists_every_contract_problem(service, shop):
+def test_score_events_lists_every_problem_with_its_field(service, shop):
     tables, _ = shop
     cid = int(tables.customers["customer_id"].iloc[321])
     mine = tables.for_customers([cid])
     orders = _rows(mine.orders)
-    orders[0] = {**orders[0], "amount": -5, "status": "teleported"}
-    body = {"customers": _rows(mine.customers), "orders": orders, "as_of": AS_OF}
+    # a row alone breaks the schema: 400, pydantic's errors naming each field
+    wrong = [{**orders[0], "amount": -5, "status": "teleported"}]
+    body = {"customers": _rows(mine.customers), "orders": wrong, "as_of": AS_OF}
+    with service.client() as client:
+        r = client.post("/score_events", json=body)
+    assert r.status_code == 400, r.text
+    assert {tuple(d["loc"]) for d in r.json()["detail"]} == {("orders", 0, "amount"),
+                                                            ("orders", 0, "status")}
+    # rows that fit the schema but break the contract across rows: 422, every problem listed
+    crossed = [{**orders[0], "customer_id": cid + 10**9}, orders[0]]
+    body = {"customers": _rows(mine.customers), "orders": crossed, "as_of": AS_OF}
     with service.client() as client:
         r = client.post("/score_events", json=body)
     assert r.status_code == 422, r.text
     detail = " ".join(r.json()["detail"])
-    assert "orders.amount" in detail and "orders.status" in detail and "teleported" in detail
+    assert "orders.customer_id" in detail and "orders.order_id: " in detail
+    assert "duplicate ids" in detail
     two = {"customers": _rows(tables.customers.iloc[:2]), "orders": []}
     with service.client() as client:
         r = client.post("/score_events", json=two)
