@@ -19,7 +19,7 @@ from serving.settings import Settings
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 #: Fuzzed cases per operation and mode; the coverage phase adds its own (over 1,000 in all).
-MAX_EXAMPLES = 100
+MAX_EXAMPLES = 50
 MIN_REQUESTS = 1000
 
 
@@ -140,4 +140,4 @@ def test_schemathesis_with_every_check_passes(service, tmp_path):
     # the spec is tight: schema-valid bodies are mostly scored, not refused as semantically wrong
     for path in ("/score", "/score_events"):
         scored = answered[(path, "positive", "2")]
-        assert scored >= 50 and scored >= 4 * answered[(path, "positive", "4")], answered
+        assert scored >= 25 and scored >= 4 * answered[(path, "positive", "4")], answered
