@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import pandas as pd
+from pydantic import BaseModel
 
 import churnkit as ck
 from churnkit.errors import RequestError
@@ -18,8 +19,9 @@ from serving.settings import Settings
 def parse_as_of(value: datetime | None, settings: Settings, now: pd.Timestamp) -> pd.Timestamp:
     """The request's ``as_of`` as a UTC Timestamp (``now`` when not given).
 
-    Refuses (400) a date before 1900, one pandas cannot hold, and one more than
-    ``settings.max_future_seconds`` seconds after ``now``: events after now are not known yet.
+    Refuses (422: the schema cannot state these limits) a date before 1900, one pandas cannot
+    hold, and one more than ``settings.max_future_seconds`` seconds after ``now``: events after
+    now are not known yet.
     """
     if value is None:
         return now
@@ -27,16 +29,16 @@ def parse_as_of(value: datetime | None, settings: Settings, now: pd.Timestamp) -
         as_of = pd.Timestamp(value).tz_convert("UTC")
     except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
         raise RequestError(f"as_of {value.isoformat()} is out of range; give a date between "
-                           "1900 and the present") from None
+                           "1900 and the present", status=422) from None
     if as_of.year < 1900:
         raise RequestError(f"as_of {value.isoformat()} is before 1900; give a date the shop "
-                           "has data for")
+                           "has data for", status=422)
     limit = now + pd.Timedelta(seconds=settings.max_future_seconds)
     if as_of > limit:
         raise RequestError(
             f"as_of {as_of.isoformat()} is in the future (server time {now.isoformat()}; at most "
             f"{settings.max_future_seconds:g} s ahead allowed): events after now are not known, "
-            "so scores at that date would be wrong; leave as_of out to score now")
+            "so scores at that date would be wrong; leave as_of out to score now", status=422)
     return as_of
 
 
@@ -58,6 +60,14 @@ def parse_ids(ids: Sequence[object], kind: str) -> tuple[list[object], list[obje
         else:
             bad.append(i)
     return list(dict.fromkeys(ok)), bad
+
+
+def records_of(rows: Sequence[BaseModel] | None) -> list[dict] | None:
+    """The rows of one table of a ``/score_events`` body as JSON records: the columns sent, a
+    left-out optional column absent (so the contract's default fills it)."""
+    if rows is None:
+        return None
+    return [row.model_dump(mode="json", exclude_unset=True) for row in rows]
 
 
 def tables_from_rows(rows: dict[str, list | None]) -> ck.Tables:

@@ -1,27 +1,60 @@
 """Request and response models of the scoring service (they make its OpenAPI spec).
 
-Requests refuse unknown fields and timestamps without a zone. A response row is filled generically
-from the columns :func:`churnkit.score` returns: a field whose column the bundle does not produce
-(no timing or policy component) is ``null``.
+Requests refuse unknown fields and timestamps without a zone. The rows of ``/score_events`` have
+one model per table of the data contract (:data:`churnkit.data.TABLES`), built from it: its
+columns, which are required, their kinds, enums and bounds; what a row alone cannot show (ids
+unique, rows of the one customer, ``status_at`` not before ``ordered_at``) is left to
+:func:`churnkit.validate`. A response row is filled generically from the columns
+:func:`churnkit.score` returns: a field whose column the bundle does not produce (no timing or
+policy component) is ``null``.
 """
 
 from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
 
 import pandas as pd
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    create_model,
+)
 
-CustomerId = Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)] | Annotated[
-    str, Field(strict=True, min_length=1, max_length=128)]
+from churnkit.data import EARLIEST, LATEST, TABLES
+
+
+def _whole(value: object) -> object:
+    """A float without a fractional part as its int: JSON Schema counts ``5.0`` an integer."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def whole_number(ge: float | None = None, le: float | None = None) -> Any:
+    """An integer as JSON Schema means it (``5`` or ``5.0``, never ``true`` or ``"5"``), within
+    ``[ge, le]``."""
+    return Annotated[int, Field(strict=True, ge=ge, le=le), BeforeValidator(_whole)]
+
+
+#: An identifier: a non-negative 64-bit integer or a non-empty string.
+CustomerId = Annotated[
+    Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]
+    | Annotated[str, Field(strict=True, min_length=1, max_length=128)],
+    BeforeValidator(_whole),
+]
 
 
 class ScoreRequest(BaseModel):
     """Score customers from the event store."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     customer_ids: list[CustomerId] = Field(
         min_length=1,
@@ -36,23 +69,70 @@ class ScoreRequest(BaseModel):
     )
 
 
-Row = dict[str, str | int | float | bool | None]
+#: RFC 3339 with a zone, in the years the contract accepts (from EARLIEST to before LATEST).
+TIMESTAMP_PATTERN = (
+    f"^({'|'.join(str(year) for year in range(EARLIEST.year, LATEST.year))})"
+    r"-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+Timestamp = Annotated[AwareDatetime, WithJsonSchema(
+    {"type": "string", "format": "date-time", "pattern": TIMESTAMP_PATTERN})]
+
+_KINDS: dict[str, Any] = {"id": CustomerId, "timestamp": Timestamp, "float": float,
+                          "bool": bool, "str": str}
+
+
+def _column_type(column) -> Any:
+    """The pydantic type of a contract column: its kind, enum values and bounds."""
+    if column.name == "timezone":  # the contract accepts known IANA zones; empty means UTC
+        kind: Any = Literal[tuple(sorted(available_timezones() | {"UTC", ""}))]
+    elif column.kind == "enum":
+        kind = Literal[column.values]
+    elif column.kind == "int":
+        kind = whole_number(column.min_value, column.max_value)
+    else:
+        kind = _KINDS[column.kind]
+    if column.kind == "float" and (column.min_value, column.max_value) != (None, None):
+        kind = Annotated[kind, Field(ge=column.min_value, le=column.max_value)]
+    return kind | None if column.nullable else kind
+
+
+def _row_model(spec) -> type[BaseModel]:
+    """One row of a contract table: optional columns may be left out (the contract's default
+    fills them), nullable ones may be ``null``."""
+    fields: dict[str, Any] = {}
+    for column in spec.columns:
+        text = f"{column.description} ({column.kind})"
+        default = column.default if column.optional else ...
+        fields[column.name] = (_column_type(column), Field(default, description=text))
+    return create_model(f"{spec.name.capitalize()}Row", __doc__=spec.description,
+                        __config__=ConfigDict(extra="forbid", strict=True), **fields)
+
+
+#: One model per contract table, by table name.
+ROW_MODELS: dict[str, type[BaseModel]] = {name: _row_model(spec) for name, spec in TABLES.items()}
+CustomersRow = ROW_MODELS["customers"]
+OrdersRow = ROW_MODELS["orders"]
+BrowsingRow = ROW_MODELS["browsing"]
+TicketsRow = ROW_MODELS["tickets"]
+ContactsRow = ROW_MODELS["contacts"]
 
 
 class ScoreEventsRequest(BaseModel):
     """Score one customer from raw rows given in the request (the data contract's tables)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    customers: list[Row] = Field(
+    customers: list[CustomersRow] = Field(  # type: ignore[valid-type]
         min_length=1, max_length=1,
         description="Exactly one row of the customers table (customer_id, signup_at, ...).")
-    orders: list[Row] = Field(default_factory=list, description="The customer's orders.")
-    browsing: list[Row] | None = Field(
+    orders: list[OrdersRow] = Field(  # type: ignore[valid-type]
+        default_factory=list, description="The customer's orders.")
+    browsing: list[BrowsingRow] | None = Field(  # type: ignore[valid-type]
         default=None, description="Browsing events; absent = the shop has no browsing table.")
-    tickets: list[Row] | None = Field(
+    tickets: list[TicketsRow] | None = Field(  # type: ignore[valid-type]
         default=None, description="Support tickets; absent = no tickets table.")
-    contacts: list[Row] | None = Field(
+    contacts: list[ContactsRow] | None = Field(  # type: ignore[valid-type]
         default=None, description="Past win-back contacts; absent = no contacts table.")
     as_of: AwareDatetime | None = Field(
         default=None, description="As in /score: ISO 8601 with a zone; default now.")

@@ -30,7 +30,14 @@ import churnkit as ck
 from churnkit.errors import RequestError, StoreError
 from serving.guard import RequestGuard, check_id_count, check_row_count, error_response
 from serving.merging import RequestMerger
-from serving.parsing import customer_id_of, parse_as_of, parse_ids, tables_from_rows
+from serving.openapi import ServedSpec
+from serving.parsing import (
+    customer_id_of,
+    parse_as_of,
+    parse_ids,
+    records_of,
+    tables_from_rows,
+)
 from serving.schemas import ScoreEventsRequest, ScoreRequest, ScoreResponse, rows_from_frame
 from serving.settings import Settings, workers_setting
 from serving.store import EventStore, open_store
@@ -177,8 +184,9 @@ class ChurnService:
         """Score one customer from the rows given in the request (validated against the
         data contract; every problem is listed in the 422 answer)."""
         started = time.perf_counter()
-        rows = {"customers": customers, "orders": orders, "browsing": browsing,
-                "tickets": tickets, "contacts": contacts}
+        rows = {"customers": records_of(customers), "orders": records_of(orders),
+                "browsing": records_of(browsing), "tickets": records_of(tickets),
+                "contacts": records_of(contacts)}
         try:
             self._check_ready()
             total = check_row_count(rows, self.settings)
@@ -203,6 +211,7 @@ class ChurnService:
 
 
 ChurnService.add_asgi_middleware(RequestGuard)
+ChurnService.add_asgi_middleware(ServedSpec, service=ChurnService)
 
 
 __all__ = ["ChurnService"]

@@ -15,12 +15,14 @@ from churnkit.data.frames import model_matrix, numeric_matrix, require_columns
 from churnkit.data.summary import ShopSummary, data_end, summarize
 from churnkit.data.tables import Tables
 from churnkit.data.timetravel import tables_until
-from churnkit.data.validation import validate, validated
+from churnkit.data.validation import EARLIEST, LATEST, validate, validated
 
 __all__ = [
     "ACTIONS",
     "CHANNELS",
     "CONTROL",
+    "EARLIEST",
+    "LATEST",
     "REQUIRED_TABLES",
     "SEND_ACTIONS",
     "TABLES",

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -233,18 +231,28 @@ def test_score_events_equals_ck_score_on_the_same_rows(service, shop, bundle):
     assert r.status_code in (200, 422), r.text
 
 
-def test_score_events_lists_every_contract_problem(service, shop):
+def test_score_events_lists_every_problem_with_its_field(service, shop):
     tables, _ = shop
     cid = int(tables.customers["customer_id"].iloc[321])
     mine = tables.for_customers([cid])
     orders = _rows(mine.orders)
-    orders[0] = {**orders[0], "amount": -5, "status": "teleported"}
-    body = {"customers": _rows(mine.customers), "orders": orders, "as_of": AS_OF}
+    # a row alone breaks the schema: 400, pydantic's errors naming each field
+    wrong = [{**orders[0], "amount": -5, "status": "teleported"}]
+    body = {"customers": _rows(mine.customers), "orders": wrong, "as_of": AS_OF}
+    with service.client() as client:
+        r = client.post("/score_events", json=body)
+    assert r.status_code == 400, r.text
+    assert {tuple(d["loc"]) for d in r.json()["detail"]} == {("orders", 0, "amount"),
+                                                            ("orders", 0, "status")}
+    # rows that fit the schema but break the contract across rows: 422, every problem listed
+    crossed = [{**orders[0], "customer_id": cid + 10**9}, orders[0]]
+    body = {"customers": _rows(mine.customers), "orders": crossed, "as_of": AS_OF}
     with service.client() as client:
         r = client.post("/score_events", json=body)
     assert r.status_code == 422, r.text
     detail = " ".join(r.json()["detail"])
-    assert "orders.amount" in detail and "orders.status" in detail and "teleported" in detail
+    assert "orders.customer_id" in detail and "orders.order_id: " in detail
+    assert "duplicate ids" in detail
     two = {"customers": _rows(tables.customers.iloc[:2]), "orders": []}
     with service.client() as client:
         r = client.post("/score_events", json=two)
@@ -275,8 +283,8 @@ def test_api_key_is_required(service):
         ('{"customer_ids": [1], "since": "x"}', 400, "Extra inputs"),
         ('{"customer_ids": [1], "as_of": "2025-07-01T00:00:00"}', 400, "timezone"),
         ('{"customer_ids": [1], "as_of": "yesterday"}', 400, "datetime"),
-        ('{"customer_ids": [1], "as_of": "2999-01-01T00:00:00Z"}', 400, "in the future"),
-        ('{"customer_ids": [1], "as_of": "0001-01-01T00:00:00Z"}', 400, "before 1900"),
+        ('{"customer_ids": [1], "as_of": "2999-01-01T00:00:00Z"}', 422, "in the future"),
+        ('{"customer_ids": [1], "as_of": "0001-01-01T00:00:00Z"}', 422, "before 1900"),
         ('{"customer_ids": []}', 400, "at least 1"),
         ('{"customer_ids": [true]}', 400, "customer_ids"),
         ('{"customer_ids": [{"id": 1}]}', 400, "customer_ids"),
@@ -320,18 +328,6 @@ def test_logs_carry_customer_ids_not_row_contents(service, shop):
     log = service.log.read_text()
     assert f"score ids={cid} " in log and f"score_events id={cid} " in log
     assert "Zzyzx-Marker-Region" not in log
-
-
-def test_schemathesis_finds_no_server_error(service, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "schemathesis.cli", "run", f"{service.url}/docs.json",
-         "--checks", "not_a_server_error", "--max-examples", "25", "--seed", "7",
-         "-H", f"X-API-Key: {API_KEY}", "--request-timeout", "60",
-         "--report-dir", str(tmp_path)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "passed" in result.stdout
 
 
 def test_not_ready_until_the_bundle_loads(store_dir, tmp_path):

@@ -9,7 +9,14 @@ import pytest
 
 import churnkit as ck
 from churnkit.errors import RequestError
-from serving.parsing import customer_id_of, parse_as_of, parse_ids, tables_from_rows
+from serving.parsing import (
+    customer_id_of,
+    parse_as_of,
+    parse_ids,
+    records_of,
+    tables_from_rows,
+)
+from serving.schemas import OrdersRow
 from serving.settings import Settings
 
 SETTINGS = Settings.from_env({"CHURNKIT_MODEL": "m", "CHURNKIT_DATA": "d"})
@@ -72,3 +79,13 @@ def test_two_customers_are_refused(one_customer):
     with pytest.raises(RequestError, match="exactly one customer") as caught:
         tables_from_rows({"customers": _rows(tables.customers.iloc[:2]), "orders": []})
     assert caught.value.status == 422
+
+
+def test_records_of_leaves_out_the_columns_not_sent():
+    row = OrdersRow.model_validate_json(
+        '{"order_id": 1, "customer_id": 7.0, "ordered_at": "2025-01-01T10:00:00+02:00", '
+        '"amount": 5, "status": "delivered", "status_at": "2025-01-02T00:00:00Z"}')
+    (record,) = records_of([row])
+    assert record["customer_id"] == 7 and record["ordered_at"] == "2025-01-01T10:00:00+02:00"
+    assert "n_items" not in record and "discount_amount" not in record
+    assert records_of(None) is None
