@@ -83,7 +83,11 @@ def score_columns(bundle: ModelBundle, *, explain: bool | str = "at_risk") -> li
         columns += TIMING_COLUMNS
     if bundle.value is not None:
         columns += VALUE_COLUMNS
-    return columns + list(POLICY_COLUMNS)
+    columns += POLICY_COLUMNS
+    # Contact caps date the customers they hold back, with or without a timing model.
+    if bundle.timing is None and (bundle.policy or PolicyConfig.default()).contact_caps.active:
+        columns.append("contact_date")
+    return columns
 
 
 def score_features(features: pd.DataFrame, bundle: ModelBundle, *, as_of: object,
