@@ -12,9 +12,10 @@ orders, or a population too small to fit, get empty values. """
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from churnkit.features.family import Family, Feature, description_of
+from churnkit.features import reduce as r
+from churnkit.features.arrays import DAY_US, Known
+from churnkit.features.family import Columns, Family, Feature, description_of
 from churnkit.features.population import PopulationFit
 from churnkit.features.sql import age_days
 from churnkit.stats.btyd import expected_purchases, p_alive, p_no_purchase
@@ -56,17 +57,31 @@ def _sql(present: frozenset[str]) -> str:
     """
 
 
-def _finish(frame: pd.DataFrame, population: PopulationFit) -> dict[str, np.ndarray]:
-    n = len(frame)
-    out = {f.name: np.full(n, np.nan) for f in FAMILY.python_features()}
+def _compute(known: Known) -> Columns:
+    orders = known.tables["orders"]
+    day = orders["ordered_at"] // DAY_US * DAY_US  # UTC calendar day, as microseconds
+    # rows are in time order per customer, so a new purchase day is a change of day
+    new_day = np.r_[True, (day[1:] != day[:-1]) | (orders.cust[1:] != orders.cust[:-1])]
+    days = r.count(orders, new_day).astype(np.float64)
+    buyers = days > 0
+    first, last = r.minimum(orders, day), r.maximum(orders, day)
+    return {
+        "btyd_frequency": np.where(buyers, days - 1, np.nan),
+        "btyd_recency_days": (last - first) / DAY_US,
+        "btyd_T_days": (known.as_of - first) / DAY_US,
+    }
+
+
+def _finish(columns: Columns, population: PopulationFit) -> Columns:
+    x = np.asarray(columns["btyd_frequency"], dtype="float64")
+    out = {f.name: np.full(len(x), np.nan) for f in FAMILY.python_features()}
     params = population.bgnbd
-    x = frame["btyd_frequency"].to_numpy(dtype="float64")
     buyers = ~np.isnan(x)
     if params is None or not buyers.any():
         return out
     x = x[buyers]
-    t_x = frame["btyd_recency_days"].to_numpy(dtype="float64")[buyers]
-    big_t = frame["btyd_T_days"].to_numpy(dtype="float64")[buyers]
+    t_x = np.asarray(columns["btyd_recency_days"], dtype="float64")[buyers]
+    big_t = np.asarray(columns["btyd_T_days"], dtype="float64")[buyers]
     out["p_alive"][buyers] = p_alive(params, x, t_x, big_t)
     out[f"expected_purchases_{HORIZON_DAYS}d"][buyers] = expected_purchases(
         params, HORIZON_DAYS, x, t_x, big_t
@@ -79,4 +94,4 @@ def _finish(frame: pd.DataFrame, population: PopulationFit) -> dict[str, np.ndar
 
 FAMILY = Family(name=NAME, description=description_of(__doc__),
                 required_tables=("customers", "orders"), features=_features(), sql=_sql,
-                finish=_finish)
+                compute=_compute, finish=_finish)

@@ -7,8 +7,11 @@ are the customer's standing choices.
 
 from __future__ import annotations
 
+import numpy as np
+
 from churnkit.data.contract import CHANNELS
-from churnkit.features.family import Family, Feature, description_of
+from churnkit.features.arrays import NAT, Known
+from churnkit.features.family import Columns, Family, Feature, description_of
 
 NAME = "consent"
 _C = ("customers",)
@@ -48,5 +51,16 @@ def _sql(present: frozenset[str]) -> str:
     """
 
 
+def _compute(known: Known) -> Columns:
+    unsub = known.customers["unsubscribed_at"]
+    subscribed = unsub == NAT
+    out: Columns = {f"can_contact_{ch}": known.customers[f"consent_{ch}"] & subscribed
+                    for ch in CHANNELS}
+    out["allowed_channels"] = sum(out[f"can_contact_{ch}"].astype(np.int64) for ch in CHANNELS)
+    out["unsubscribed"] = ~subscribed
+    out["days_since_unsubscribed"] = known.age(unsub)
+    return out
+
+
 FAMILY = Family(name=NAME, description=description_of(__doc__), required_tables=("customers",),
-                features=_features(), sql=_sql)
+                features=_features(), sql=_sql, compute=_compute)

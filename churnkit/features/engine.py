@@ -1,186 +1,56 @@
-"""The feature engine: runs the statement of :mod:`churnkit.features.views`, one row per customer.
+"""The feature engine: every family's reductions on the shop's arrays, one row per customer.
 
-Leakage safety lives in the views (:mod:`churnkit.features.views`): every family reads only the
-*known-at-as_of* views, never a raw table. This module runs the composed statement on a reused
-per-thread DuckDB connection (a one-thread, unoptimized one for a few customers), shard by shard
-for large scopes, and adds the families' Python steps with the population fit.
+One engine at every size. The tables become :class:`~churnkit.features.arrays.ShopArrays` (once
+per tables object: a converted shop is kept while the tables live), the customers asked for are
+cut out by slicing, the time-travel rule is applied once (:func:`~churnkit.features.arrays.known_at`)
+and each family's ``compute`` reduces the known rows per customer
+(:mod:`churnkit.features.reduce`). The same code runs for one customer and for the whole base,
+so a customer's row does not depend on who else is computed. The SQL definitions
+(:mod:`churnkit.features.oracle`) are the tests' independent check of every column.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
+import weakref
 from collections.abc import Iterable, Sequence
 
-import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from churnkit.data.contract import as_utc_timestamp
 from churnkit.data.tables import Tables
 from churnkit.data.validation import validated
-from churnkit.features.family import Family
-from churnkit.features.population import PopulationFit, population_from_frame
+from churnkit.features.arrays import Known, ShopArrays, known_at
+from churnkit.features.family import Columns, Family
+from churnkit.features.population import (
+    POPULATION_INPUTS,
+    PopulationFit,
+    population_from_columns,
+)
 from churnkit.features.registry import families, family
-from churnkit.features.views import KNOWN_VIEWS, compose_sql
 
-#: A scope with at most this many rows over all its tables (a few customers) runs on the
-#: small-scope connection: one thread and no optimizer. For a handful of rows the statement's
-#: fixed costs dominate (thread hand-offs, optimizer passes over a thousand-odd expressions),
-#: while the unoptimized plan gives the same rows (tested) at no noticeable execution cost.
-SMALL_SCOPE_ROWS = 20_000
-#: Customers per shard of a large scope: the whole base is computed shard by shard (see
-#: :meth:`churnkit.data.tables.Tables.iter_shards`), which bounds DuckDB's working memory and the
-#: result's intermediate copies to one shard's worth.
-SHARD_SIZE = 100_000
+_LOCK = threading.Lock()
+#: Converted shops by the id of their tables; an entry goes when its tables are collected.
+_CONVERTED: dict[int, ShopArrays] = {}
 
 
-def _connect(threads: int, *, optimize: bool = True) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(config={"threads": threads})
-    # No DuckDB progress bar: long runs (the nightly job) show churnkit's own. (In Jupyter
-    # without ipywidgets DuckDB refuses to change the setting at all; its bar is off there.)
-    with contextlib.suppress(duckdb.InvalidInputException):
-        con.execute("SET enable_progress_bar = false")
-    # Session time zone UTC: date parts and day truncation of TIMESTAMPTZ are then UTC; local
-    # times are computed explicitly with timezone(customer_tz, ts).
-    con.execute("SET TimeZone = 'UTC'")
-    # Output order comes from ORDER BY; not preserving scan order saves memory on big runs.
-    con.execute("SET preserve_insertion_order = false")
-    if not optimize:
-        con.execute("PRAGMA disable_optimizer")
-    return con
+def shop_arrays(tables: Tables) -> ShopArrays:
+    """``tables`` (validated) as arrays, converted once per tables object and kept while it lives.
 
-
-class FeatureEngine:
-    """DuckDB connections set up for feature queries, reused across calls.
-
-    Not thread-safe; :func:`engine` hands each thread its own. ``con`` (all cores) runs large
-    scopes; a second one-thread connection without optimizer runs small scopes (see
-    :data:`SMALL_SCOPE_ROWS`). Tables are registered for the duration of one query and released
-    afterwards, so the engine never pins a shop's data.
+    The service scores one customer at a time from the same loaded tables: the conversion (one
+    pass over every table) is paid on the first call, each later call only slices.
     """
-
-    def __init__(self, threads: int | None = None) -> None:
-        self.con = _connect(threads or os.cpu_count() or 1)
-        self._small: duckdb.DuckDBPyConnection | None = None
-        #: Parsed statements of the small-scope connection, by SQL text (parsing the whole
-        #: statement is a large part of a one-customer call).
-        self._parsed: dict[str, duckdb.Statement] = {}
-
-    @property
-    def small(self) -> duckdb.DuckDBPyConnection:
-        if self._small is None:
-            self._small = _connect(1, optimize=False)
-        return self._small
-
-    def run(
-        self,
-        tables: Tables,
-        as_of: pd.Timestamp,
-        fams: Sequence[Family],
-        *,
-        small: bool | None = None,
-    ) -> pd.DataFrame:
-        """Run the families' statement; a frame indexed by ``customer_id`` (no Python steps).
-
-        ``small`` picks the connection (default: by the scope's row count); both give the same
-        frame.
-        """
-        if small is None:
-            small = sum(tables.n_rows().values()) <= SMALL_SCOPE_ROWS
-        if small:
-            return self._run_small(tables, as_of, fams)
-        return _to_frame(self.run_arrow(tables, as_of, fams))
-
-    def run_arrow(self, tables: Tables, as_of: pd.Timestamp, fams: Sequence[Family]) -> pa.Table:
-        """The families' statement on the large-scope connection, as an Arrow table."""
-        sql = compose_sql(tuple(f.name for f in fams), frozenset(tables.present()))
-        with _registered(self.con, tables):
-            return self.con.sql(sql, params={"as_of": as_of.to_pydatetime()}).to_arrow_table()
-
-    def _run_small(
-        self, tables: Tables, as_of: pd.Timestamp, fams: Sequence[Family]
-    ) -> pd.DataFrame:
-        # execute() binds the cached parsed statement once (a relation parses and binds twice);
-        # its NumPy result is typed here from the registry, as Arrow would type it.
-        con = self.small
-        sql = compose_sql(tuple(f.name for f in fams), frozenset(tables.present()))
-        statement = self._parsed.get(sql)
-        if statement is None:
-            statement = self._parsed[sql] = con.extract_statements(sql)[0]
-        with _registered(con, tables):
-            columns = con.execute(statement, {"as_of": as_of.to_pydatetime()}).fetchnumpy()
-        return _numpy_frame(columns, fams)
-
-
-class _registered:
-    """Context: ``tables`` registered as ``raw_<name>`` on ``con``; a failure aborts the query."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, tables: Tables) -> None:
-        self.con, self.tables, self.names = con, tables, []
-
-    def __enter__(self) -> None:
-        for name, frame in self.tables.items():
-            self.con.register(f"raw_{name}", frame)
-            self.names.append(f"raw_{name}")
-
-    def __exit__(self, kind, exc, tb) -> None:
-        if exc is not None:
-            self.con.abort()  # a half-read result would block the connection's next use
-        for view in self.names:
-            self.con.unregister(view)
-
-
-def _to_frame(table: pa.Table) -> pd.DataFrame:
-    # Each Arrow column is freed once converted, so the result never exists twice in full (Arrow
-    # and pandas), which matters for memory on large shops.
-    frame = table.to_pandas(self_destruct=True)
-    return frame.set_index("customer_id")
-
-
-def _numpy_frame(columns: dict[str, np.ndarray], fams: Sequence[Family]) -> pd.DataFrame:
-    """The frame Arrow's conversion would give, from ``fetchnumpy`` columns (masked = NULL)."""
-    out: dict[str, object] = {}
-    for fam in fams:
-        for feature in fam.features:
-            values = columns[feature.name]
-            if feature.dtype == "str":
-                values = pd.array(np.ma.filled(values, np.nan) if np.ma.isMaskedArray(values)
-                                  else values, dtype="str")
-            elif np.ma.isMaskedArray(values):
-                values = np.ma.filled(values.astype("float64"), np.nan)
-            out[feature.name] = values
-    ids = columns["customer_id"]
-    index = pd.Index(ids, dtype="str" if ids.dtype == object else ids.dtype, name="customer_id")
-    return pd.DataFrame(out, index=index)
-
-
-_LOCAL = threading.local()
-_REPLACED: list[FeatureEngine] = []  # see use_engine
-
-
-def engine() -> FeatureEngine:
-    """This thread's engine (created on first use, never at import)."""
-    eng = getattr(_LOCAL, "engine", None)
-    if eng is None:
-        eng = _LOCAL.engine = FeatureEngine()
-    return eng
-
-
-def use_engine(*, threads: int | None = None) -> FeatureEngine:
-    """Give this thread a new engine with ``threads`` DuckDB threads (default: every core).
-
-    A forked worker process calls it first: a DuckDB connection must not cross a fork, and N
-    workers on N cores each want one thread. The engine it replaces is kept, never closed:
-    after a fork, closing the parent's connection (its threads are gone) crashes the process.
-    """
-    old = getattr(_LOCAL, "engine", None)
-    if old is not None:
-        _REPLACED.append(old)
-    _LOCAL.engine = FeatureEngine(threads)
-    return _LOCAL.engine
+    key = id(tables)
+    with _LOCK:
+        shop = _CONVERTED.get(key)
+    if shop is not None and shop.tables is tables:
+        return shop
+    shop = ShopArrays.of(tables)
+    with _LOCK:
+        _CONVERTED[key] = shop
+    weakref.finalize(tables, _CONVERTED.pop, key, None)
+    return shop
 
 
 def _cutoff(as_of: object) -> pd.Timestamp:
@@ -188,37 +58,53 @@ def _cutoff(as_of: object) -> pd.Timestamp:
     return as_utc_timestamp(as_of).ceil("us")
 
 
-def sql_features(
-    tables: Tables, as_of: pd.Timestamp, fams: Sequence[Family], *, shard_size: int = SHARD_SIZE
-) -> pd.DataFrame:
-    """The families' SQL columns for every customer of ``tables``, shard by shard if large.
-
-    Shards are consecutive customer ranges (:meth:`Tables.iter_shards`); each gives its
-    customers' rows, sorted, so their concatenation is the unsharded result.
-    """
-    eng = engine()
-    if len(tables.customers) <= shard_size:
-        return eng.run(tables, as_of, fams)
-    parts = [eng.run_arrow(shard, as_of, fams)
-             for shard in tables.iter_shards(shard_size=shard_size)]
-    table = pa.concat_tables(parts)
-    del parts  # the concatenation holds the only reference, so conversion can free as it goes
-    return _to_frame(table)
+def _micros(cutoff: pd.Timestamp) -> int:
+    return int(cutoff.value) // 1000  # Timestamp.value is in nanoseconds
 
 
-def fit_population(
-    tables: Tables, *, as_of: object, shard_size: int = SHARD_SIZE
-) -> PopulationFit:
+def compute_columns(known: Known, fams: Sequence[Family]) -> Columns:
+    """The families' computed (non-population) columns for the customers of ``known``."""
+    out: Columns = {}
+    for fam in fams:
+        if fam.compute is None:
+            raise NotImplementedError(f"feature family {fam.name!r} has no array definition")
+        values = fam.compute(known)
+        for feature in fam.sql_features():
+            out[feature.name] = values[feature.name]
+    return out
+
+
+def _frame(known: Known, columns: Columns, fams: Sequence[Family]) -> pd.DataFrame:
+    """The feature frame, each column typed by its registered dtype (see :data:`DTYPES`)."""
+    data: dict[str, object] = {}
+    for fam in fams:
+        for feature in fam.features:
+            values = columns[feature.name]
+            if feature.dtype == "count":
+                values = np.asarray(values, dtype=np.int64)
+            elif feature.dtype == "flag":
+                values = np.asarray(values, dtype=bool)
+            elif feature.dtype == "str":
+                values = pd.array(values, dtype="str")
+            else:
+                values = np.asarray(values, dtype=np.float64)
+            data[feature.name] = values
+    ids = known.ids
+    index = pd.Index(ids, dtype="str" if ids.dtype == object else ids.dtype, name="customer_id")
+    return pd.DataFrame(data, index=index, copy=False)
+
+
+def fit_population(tables: Tables | ShopArrays, *, as_of: object) -> PopulationFit:
     """Fit the population quantities on every customer of ``tables`` known before ``as_of``.
 
     Uses only data known strictly before ``as_of`` (UTC). See
     :class:`churnkit.features.population.PopulationFit`.
     """
     cutoff = _cutoff(as_of)
-    tables = validated(tables)
-    frame = sql_features(tables, cutoff, [family("purchases"), family("btyd")],
-                         shard_size=shard_size)
-    return population_from_frame(frame, cutoff)
+    shop = tables if isinstance(tables, ShopArrays) else shop_arrays(validated(tables))
+    known = known_at(shop, _micros(cutoff))
+    columns = compute_columns(known, [family("purchases"), family("btyd")])
+    return population_from_columns({k: columns[k] for k in POPULATION_INPUTS}, cutoff)
 
 
 def computed_families(tables: Tables) -> list[Family]:
@@ -234,19 +120,19 @@ def left_out_families(tables: Tables) -> dict[str, tuple[str, ...]]:
 
 
 def build_features(
-    tables: Tables,
+    tables: Tables | ShopArrays,
     *,
     as_of: object,
     customer_ids: Iterable[object] | None = None,
     population: PopulationFit | None = None,
-    shard_size: int = SHARD_SIZE,
 ) -> pd.DataFrame:
     """Point-in-time features: one row per customer known at ``as_of``, from data before it.
 
     Parameters
     ----------
     tables
-        The shop's tables, normalized by :func:`churnkit.validate` (validated here otherwise).
+        The shop's tables, normalized by :func:`churnkit.validate` (validated here otherwise),
+        or the same converted to :class:`~churnkit.features.arrays.ShopArrays`.
     as_of
         Required cutoff (parsed by :func:`churnkit.data.contract.as_utc_timestamp`; naive = UTC).
         Only what was known strictly before it is used: rows at or after it do not exist, and
@@ -259,11 +145,6 @@ def build_features(
     population
         Population-level fit to use (BG/NBD parameters, mean order value). ``None`` fits it on
         every customer of ``tables`` before ``as_of`` (before selecting ``customer_ids``).
-    shard_size
-        Customers per shard when the scope is larger: the SQL runs shard by shard (consecutive
-        customer-id ranges) and the results are concatenated, which bounds the working memory;
-        the frame is the same whatever the shard size. The population is fitted once, on the
-        whole concatenated frame.
 
     Returns
     -------
@@ -274,32 +155,29 @@ def build_features(
         computed), ``population`` (the :class:`PopulationFit` used), ``as_of``.
     """
     cutoff = _cutoff(as_of)
-    tables = validated(tables)
-    fams = computed_families(tables)
-    scope = tables
+    shop = tables if isinstance(tables, ShopArrays) else shop_arrays(validated(tables))
+    fams = computed_families(shop.tables)
     if customer_ids is not None:
         if population is None:
-            population = fit_population(tables, as_of=cutoff, shard_size=shard_size)
-        scope = tables.for_customers(customer_ids)
-    frame = sql_features(scope, cutoff, fams, shard_size=shard_size)
-    if population is None:
-        population = population_from_frame(frame, cutoff)
+            population = fit_population(shop, as_of=cutoff)
+        shop = shop.take(shop.positions_of(customer_ids))
+    known = known_at(shop, _micros(cutoff))
+    columns = compute_columns(known, fams)
+    if population is None:  # the whole base is computed: fit on its columns
+        population = population_from_columns({k: columns[k] for k in POPULATION_INPUTS}, cutoff)
     for fam in fams:
         if fam.finish is not None:
-            for name, values in fam.finish(frame, population).items():
-                frame[name] = np.asarray(values, dtype="float64")
+            columns.update(fam.finish(columns, population))
+    frame = _frame(known, columns, fams)
     frame.attrs = {"families": [f.name for f in fams], "population": population, "as_of": cutoff}
     return frame
 
 
 __all__ = [
-    "KNOWN_VIEWS",
-    "FeatureEngine",
     "build_features",
-    "compose_sql",
+    "compute_columns",
     "computed_families",
-    "engine",
     "fit_population",
     "left_out_families",
-    "sql_features",
+    "shop_arrays",
 ]

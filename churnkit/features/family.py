@@ -14,9 +14,9 @@ from churnkit.features.sql import ALL_WINDOWS, window_name, window_text
 
 if TYPE_CHECKING:
     import numpy as np
-    import pandas as pd
 
     from churnkit.data.tables import Tables
+    from churnkit.features.arrays import Known
     from churnkit.features.population import PopulationFit
 
 #: Output kinds. ``count`` is int64 and ``total`` float64 (a sum of amounts), both 0 when a customer
@@ -66,8 +66,13 @@ class Feature:
             raise ValueError(f"feature {self.name}: dtype {self.dtype!r} not in {DTYPES}")
 
 
-#: ``finish(frame, population) -> {column: values}``: a family's Python step.
-Finisher = Callable[["pd.DataFrame", "PopulationFit"], "dict[str, np.ndarray]"]
+#: Feature columns by name, one value per customer.
+Columns = dict[str, "np.ndarray"]
+#: ``compute(known) -> {column: values}``: a family's features from what was known at as_of.
+Computer = Callable[["Known"], Columns]
+#: ``finish(columns, population) -> {column: values}``: the features that need the population
+#: fit, from the family's computed columns.
+Finisher = Callable[[Columns, "PopulationFit"], Columns]
 
 
 @dataclass(frozen=True)
@@ -90,8 +95,13 @@ class Family:
         ``known_orders``, ...), returning ``customer_id`` and every non-``python`` feature; it
         may use the parameter ``$as_of`` (TIMESTAMPTZ). ``present_tables`` lets a family use an
         optional table when it exists (the activity clock uses browsing when present).
+    compute
+        ``compute(known)``: every non-``python`` feature from the arrays of what was known at
+        ``as_of`` (:class:`churnkit.features.arrays.Known`), one value per known customer, by
+        the reductions of :mod:`churnkit.features.reduce`. This is what the engine runs; ``sql``
+        is the same definition in SQL, kept as the tests' independent oracle.
     finish
-        Optional Python step computing the ``python`` features from the SQL columns and the
+        Optional step computing the ``python`` features from the computed columns and the
         population fit.
     optional_tables
         Tables used when present.
@@ -106,6 +116,7 @@ class Family:
     required_tables: tuple[str, ...]
     features: tuple[Feature, ...]
     sql: Callable[[frozenset[str]], str]
+    compute: Computer | None = None
     finish: Finisher | None = None
     optional_tables: tuple[str, ...] = field(default=())
     required_columns: tuple[str, ...] = field(default=())

@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from churnkit.data.contract import as_utc_timestamp
@@ -82,29 +83,35 @@ class PopulationFit:
         )
 
 
-def population_from_frame(frame: pd.DataFrame, as_of: pd.Timestamp) -> PopulationFit:
-    """Fit the population quantities from the SQL columns of a whole-population frame.
+#: The columns :func:`population_from_columns` reads.
+POPULATION_INPUTS = ("orders_lifetime", "revenue_lifetime", "btyd_frequency",
+                     "btyd_recency_days", "btyd_T_days")
 
-    ``frame`` has one row per customer known at ``as_of``, sorted by customer id, with at least
-    ``orders_lifetime``, ``revenue_lifetime`` and the BG/NBD inputs ``btyd_frequency``,
-    ``btyd_recency_days``, ``btyd_T_days`` (NaN for customers without orders).
+
+def population_from_columns(columns: Mapping[str, np.ndarray], as_of: pd.Timestamp
+                            ) -> PopulationFit:
+    """Fit the population quantities from the whole population's feature columns.
+
+    ``columns`` hold one value per customer known at ``as_of``, in customer order, for each of
+    :data:`POPULATION_INPUTS` (the BG/NBD inputs NaN for customers without orders).
     """
-    n_orders = int(frame["orders_lifetime"].sum())
-    revenue = float(frame["revenue_lifetime"].sum())
-    buyers = frame["btyd_frequency"].notna().to_numpy()
+    n_orders = int(np.sum(columns["orders_lifetime"]))
+    revenue = float(np.sum(columns["revenue_lifetime"]))
+    x_all = np.asarray(columns["btyd_frequency"], dtype="float64")
+    buyers = ~np.isnan(x_all)
     n_buyers = int(buyers.sum())
     params = None
     if n_buyers >= MIN_BUYERS_FOR_BGNBD:
-        x = frame["btyd_frequency"].to_numpy(dtype="float64")[buyers]
-        t_x = frame["btyd_recency_days"].to_numpy(dtype="float64")[buyers]
-        big_t = frame["btyd_T_days"].to_numpy(dtype="float64")[buyers]
+        x = x_all[buyers]
+        t_x = np.asarray(columns["btyd_recency_days"], dtype="float64")[buyers]
+        big_t = np.asarray(columns["btyd_T_days"], dtype="float64")[buyers]
         try:
             params = fit_bgnbd(x, t_x, big_t)
         except RuntimeError:  # the optimizer did not converge: leave P(alive) & co. empty
             params = None
     return PopulationFit(
         as_of=as_of,
-        n_customers=len(frame),
+        n_customers=len(x_all),
         n_buyers=n_buyers,
         mean_order_value=revenue / n_orders if n_orders else float("nan"),
         bgnbd=params,

@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from churnkit.features.family import Family, Feature, description_of
+from churnkit.features import reduce as r
+from churnkit.features.arrays import DAY_US, Known
+from churnkit.features.family import Columns, Family, Feature, description_of
 from churnkit.features.population import PopulationFit
 from churnkit.features.sql import ALL_WINDOWS, age_days, window_name, window_sql, window_text
 
@@ -140,13 +142,72 @@ def _sql(present: frozenset[str]) -> str:
     """
 
 
-def _finish(frame: pd.DataFrame, population: PopulationFit) -> dict[str, np.ndarray]:
+def _compute(known: Known) -> Columns:
+    orders = known.tables["orders"]
+    age = known.age(orders["ordered_at"])
+    amount = orders["amount"]
+    out: Columns = {
+        "days_since_signup": known.age(known.customers["signup_at"]),
+        "days_since_first_order": r.maximum(orders, age),
+        "days_since_last_order": r.minimum(orders, age),
+    }
+    for w in ALL_WINDOWS:
+        inside = r.inside(age, w)
+        out[window_name("orders", w)] = r.count(orders, inside)
+        out[window_name("revenue", w)] = r.total(orders, amount, inside)
+    before = (age > 90) & (age <= 180)
+    orders_prev, revenue_prev = r.count(orders, before), r.total(orders, amount, before)
+    n = out["orders_lifetime"]
+    # days between consecutive orders (in time order); a customer's first order has none
+    t = orders["ordered_at"]
+    follows = np.r_[False, orders.cust[1:] == orders.cust[:-1]]
+    gaps = orders.where(follows)
+    gap = (t[follows] - t[np.flatnonzero(follows) - 1]) / DAY_US
+    out["gap_mean_days"] = r.mean(gaps, gap)
+    out["gap_median_days"] = r.median(gaps, gap)
+    out["gap_std_days"] = r.std(gaps, gap)
+    out["gap_last_days"] = r.last_value(gaps, gap)
+    out["overdue_ratio"] = r.ratio(out["days_since_last_order"], out["gap_mean_days"])
+    out["orders_trend_90d"] = r.ratio(out["orders_90d"] - orders_prev,
+                                      out["orders_90d"] + orders_prev)
+    out["revenue_trend_90d"] = r.ratio(out["revenue_90d"] - revenue_prev,
+                                       out["revenue_90d"] + revenue_prev)
+    out["mean_basket"] = r.mean(orders, amount)
+    out["mean_items"] = r.mean(orders, orders["n_items"])
+    discount, delivery = orders["discount_amount"], orders["delivery_cost"]
+    out["discount_share"] = r.ratio(r.total(orders, discount),
+                                    r.total(orders, amount + discount))
+    out["discounted_order_share"] = r.ratio(r.count(orders, discount > 0), n)
+    out["delivery_cost_share"] = r.ratio(r.total(orders, delivery),
+                                         r.total(orders, amount + delivery))
+    out["n_categories"], out["top_category"] = _categories(known, orders)
+    return out
+
+
+def _categories(known: Known, orders: r.Rows) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct categories per customer, and the most ordered one (ties: alphabetical first;
+    codes are in alphabetical order)."""
+    code = orders["category"].astype(np.int64)
+    has = code >= 0
+    key = orders.cust[has] * (len(known.categories) + 1) + code[has]
+    keys, counts = np.unique(key, return_counts=True)
+    cust, cat = np.divmod(keys, len(known.categories) + 1)
+    n_categories = np.bincount(cust, minlength=known.n).astype(np.int64)
+    order = np.lexsort((cat, -counts, cust))
+    first = order[r.starts_of(cust[order])]
+    top = np.full(known.n, None, dtype=object)
+    names = np.asarray(known.categories, dtype=object)
+    top[cust[first]] = names[cat[first]] if len(first) else top[:0]
+    return n_categories, top
+
+
+def _finish(columns: Columns, population: PopulationFit) -> Columns:
     mean_order_value = population.mean_order_value
-    basket = frame["mean_basket"].to_numpy(dtype="float64")
+    basket = np.asarray(columns["mean_basket"], dtype="float64")
     if not mean_order_value > 0:  # NaN or 0: nothing to compare with
-        return {"basket_vs_population": np.full(len(frame), np.nan)}
+        return {"basket_vs_population": np.full(len(basket), np.nan)}
     return {"basket_vs_population": basket / mean_order_value}
 
 
 FAMILY = Family(name=NAME, description=description_of(__doc__), required_tables=_CO,
-                features=_features(), sql=_sql, finish=_finish)
+                features=_features(), sql=_sql, compute=_compute, finish=_finish)

@@ -1,0 +1,162 @@
+"""Per-customer reductions over rows grouped by customer: the feature families' vocabulary.
+
+Every function takes :class:`~churnkit.features.arrays.Rows` (rows carry their customer position,
+non-decreasing) and returns one value per customer (length ``rows.n``), for one customer or a
+million alike. Sums are accumulated row by row in table order (``np.bincount``), so a customer's
+value does not depend on which other customers are in the call: scored alone it is bitwise the
+nightly row. Empty means NaN for floats; counts and totals are 0 without rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from churnkit.features.arrays import NAT, Rows
+
+#: ``w`` days before ``as_of``: a row of age ``a`` days is inside when ``a <= w``.
+Window = int | None
+
+
+def inside(age: np.ndarray, window: Window) -> np.ndarray | None:
+    """Rows of ``age`` (days before as_of) inside ``window`` (None: all rows, the lifetime)."""
+    return None if window is None else age <= window
+
+
+def _and(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    if a is None:
+        return b
+    return a if b is None else a & b
+
+
+def count(rows: Rows, mask: np.ndarray | None = None, *also: np.ndarray | None) -> np.ndarray:
+    """Rows per customer where every given mask holds (int64)."""
+    for m in also:
+        mask = _and(mask, m)
+    cust = rows.cust if mask is None else rows.cust[mask]
+    return np.bincount(cust, minlength=rows.n).astype(np.int64)
+
+
+def total(rows: Rows, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Sum of ``values`` per customer where ``mask`` holds (float64; NaN values skipped; 0 if
+    none)."""
+    keep = ~np.isnan(values)
+    mask = keep if mask is None else mask & keep
+    return np.bincount(rows.cust[mask], weights=values[mask], minlength=rows.n)
+
+
+def mean(rows: Rows, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Mean of the non-NaN ``values`` per customer where ``mask`` holds (NaN when none)."""
+    keep = ~np.isnan(values)
+    mask = keep if mask is None else mask & keep
+    n = np.bincount(rows.cust[mask], minlength=rows.n)
+    s = np.bincount(rows.cust[mask], weights=values[mask], minlength=rows.n)
+    return ratio(s, n)
+
+
+def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den``, NaN where ``den`` is 0 (SQL's ``x / nullif(y, 0)``)."""
+    num = np.asarray(num, dtype=np.float64)
+    den = np.asarray(den, dtype=np.float64)
+    out = np.full(len(num), np.nan)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def _extreme(rows: Rows, values: np.ndarray, mask: np.ndarray | None, ufunc: np.ufunc
+             ) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    if mask is not None:
+        values = np.where(mask, values, np.nan)
+    out = np.full(rows.n, np.nan)
+    if not len(values):
+        return out
+    first = np.flatnonzero(np.r_[True, rows.cust[1:] != rows.cust[:-1]])
+    out[rows.cust[first]] = ufunc.reduceat(values, first)
+    return out
+
+
+def minimum(rows: Rows, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Smallest non-NaN value per customer where ``mask`` holds (NaN when none)."""
+    return _extreme(rows, values, mask, np.fmin)
+
+
+def maximum(rows: Rows, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Largest non-NaN value per customer where ``mask`` holds (NaN when none)."""
+    return _extreme(rows, values, mask, np.fmax)
+
+
+def latest(rows: Rows, times: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Latest time (int64 µs) per customer where ``mask`` holds and the time is set (:data:`NAT`
+    when none)."""
+    keep = times != NAT
+    mask = keep if mask is None else mask & keep
+    out = np.full(rows.n, NAT, dtype=np.int64)
+    np.maximum.at(out, rows.cust[mask], times[mask])
+    return out
+
+
+def any_of(rows: Rows, mask: np.ndarray) -> np.ndarray:
+    """True for customers with at least one row where ``mask`` holds."""
+    return count(rows, mask) > 0
+
+
+def starts_of(keys: np.ndarray) -> np.ndarray:
+    """Indices where a run of equal ``keys`` begins (keys grouped, e.g. customer positions)."""
+    return np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.arange(0)
+
+
+def smallest_k(rows: Rows, values: np.ndarray, k: int, mask: np.ndarray | None = None
+               ) -> np.ndarray:
+    """The ``k`` smallest non-NaN values per customer, ascending: shape (n, k), NaN-padded."""
+    keep = ~np.isnan(values)
+    mask = keep if mask is None else mask & keep
+    cust, vals = rows.cust[mask], values[mask]
+    order = np.lexsort((vals, cust))
+    cust, vals = cust[order], vals[order]
+    rank = np.arange(len(cust)) - np.repeat(starts_of(cust), np.diff(np.r_[starts_of(cust),
+                                                                            len(cust)]))
+    out = np.full((rows.n, k), np.nan)
+    hit = rank < k
+    out[cust[hit], rank[hit]] = vals[hit]
+    return out
+
+
+def median(rows: Rows, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Median of the non-NaN values per customer (mean of the middle two for an even count;
+    NaN when none)."""
+    keep = ~np.isnan(values)
+    mask = keep if mask is None else mask & keep
+    cust, vals = rows.cust[mask], values[mask]
+    out = np.full(rows.n, np.nan)
+    if not len(cust):
+        return out
+    order = np.lexsort((vals, cust))
+    vals = vals[order]
+    cust = cust[order]
+    first = starts_of(cust)
+    size = np.diff(np.r_[first, len(cust)])
+    lo = vals[first + (size - 1) // 2]
+    hi = vals[first + size // 2]
+    out[cust[first]] = lo + (hi - lo) / 2
+    return out
+
+
+def std(rows: Rows, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Sample standard deviation of the non-NaN values per customer (NaN with fewer than 2)."""
+    keep = ~np.isnan(values)
+    mask = keep if mask is None else mask & keep
+    cust, vals = rows.cust[mask], values[mask]
+    n = np.bincount(cust, minlength=rows.n)
+    mu = ratio(np.bincount(cust, weights=vals, minlength=rows.n), n)
+    dev = vals - mu[cust]
+    ss = np.bincount(cust, weights=dev * dev, minlength=rows.n)
+    return np.sqrt(ratio(ss, np.where(n >= 2, n - 1, 0)))
+
+
+def last_value(rows: Rows, values: np.ndarray) -> np.ndarray:
+    """Each customer's value on their last row (NaN without rows)."""
+    out = np.full(rows.n, np.nan)
+    if len(rows.cust):
+        end = np.r_[starts_of(rows.cust)[1:], len(rows.cust)] - 1
+        out[rows.cust[end]] = values[end]
+    return out
