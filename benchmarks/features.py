@@ -7,11 +7,14 @@ Usage::
 Measures, on one shop generated with :mod:`churnkit.synth` (cached as Parquet under ``--data``,
 default a directory in the system temp folder):
 
-1. the whole base: wall time and peak RSS of the process (goal <= 60 s, <= 8 GB);
-2. one customer at a time from the same loaded tables, with the full run's population (median
-   and p95 over ``--singles`` random customers; goal <= 10 ms);
+1. the whole base: conversion to arrays and the features, wall time and peak RSS of the process
+   (goal <= 30 s, <= 8 GB);
+2. one customer at a time from the converted shop, with the full run's population (median and
+   p95 over ``--singles`` random customers), each row checked bitwise against the full run;
 3. the purchases family against a straightforward pandas group-by implementation, side by side
-   on the same data (goal: churnkit >= 3x faster), checking that both agree.
+   on the same data (goal: churnkit >= 3x faster), checking that both agree;
+4. the same features by the SQL definitions on DuckDB (the tests' oracle, the engine before
+   the array engine), as a ratio measured in the same run.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ import pandas as pd
 
 import churnkit as ck
 from churnkit.features import build_features
-from churnkit.features.engine import SHARD_SIZE, _cutoff, _registered, computed_families, engine
+from churnkit.features.arrays import known_at
+from churnkit.features.engine import compute_columns
+from churnkit.features.oracle import oracle_features
 from churnkit.features.registry import family
-from churnkit.features.views import compose_sql
 
 START, END, AS_OF = "2022-01-01", "2024-07-01", "2024-04-01"
 
@@ -105,42 +109,6 @@ def pandas_purchases(orders: pd.DataFrame, customers: pd.DataFrame, as_of: pd.Ti
     return out
 
 
-def one_customer_stages(tables: ck.Tables, cid: object, as_of: pd.Timestamp) -> str:
-    """Where one customer's time goes: slicing, registering, DuckDB's stages, the result."""
-    import json
-
-    eng, fams = engine(), computed_families(tables)
-    con, params = eng.small, {"as_of": as_of.to_pydatetime()}
-    sql = compose_sql(tuple(f.name for f in fams), frozenset(tables.present()))
-    one, t_slice = timed(tables.for_customers, [cid])
-    _, t_parse = timed(con.extract_statements, sql)
-    statement = con.extract_statements(sql)[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "profile.json"
-        con.execute(f"SET enable_profiling = 'json'; SET profiling_output = '{out}'")
-        try:
-            with _registered(con, one):
-                _, t_exec = timed(lambda: con.execute(statement, params).fetchnumpy())
-        finally:
-            con.execute("RESET enable_profiling")
-        prof = json.loads(out.read_text())
-    reg = [timed(lambda: _registered(con, one).__enter__())[1]]
-    for name in one.present():
-        con.unregister(f"raw_{name}")
-    ms = {
-        "slice": t_slice, "register 5 tables": reg[0], "parse (cached: not paid)": t_parse,
-        "bind": prof["planner"]["binding_time"],
-        "other planning": prof["planner"]["total_time"] - prof["planner"]["binding_time"],
-        "optimizer (off)": prof["optimizer"]["total_time"],
-        "physical plan": prof["physical_planner"]["total_time"],
-        "operators (cpu)": prof["query"]["cpu_time"],
-        "executor setup, result": t_exec - prof["planner"]["total_time"]
-        - prof["optimizer"]["total_time"] - prof["physical_planner"]["total_time"]
-        - prof["query"]["cpu_time"],
-    }
-    return ", ".join(f"{k} {v * 1000:.1f}" for k, v in ms.items()) + " (ms)"
-
-
 def timed(fn, *args, **kwargs):
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
@@ -152,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--data", type=Path, default=None, help="Parquet cache directory")
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--singles", type=int, default=200)
+    ap.add_argument("--singles", type=int, default=1000)
+    ap.add_argument("--no-sql", action="store_true", help="skip the SQL oracle's run")
     args = ap.parse_args(argv)
 
     tables = load_shop(args.customers, args.seed, args.data)
@@ -162,39 +131,40 @@ def main(argv: list[str] | None = None) -> int:
     rss_loaded = peak_rss_gb()
     print(f"peak RSS after loading: {rss_loaded:.2f} GB")
 
-    # (1) the whole base
-    full, seconds = timed(build_features, tables, as_of=AS_OF)
-    print(f"[1] build_features, whole base: {seconds:.1f} s, {full.shape[0]:,} customers x "
-          f"{full.shape[1]} features, shards of {SHARD_SIZE:,} customers, "
-          f"families {full.attrs['families']}")
+    # (1) the whole base: conversion to arrays, then the families' reductions
+    shop, t_convert = timed(ck.shop_arrays, tables)
+    full, t_compute = timed(build_features, shop, as_of=AS_OF)
+    print(f"[1] build_features, whole base: {t_convert + t_compute:.1f} s (conversion to arrays "
+          f"{t_convert:.1f} s, features {t_compute:.1f} s), {full.shape[0]:,} customers x "
+          f"{full.shape[1]} features, families {full.attrs['families']}")
     print(f"    peak RSS of the process: {peak_rss_gb():.2f} GB "
           f"(of which {rss_loaded:.2f} GB tables and generation before the call)")
 
-    # (2) one customer at a time, the same loaded tables, the full run's population
+    # (2) one customer at a time from the converted shop, the full run's population
     population = full.attrs["population"]
     rng = np.random.default_rng(args.seed)
     ids = rng.choice(full.index.to_numpy(), size=args.singles, replace=False)
-    for cid in ids[:5]:  # warm-up: connection, SQL composition
-        build_features(tables, as_of=AS_OF, customer_ids=[cid], population=population)
+    for cid in ids[:5]:  # warm-up
+        build_features(shop, as_of=AS_OF, customer_ids=[cid], population=population)
     times = []
     mismatches = 0
     for cid in ids:
-        one, seconds = timed(build_features, tables, as_of=AS_OF, customer_ids=[cid],
+        one, seconds = timed(build_features, shop, as_of=AS_OF, customer_ids=[cid],
                              population=population)
         times.append(seconds * 1000)
         try:
-            pd.testing.assert_frame_equal(one, full.loc[[cid]])
+            pd.testing.assert_frame_equal(one, full.loc[[cid]], check_exact=True)
         except AssertionError:
             mismatches += 1
-    print(f"[2] one customer: median {np.median(times):.1f} ms, p95 "
-          f"{np.percentile(times, 95):.1f} ms over {len(ids)} customers; rows differing from "
-          f"the full run: {mismatches}")
-    print(f"    stages of one call: {one_customer_stages(tables, ids[0], _cutoff(AS_OF))}")
+    print(f"[2] one customer: median {np.median(times):.2f} ms, p95 "
+          f"{np.percentile(times, 95):.2f} ms over {len(ids)} customers; rows differing from "
+          f"the full run (bitwise): {mismatches}")
 
-    # (3) purchases family: churnkit (DuckDB) vs plain pandas, same data, same run
-    cutoff = _cutoff(AS_OF)
-    purchases = family("purchases")
-    ours, t_ours = timed(engine().run, tables, cutoff, [purchases])
+    # (3) purchases family: churnkit vs plain pandas, same data, same run
+    cutoff = pd.Timestamp(AS_OF, tz="UTC")
+    known = known_at(shop, int(cutoff.value) // 1000)
+    ours, t_ours = timed(compute_columns, known, [family("purchases")])
+    ours = pd.DataFrame(ours, index=pd.Index(known.ids, name="customer_id"))
     theirs, t_pandas = timed(pandas_purchases, tables.orders, tables.customers, cutoff)
     for col in ("orders_90d", "revenue_lifetime", "gap_median_days", "gap_last_days",
                 "overdue_ratio", "discount_share", "days_since_signup"):
@@ -202,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
                                        check_dtype=False, check_names=False)
     print(f"[3] purchases family: churnkit {t_ours:.1f} s, pandas group-by {t_pandas:.1f} s, "
           f"speed-up {t_pandas / t_ours:.1f}x (results agree)")
+
+    # (4) the same features by the SQL definitions on DuckDB (the tests' oracle), same run
+    if not args.no_sql:
+        oracle, t_sql = timed(oracle_features, tables, as_of=AS_OF, population=population)
+        print(f"[4] SQL oracle (DuckDB, {oracle.shape[1]} columns), whole base: {t_sql:.1f} s; "
+              f"array engine / SQL: {(t_convert + t_compute) / t_sql:.2f}")
     return 0
 
 

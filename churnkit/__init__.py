@@ -10,7 +10,13 @@ from churnkit.data.contract import ACTIONS, CHANNELS, TABLES, as_utc_timestamp
 from churnkit.data.tables import Tables
 from churnkit.data.validation import validate
 from churnkit.errors import BundleMismatchError, DataSourceError, DataValidationError, Problem
-from churnkit.features import PopulationFit, build_features, fit_population
+from churnkit.features import (
+    PopulationFit,
+    ShopArrays,
+    build_features,
+    fit_population,
+    shop_arrays,
+)
 from churnkit.io.files import load_tables, save_tables
 from churnkit.labels import build_labels, build_training_set
 from churnkit.models.churn import ChurnModel
@@ -34,6 +40,7 @@ __all__ = [
     "PolicyConfig",
     "PopulationFit",
     "Problem",
+    "ShopArrays",
     "Tables",
     "TimingConfig",
     "TimingModel",
@@ -49,6 +56,7 @@ __all__ = [
     "save_tables",
     "score",
     "scoring",
+    "shop_arrays",
     "synth",
     "validate",
 ]

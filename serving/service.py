@@ -161,19 +161,18 @@ class ChurnService:
     def _score_ids(self, ids: list[object], as_of: pd.Timestamp) -> pd.DataFrame:
         """The store's rows of these customers, scored as of ``as_of`` (one merged call)."""
         assert self.store is not None
-        tables = self.store.tables_for(ids)
+        data = self.store.data_for(ids)
         try:
-            return self._score_tables(tables, as_of)
+            return self._score_tables(data, as_of)
         except ValueError as exc:  # e.g. the store lacks a table the model was trained on
             raise StoreError(f"the store's data cannot be scored by this model: {exc}") from exc
 
-    def _score_tables(self, tables: ck.Tables, as_of: pd.Timestamp) -> pd.DataFrame:
-        """:func:`churnkit.score`, or no rows when no customer exists at ``as_of`` (a
-        customer who signs up at or after ``as_of`` does not exist yet)."""
+    def _score_tables(self, data: ck.Tables | ck.ShopArrays, as_of: pd.Timestamp
+                      ) -> pd.DataFrame:
+        """:func:`churnkit.score` (no rows when no customer exists at ``as_of``: a customer
+        who signs up at or after ``as_of`` does not exist yet)."""
         assert self.bundle is not None
-        if not (tables.customers["signup_at"] < as_of).any():
-            return _no_rows()
-        return ck.score(tables, as_of=as_of, bundle=self.bundle)
+        return ck.score(data, as_of=as_of, bundle=self.bundle)
 
     # --- /score_events -----------------------------------------------------------------------
 

@@ -10,11 +10,12 @@ table. Both return :func:`churnkit.validate`-normalized :class:`churnkit.Tables`
 exactly the kinds the batch job sees.
 
 A Parquet directory small enough (``memory_mb`` of files, ``CHURNKIT_STORE_MEMORY_MB``) is also
-held in memory, validated once, as a snapshot tagged with the files' signature (path, size and
-modification time of every file). A call whose signature equals the snapshot's slices it (a
-binary search per table, no re-validation); a call that finds any file changed,
-added or removed reads the files through DuckDB as above, and a background thread takes a new
-snapshot. Answers are therefore always those of the files as they are at the call.
+held in memory, validated and converted to the feature engine's arrays once, as a snapshot tagged
+with the files' signature (path, size and modification time of every file). A call whose
+signature equals the snapshot's slices its arrays (a binary search per table, no re-validation,
+no conversion); a call that finds any file changed, added or removed reads the files through
+DuckDB as above, and a background thread takes a new snapshot. Answers are therefore always
+those of the files as they are at the call.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class EventStore(Protocol):
     id_kind: str
 
     def tables_for(self, customer_ids: Sequence[object]) -> ck.Tables: ...
+
+    def data_for(self, customer_ids: Sequence[object]) -> ck.Tables | ck.ShopArrays: ...
 
     def describe(self) -> str: ...
 
@@ -86,7 +89,8 @@ class ParquetStore:
     def __init__(self, directory: Path, *, memory_mb: float = 0) -> None:
         self.directory = Path(directory)
         self.memory_mb = memory_mb
-        self._snapshot: tuple[tuple, ck.Tables] | None = None
+        #: (signature, tables, the same as the feature engine's arrays)
+        self._snapshot: tuple[tuple, ck.Tables, ck.ShopArrays] | None = None
         self._unusable: tuple | None = None  # the signature of files that failed to load
         self._refreshing = threading.Lock()
         self._next_refresh = 0.0  # monotonic time before which no new snapshot is started
@@ -152,20 +156,25 @@ class ParquetStore:
                                type(exc).__name__, " ".join(lines[:3]))
                 self._snapshot, self._unusable = None, before
                 return
+            shop = ck.shop_arrays(tables)  # converted once: a call then only slices
             if self.signature() == before:
-                self._snapshot = (before, tables)
+                self._snapshot = (before, tables, shop)
         finally:
             # Files that change faster than a load: at most one load per load's duration
             # (at least a second), instead of loads back to back.
             self._next_refresh = time.monotonic() + max(1.0, time.monotonic() - started)
             self._refreshing.release()
 
-    def _from_snapshot(self, ids: list[object]) -> ck.Tables | None:
+    def _from_snapshot(self, ids: list[object], *, arrays: bool = False
+                       ) -> ck.Tables | ck.ShopArrays | None:
         snapshot = self._snapshot
         if snapshot is None and self.memory_mb <= 0:
             return None
         now = self.signature()
         if snapshot is not None and snapshot[0] == now:
+            if arrays:
+                shop = snapshot[2]
+                return shop.take(shop.positions_of(ids))
             return snapshot[1].for_customers(ids)
         if snapshot is not None and self._snapshot is snapshot:
             self._snapshot = None  # stale: free it now rather than hold two copies
@@ -190,12 +199,18 @@ class ParquetStore:
             return f"read_csv({_sql_literal(str(path))}, header = true, all_varchar = true)"
         return f"read_parquet({_sql_literal(str(path))})"
 
+    def data_for(self, customer_ids: Sequence[object]) -> ck.Tables | ck.ShopArrays:
+        """What scoring reads for these customers: the snapshot's arrays sliced when it is
+        held and current (no conversion per call), else :meth:`tables_for`."""
+        held = self._from_snapshot(list(dict.fromkeys(customer_ids)), arrays=True)
+        return held if held is not None else self.tables_for(customer_ids)
+
     def tables_for(self, customer_ids: Sequence[object]) -> ck.Tables:
         """The rows of these customers in every present table, validated and normalized."""
         ids = list(dict.fromkeys(customer_ids))
         held = self._from_snapshot(ids)
         if held is not None:
-            return held
+            return held  # type: ignore[return-value]
         frames: dict[str, pd.DataFrame | None] = {}
         with self._lock:
             for name in TABLES:
@@ -295,6 +310,10 @@ class DatabaseStore:
                 self._conn = None
                 raise StoreError(f"cannot read {self.describe()}: {exc}") from exc
         return ck.validate(ck.Tables(**frames))  # type: ignore[arg-type]
+
+    def data_for(self, customer_ids: Sequence[object]) -> ck.Tables:
+        """What scoring reads for these customers: :meth:`tables_for`."""
+        return self.tables_for(customer_ids)
 
     def close(self) -> None:
         with self._lock:

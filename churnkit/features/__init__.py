@@ -4,12 +4,14 @@ See :func:`build_features`; the families and their columns are listed by
 :func:`feature_reference_markdown`.
 """
 
+from churnkit.features.arrays import ShopArrays
 from churnkit.features.clock import WEEKDAYS
 from churnkit.features.engine import (
     build_features,
     computed_families,
     fit_population,
     left_out_families,
+    shop_arrays,
 )
 from churnkit.features.family import Family, Feature
 from churnkit.features.population import PopulationFit
@@ -25,6 +27,7 @@ __all__ = [
     "Family",
     "Feature",
     "PopulationFit",
+    "ShopArrays",
     "all_features",
     "build_features",
     "computed_families",
@@ -33,4 +36,5 @@ __all__ = [
     "fit_population",
     "left_out_families",
     "model_features",
+    "shop_arrays",
 ]

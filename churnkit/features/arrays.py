@@ -218,7 +218,8 @@ def _categories(series: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
 
 def _local_parts(utc_us: np.ndarray, zones: np.ndarray, only: np.ndarray | None
                  ) -> dict[str, np.ndarray]:
-    """:data:`LOCAL_PARTS` of ``utc_us`` in each row's time zone (rows of ``only``; -1 elsewhere)."""
+    """:data:`LOCAL_PARTS` of ``utc_us`` in each row's time zone (rows of ``only``, -1 for the
+    others)."""
     out = {part: np.full(len(utc_us), -1, dtype=np.int8) for part in LOCAL_PARTS}
     rows = np.arange(len(utc_us)) if only is None else np.flatnonzero(only)
     if not len(rows):

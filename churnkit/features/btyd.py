@@ -61,7 +61,8 @@ def _compute(known: Known) -> Columns:
     orders = known.tables["orders"]
     day = orders["ordered_at"] // DAY_US * DAY_US  # UTC calendar day, as microseconds
     # rows are in time order per customer, so a new purchase day is a change of day
-    new_day = np.r_[True, (day[1:] != day[:-1]) | (orders.cust[1:] != orders.cust[:-1])]
+    new_day = np.ones(len(day), dtype=bool)
+    new_day[1:] = (day[1:] != day[:-1]) | (orders.cust[1:] != orders.cust[:-1])
     days = r.count(orders, new_day).astype(np.float64)
     buyers = days > 0
     first, last = r.minimum(orders, day), r.maximum(orders, day)

@@ -2,8 +2,9 @@
 
 One engine at every size. The tables become :class:`~churnkit.features.arrays.ShopArrays` (once
 per tables object: a converted shop is kept while the tables live), the customers asked for are
-cut out by slicing, the time-travel rule is applied once (:func:`~churnkit.features.arrays.known_at`)
-and each family's ``compute`` reduces the known rows per customer
+cut out by slicing, the time-travel rule is applied once
+(:func:`~churnkit.features.arrays.known_at`) and each family's ``compute`` reduces the known rows
+per customer
 (:mod:`churnkit.features.reduce`). The same code runs for one customer and for the whole base,
 so a customer's row does not depend on who else is computed. The SQL definitions
 (:mod:`churnkit.features.oracle`) are the tests' independent check of every column.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import duckdb
 import numpy as np
@@ -226,6 +226,7 @@ def oracle_features(tables: Tables, *, as_of: object, population: PopulationFit 
             columns = {f.name: frame[f.name].to_numpy() for f in fam.sql_features()}
             for name, values in fam.finish(columns, population).items():
                 frame[name] = np.asarray(values, dtype="float64")
+    frame.attrs = {"population": population}
     return frame
 
 

@@ -9,7 +9,6 @@ learned later; the delivery family reports failures, returns and cancellations).
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from churnkit.features import reduce as r
 from churnkit.features.arrays import DAY_US, Known
@@ -160,7 +159,8 @@ def _compute(known: Known) -> Columns:
     n = out["orders_lifetime"]
     # days between consecutive orders (in time order); a customer's first order has none
     t = orders["ordered_at"]
-    follows = np.r_[False, orders.cust[1:] == orders.cust[:-1]]
+    follows = np.zeros(len(orders), dtype=bool)
+    follows[1:] = orders.cust[1:] == orders.cust[:-1]
     gaps = orders.where(follows)
     gap = (t[follows] - t[np.flatnonzero(follows) - 1]) / DAY_US
     out["gap_mean_days"] = r.mean(gaps, gap)

@@ -55,10 +55,9 @@ def mean(rows: Rows, values: np.ndarray, mask: np.ndarray | None = None) -> np.n
 
 def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """``num / den``, NaN where ``den`` is 0 (SQL's ``x / nullif(y, 0)``)."""
-    num = np.asarray(num, dtype=np.float64)
-    den = np.asarray(den, dtype=np.float64)
-    out = np.full(len(num), np.nan)
-    np.divide(num, den, out=out, where=den != 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.true_divide(num, den, dtype=np.float64)
+    out[np.asarray(den) == 0] = np.nan
     return out
 
 
@@ -70,7 +69,7 @@ def _extreme(rows: Rows, values: np.ndarray, mask: np.ndarray | None, ufunc: np.
     out = np.full(rows.n, np.nan)
     if not len(values):
         return out
-    first = np.flatnonzero(np.r_[True, rows.cust[1:] != rows.cust[:-1]])
+    first = starts_of(rows.cust)
     out[rows.cust[first]] = ufunc.reduceat(values, first)
     return out
 
@@ -102,7 +101,11 @@ def any_of(rows: Rows, mask: np.ndarray) -> np.ndarray:
 
 def starts_of(keys: np.ndarray) -> np.ndarray:
     """Indices where a run of equal ``keys`` begins (keys grouped, e.g. customer positions)."""
-    return np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.arange(0)
+    new = np.empty(len(keys), dtype=bool)
+    if len(keys):
+        new[0] = True
+        np.not_equal(keys[1:], keys[:-1], out=new[1:])
+    return np.flatnonzero(new)
 
 
 def smallest_k(rows: Rows, values: np.ndarray, k: int, mask: np.ndarray | None = None
@@ -113,8 +116,8 @@ def smallest_k(rows: Rows, values: np.ndarray, k: int, mask: np.ndarray | None =
     cust, vals = rows.cust[mask], values[mask]
     order = np.lexsort((vals, cust))
     cust, vals = cust[order], vals[order]
-    rank = np.arange(len(cust)) - np.repeat(starts_of(cust), np.diff(np.r_[starts_of(cust),
-                                                                            len(cust)]))
+    first = starts_of(cust)
+    rank = np.arange(len(cust)) - np.repeat(first, np.diff(np.append(first, len(cust))))
     out = np.full((rows.n, k), np.nan)
     hit = rank < k
     out[cust[hit], rank[hit]] = vals[hit]
@@ -134,7 +137,7 @@ def median(rows: Rows, values: np.ndarray, mask: np.ndarray | None = None) -> np
     vals = vals[order]
     cust = cust[order]
     first = starts_of(cust)
-    size = np.diff(np.r_[first, len(cust)])
+    size = np.diff(np.append(first, len(cust)))
     lo = vals[first + (size - 1) // 2]
     hi = vals[first + size // 2]
     out[cust[first]] = lo + (hi - lo) / 2
@@ -157,6 +160,6 @@ def last_value(rows: Rows, values: np.ndarray) -> np.ndarray:
     """Each customer's value on their last row (NaN without rows)."""
     out = np.full(rows.n, np.nan)
     if len(rows.cust):
-        end = np.r_[starts_of(rows.cust)[1:], len(rows.cust)] - 1
+        end = np.append(starts_of(rows.cust)[1:], len(rows.cust)) - 1
         out[rows.cust[end]] = values[end]
     return out

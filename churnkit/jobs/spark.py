@@ -38,7 +38,6 @@ from threadpoolctl import threadpool_limits
 
 from churnkit.data import TABLES, Tables, as_utc_timestamp, validate
 from churnkit.errors import DataSourceError, DataValidationError
-from churnkit.features.engine import engine
 from churnkit.jobs.batch import DEFAULT_SHARD_SIZE, score_shard
 from churnkit.jobs.spark_io import (
     KEY,
@@ -121,8 +120,7 @@ def score_partition(batches: Iterator[pa.RecordBatch], *, as_of: str, present: t
         validate(tables)
         return
     bundle = _worker_bundle(digest, broadcast)
-    # The task's cores, no more: LightGBM's OpenMP pool and this thread's DuckDB connection.
-    engine().con.execute(f"SET threads = {int(cores)}")
+    # The task's cores, no more: LightGBM's OpenMP pool (the feature engine is one thread).
     with threadpool_limits(limits=int(cores), user_api="openmp"):
         flat = score_shard(tables, as_of=as_of, bundle=bundle)
     if pa.types.is_string(schema.field("customer_id").type):

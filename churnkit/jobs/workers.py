@@ -5,7 +5,7 @@ then forks; each child reads them copy-on-write (no second copy of the data, no 
 the shards it takes from a shared queue and writes each part itself. Pandas, the policy and the
 reason texts hold the GIL, so processes, not threads, are what use a second core.
 
-A child uses one thread for DuckDB and for OpenMP (LightGBM): N workers on N cores, not N x N
+A child uses one thread for OpenMP (LightGBM) and BLAS: N workers on N cores, not N x N
 threads. A child that raises stops the run: the parent terminates the others and re-raises the
 child's exception (or a ``RuntimeError`` carrying its traceback when it cannot be pickled). A
 child whose parent dies (SIGKILL included) is killed too, so no orphan keeps writing.
@@ -25,8 +25,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from threadpoolctl import threadpool_limits
-
-from churnkit.features.engine import use_engine
 
 #: How often the parent checks that its workers are alive while it waits for a result (s).
 POLL_SECONDS = 0.5
@@ -147,7 +145,5 @@ def _die_with_parent() -> None:
 
 
 def _one_thread_each() -> None:
-    """A fresh one-thread DuckDB engine (a connection must not cross a fork) and one OpenMP /
-    BLAS thread (LightGBM, NumPy) per worker."""
-    use_engine(threads=1)
+    """One OpenMP / BLAS thread (LightGBM, NumPy) per worker."""
     threadpool_limits(1)

@@ -1,4 +1,4 @@
-"""Scale paths give the same frames: shards, the small-scope connection, zero-copy row slices."""
+"""Scale paths give the same frames: shards, slices of the shop arrays, zero-copy row slices."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from churnkit import synth
-from churnkit.features import build_features
-from churnkit.features.engine import FeatureEngine, _cutoff, computed_families, fit_population
+from churnkit.features import build_features, fit_population, shop_arrays
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -26,51 +25,37 @@ def synth_shop():
 @pytest.mark.slow
 @FAST
 @given(shops(), st.integers(1, 4))
-def test_sharded_run_equals_the_unsharded_run(case, shard_size):
+def test_shard_by_shard_equals_the_whole_base(case, shard_size):
+    # the batch job computes shard by shard; every shard's rows are the whole run's, bitwise
     tables, as_of = case
     whole = build_features(tables, as_of=as_of, population=POPULATION)
-    sharded = build_features(tables, as_of=as_of, population=POPULATION, shard_size=shard_size)
-    pdt.assert_frame_equal(sharded, whole, check_exact=True)
+    parts = [build_features(shard, as_of=as_of, population=POPULATION)
+             for shard in tables.iter_shards(shard_size=shard_size)]
+    pdt.assert_frame_equal(pd.concat(parts), whole, check_exact=True)
 
 
-@pytest.mark.parametrize("shard_size", [25, 128, 299])
-def test_sharded_run_equals_the_unsharded_run_on_a_synthetic_shop(synth_shop, shard_size):
-    tables, as_of = synth_shop
-    whole = build_features(tables, as_of=as_of)
-    sharded = build_features(tables, as_of=as_of, shard_size=shard_size)
-    pdt.assert_frame_equal(sharded, whole, check_exact=True)
-    assert sharded.attrs["population"] == whole.attrs["population"]
-
-
-def test_population_is_fitted_once_on_every_shard(synth_shop):
+def test_population_is_fitted_on_the_whole_base_before_selecting(synth_shop):
     tables, as_of = synth_shop
     ids = tables.customers["customer_id"].to_numpy()[:3]
-    expected = build_features(tables, as_of=as_of).loc[ids]
-    part = build_features(tables, as_of=as_of, customer_ids=ids, shard_size=64)
+    whole = build_features(tables, as_of=as_of)
+    part = build_features(tables, as_of=as_of, customer_ids=ids)
     assert part.attrs["population"] == fit_population(tables, as_of=as_of)
-    pdt.assert_frame_equal(part, expected, check_exact=True)
+    assert part.attrs["population"] == whole.attrs["population"]
+    pdt.assert_frame_equal(part, whole.loc[ids], check_exact=True)
 
 
-@pytest.mark.slow
-@FAST
-@given(shops())
-def test_small_scope_connection_gives_the_same_frame(case):
-    tables, as_of = case
-    eng, fams = FeatureEngine(), computed_families(tables)
-    cutoff = _cutoff(as_of)
-    pdt.assert_frame_equal(eng.run(tables, cutoff, fams, small=True),
-                           eng.run(tables, cutoff, fams, small=False), check_exact=True)
-
-
-def test_small_scope_connection_on_a_synthetic_shop(synth_shop):
+@pytest.mark.parametrize("pick", [[0], [5, 6, 7], [5, 100, 7], list(range(0, 300, 3)), []])
+def test_slices_of_the_shop_arrays_give_the_rows_of_the_full_run(synth_shop, pick):
     tables, as_of = synth_shop
-    eng, fams = FeatureEngine(), computed_families(tables)
-    cutoff = _cutoff(as_of)
+    shop = shop_arrays(tables)
+    assert shop_arrays(tables) is shop  # converted once per tables object
     ids = tables.customers["customer_id"].to_numpy()
-    for scope in (tables, tables.for_customers(ids[:1]), tables.for_customers(ids[5:9]),
-                  tables.for_customers([])):
-        pdt.assert_frame_equal(eng.run(scope, cutoff, fams, small=True),
-                               eng.run(scope, cutoff, fams, small=False), check_exact=True)
+    wanted = [ids[i] for i in pick] + [10**12]  # an unknown id is ignored
+    whole = build_features(shop, as_of=as_of)
+    part = build_features(shop.take(shop.positions_of(wanted)), as_of=as_of,
+                          population=whole.attrs["population"])
+    known = [i for i in sorted(set(wanted)) if i in whole.index]
+    pdt.assert_frame_equal(part, whole.loc[known], check_exact=True)
 
 
 def test_shards_partition_every_table(synth_shop):
