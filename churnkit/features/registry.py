@@ -1,14 +1,14 @@
 """The feature registry: every feature churnkit computes, grouped in families, in one list.
 
 A :class:`~churnkit.features.family.Feature` says what a column means, in which unit and from
-which tables; a :class:`~churnkit.features.family.Family` holds the features computed together by
-one SQL statement over the *known-at-as_of* views of :mod:`churnkit.features.views` (plus, for a
-few, a Python step that needs population-level quantities). :func:`families` is the single list
-the engine builds from, the bundle's feature spec is read from, and
-:func:`feature_reference_markdown` documents.
+which tables; a :class:`~churnkit.features.family.Family` holds the features computed together,
+each defined once as reductions over the known rows (:mod:`churnkit.features.reduce`; plus, for
+a few, a step that needs population-level quantities) and once in SQL, the tests' oracle.
+:func:`families` is the single list the engine builds from, the bundle's feature spec is read
+from, and :func:`feature_reference_markdown` documents.
 
 Every feature at ``as_of`` uses only what was known strictly before ``as_of`` (UTC): the rule of
-:mod:`churnkit.data.timetravel`, applied once, in the engine's known views.
+:mod:`churnkit.data.timetravel`, applied once, by :func:`churnkit.features.arrays.known_at`.
 """
 
 from __future__ import annotations
@@ -72,7 +72,11 @@ def feature_reference_markdown() -> str:
     lines = [
         "# Feature reference",
         "",
-        "Generated from `churnkit.features.registry`. Every feature at `as_of` uses only what was "
+        "Generated from `churnkit.features.registry`. One engine computes every feature for one "
+        "customer or the whole base: NumPy reductions over each customer's known rows "
+        "(`churnkit/features/reduce.py`), so a customer scored alone gets bitwise the row of the "
+        "nightly run; each family's SQL definition is kept as the tests' independent oracle. "
+        "Every feature at `as_of` uses only what was "
         "known strictly before `as_of` (UTC): rows at or after it do not exist, and values learned "
         "at or after it (an order's final status, a ticket's resolution, an open, a conversion, an "
         "unsubscribe) are not yet known. Windows of `w` days hold events with "
