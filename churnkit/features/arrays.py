@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from churnkit.data.contract import (
     BROWSING_EVENTS,
@@ -64,7 +66,15 @@ def micros(column: pd.Series) -> np.ndarray:
 
 def codes(column: pd.Series, values: tuple[str, ...]) -> np.ndarray:
     """An enum column as int8 codes into ``values`` (-1 when empty)."""
-    return pd.Categorical(column, categories=values).codes.astype(np.int8)
+    if len(column) <= _SMALL:
+        lookup = {v: i for i, v in enumerate(values)}
+        return np.array([lookup.get(v, -1) for v in column.tolist()], dtype=np.int8)
+    found = pc.index_in(pa.array(column, from_pandas=True), value_set=pa.array(values))
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int8)
+
+
+#: Up to this many rows a column is converted element by element (fixed costs dominate).
+_SMALL = 64
 
 
 def _floats(column: pd.Series) -> np.ndarray:
@@ -121,7 +131,8 @@ class ShopArrays:
             raise ValueError("ShopArrays need validated tables (churnkit.validate)")
         cust = tables.customers
         ids = cust["customer_id"].to_numpy()
-        zones = cust["timezone"].to_numpy(dtype=object, na_value="UTC")
+        zone_codes, zone_names = pd.factorize(cust["timezone"].fillna("UTC"))
+        zones = tuple(str(z) for z in zone_names)
         customers = {
             "signup_at": micros(cust["signup_at"]),
             "unsubscribed_at": micros(cust["unsubscribed_at"]),
@@ -137,10 +148,10 @@ class ShopArrays:
             row_ids = frame["customer_id"].to_numpy()
             order = None
             if name == "browsing":  # by customer, session, time: sessions become row ranges
-                session = pd.factorize(frame["session_id"])[0]
-                order = np.lexsort((micros(frame["ts"]), session, row_ids))
-                frame = frame.iloc[order]
-                row_ids = row_ids[order]
+                raw = frame["session_id"]
+                session = (raw.to_numpy(dtype=np.int64) if pd.api.types.is_integer_dtype(raw)
+                           else pd.factorize(raw)[0])
+                order = _session_order(row_ids, session)
             cols: dict[str, np.ndarray] = {}
             for column in COLUMNS[name]:
                 series = frame[column]
@@ -155,17 +166,21 @@ class ShopArrays:
                     cols[column] = micros(series)
                 else:
                     cols[column] = _floats(series)
+            if order is not None:  # rows regrouped by session (columns first: cheaper)
+                cols = {k: v[order] for k, v in cols.items()}
+                row_ids, session = row_ids[order], session[order]
             bounds = np.searchsorted(row_ids, ids, "left")
             starts[name] = np.append(bounds, len(row_ids)).astype(np.int64)
             positions = np.repeat(np.arange(len(ids)), np.diff(starts[name]))
             if name == "browsing":
-                sess = session[order]
+                sess = session
                 first = np.ones(len(sess), dtype=bool)
                 first[1:] = (sess[1:] != sess[:-1]) | (positions[1:] != positions[:-1])
                 cols["session"] = np.cumsum(first) - 1
-                local[name] = _local_parts(cols["ts"], zones[positions], first)
+                local[name] = _local_parts(cols["ts"], zone_codes[positions], zones, first)
             elif name == "orders":
-                local[name] = _local_parts(cols["ordered_at"], zones[positions], None)
+                local[name] = _local_parts(cols["ordered_at"], zone_codes[positions], zones,
+                                           None)
             events[name] = cols
         return cls(ids, customers, events, starts, local, categories, tables)
 
@@ -210,29 +225,74 @@ class ShopArrays:
         return np.unique(at[self.ids[at] == keys[found]])
 
 
+def _session_order(row_ids: np.ndarray, session: np.ndarray) -> np.ndarray | None:
+    """The row order grouping browsing events by customer and session, keeping time order
+    within a session (rows come sorted by customer, then time); None when already grouped.
+
+    ``session`` holds integer session keys. Rows are grouped when, within each customer, every
+    run of one session has a larger key than the run before: then no session comes back.
+    """
+    if len(row_ids) < 2:
+        return None
+    same_customer = row_ids[1:] == row_ids[:-1]
+    step = session[1:] != session[:-1]
+    if not (session[1:][same_customer & step] < session[:-1][same_customer & step]).any():
+        return None
+    return np.lexsort((session, _rank(row_ids)))
+
+
+def _rank(values: np.ndarray) -> np.ndarray:
+    """Sorted ``values`` as positions of their run (ties share one), for a numeric sort key."""
+    new = np.ones(len(values), dtype=bool)
+    new[1:] = values[1:] != values[:-1]
+    return np.cumsum(new)
+
+
 def _categories(series: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
     """Free-text categories as int32 codes into their sorted distinct values (-1 when empty)."""
-    values, uniques = pd.factorize(series, sort=True)
-    return values.astype(np.int32), tuple(str(v) for v in uniques)
+    encoded = pa.array(series, from_pandas=True).dictionary_encode()
+    names = encoded.dictionary.to_pylist()
+    rank = np.empty(len(names), dtype=np.int32)
+    rank[np.argsort(np.array(names, dtype=object), kind="stable")] = np.arange(len(names))
+    indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    out = np.where(indices >= 0, rank[np.maximum(indices, 0)] if len(rank) else -1, -1)
+    return out.astype(np.int32), tuple(sorted(names))
 
 
-def _local_parts(utc_us: np.ndarray, zones: np.ndarray, only: np.ndarray | None
-                 ) -> dict[str, np.ndarray]:
-    """:data:`LOCAL_PARTS` of ``utc_us`` in each row's time zone (rows of ``only``, -1 for the
-    others)."""
+def _local_parts(utc_us: np.ndarray, zone_of_row: np.ndarray, zones: tuple[str, ...],
+                 only: np.ndarray | None) -> dict[str, np.ndarray]:
+    """:data:`LOCAL_PARTS` of ``utc_us`` in each row's time zone (``zones[zone_of_row]``), for
+    the rows of ``only`` (all when None; -1 for the others)."""
     out = {part: np.full(len(utc_us), -1, dtype=np.int8) for part in LOCAL_PARTS}
     rows = np.arange(len(utc_us)) if only is None else np.flatnonzero(only)
     if not len(rows):
         return out
-    row_zones = zones[rows]
-    for zone in pd.unique(row_zones):
-        hit = rows[row_zones == zone] if len(rows) > 1 else rows
-        stamps = pd.DatetimeIndex(utc_us[hit].view("datetime64[us]"), tz="UTC").tz_convert(zone)
-        out["hour"][hit] = stamps.hour
-        out["isodow"][hit] = stamps.dayofweek + 1
-        out["day"][hit] = stamps.day
-        out["month"][hit] = stamps.month
+    local = np.empty(len(rows), dtype=np.int64)
+    row_zone = zone_of_row[rows]
+    for code in np.unique(row_zone):
+        hit = np.flatnonzero(row_zone == code)
+        stamps = pd.DatetimeIndex(utc_us[rows[hit]].view("datetime64[us]"), tz="UTC")
+        local[hit] = stamps.tz_convert(zones[code]).tz_localize(None).as_unit("us").asi8
+    days, of_day = np.divmod(local, DAY_US)
+    first_day = int(days.min())
+    day_of_month, month = _civil(np.arange(first_day, int(days.max()) + 1))
+    out["hour"][rows] = of_day // 3_600_000_000
+    out["isodow"][rows] = (days + 3) % 7 + 1  # 1970-01-01 was a Thursday (ISO 4)
+    out["day"][rows] = day_of_month[days - first_day]
+    out["month"][rows] = month[days - first_day]
     return out
+
+
+def _civil(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(day of month, month) of days since 1970-01-01 in the proleptic Gregorian calendar
+    (H. Hinnant's ``civil_from_days``)."""
+    z = days + 719_468
+    era = z // 146_097
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    return doy - (153 * mp + 2) // 5 + 1, np.where(mp < 10, mp + 3, mp - 9)
 
 
 @dataclass(frozen=True)
