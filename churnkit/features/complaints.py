@@ -9,9 +9,13 @@ known.
 
 from __future__ import annotations
 
+import numpy as np
+
 from churnkit.data.contract import TICKET_TOPICS
-from churnkit.features.family import Family, Feature, description_of, windowed
-from churnkit.features.sql import window_counts
+from churnkit.features import reduce as r
+from churnkit.features.arrays import DAY_US, NAT, Known
+from churnkit.features.family import Columns, Family, Feature, description_of, windowed
+from churnkit.features.sql import ALL_WINDOWS, window_counts, window_name
 
 NAME = "complaints"
 _T = ("tickets",)
@@ -77,5 +81,41 @@ def _sql(present: frozenset[str]) -> str:
     """
 
 
+def _compute(known: Known) -> Columns:
+    tickets = known.tables["tickets"]
+    age = known.age(tickets["opened_at"])
+    out: Columns = {}
+    for w in ALL_WINDOWS:
+        out[window_name("tickets", w)] = r.count(tickets, r.inside(age, w))
+    topic = tickets["topic"]
+    for code, name in enumerate(TICKET_TOPICS):
+        hit = topic == code
+        for w in ALL_WINDOWS:
+            out[window_name(f"tickets_{name}", w)] = r.count(tickets, hit, r.inside(age, w))
+    resolved_at = tickets["resolved_at"]  # empty for a ticket open at as_of
+    open_ = resolved_at == NAT
+    out["unresolved_tickets"] = r.count(tickets, open_)
+    out["oldest_unresolved_ticket_days"] = r.maximum(tickets, age, open_)
+    out["days_since_last_ticket"] = r.minimum(tickets, age)
+    took = np.full(len(tickets), np.nan)
+    took[~open_] = (resolved_at[~open_] - tickets["opened_at"][~open_]) / DAY_US
+    out["mean_resolution_days"] = r.mean(tickets, took)
+    satisfaction = tickets["satisfaction"]
+    out["mean_satisfaction"] = r.mean(tickets, satisfaction)
+    out["min_satisfaction"] = r.minimum(tickets, satisfaction)
+    compensation = tickets["compensation_amount"]
+    out["compensation_total"] = r.total(tickets, compensation)
+    out["compensated_tickets"] = r.count(tickets, compensation > 0)
+    # per known order; like the SQL definition, empty for a customer without tickets too
+    n_orders = r.count(known.tables["orders"])
+    has_tickets = out["tickets_lifetime"] > 0
+    out["tickets_per_order"] = np.where(has_tickets,
+                                        r.ratio(out["tickets_lifetime"], n_orders), np.nan)
+    out["compensation_per_order"] = np.where(has_tickets,
+                                             r.ratio(out["compensation_total"], n_orders), np.nan)
+    return out
+
+
 FAMILY = Family(name=NAME, description=description_of(__doc__),
-                required_tables=("customers", "orders", "tickets"), features=_features(), sql=_sql)
+                required_tables=("customers", "orders", "tickets"), features=_features(), sql=_sql,
+                compute=_compute)

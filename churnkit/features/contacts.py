@@ -11,9 +11,11 @@ general models leave them out.
 
 from __future__ import annotations
 
-from churnkit.data.contract import CHANNELS
-from churnkit.features.family import Family, Feature, description_of, windowed
-from churnkit.features.sql import age_days, window_counts
+from churnkit.data.contract import CHANNELS, CONTACT_GROUPS
+from churnkit.features import reduce as r
+from churnkit.features.arrays import NAT, Known
+from churnkit.features.family import Columns, Family, Feature, description_of, windowed
+from churnkit.features.sql import age_days, window_counts, window_name
 
 NAME = "contacts"
 _C = ("contacts",)
@@ -95,5 +97,35 @@ def _sql(present: frozenset[str]) -> str:
     """
 
 
+def _compute(known: Known) -> Columns:
+    contacts = known.tables["contacts"]
+    age = known.age(contacts["sent_at"])
+    group = contacts["group"]
+    treated = group == CONTACT_GROUPS.index("treatment")  # only these were sent
+    opened = treated & (contacts["opened_at"] != NAT)  # opens and conversions before as_of
+    converted = treated & (contacts["converted_at"] != NAT)
+    channel = contacts["channel"]
+    out: Columns = {}
+    for code, ch in enumerate(CHANNELS):
+        on = channel == code
+        out[f"contacts_{ch}"] = r.count(contacts, treated, on)
+        out[f"opens_{ch}"] = r.count(contacts, opened, on)
+        out[f"conversions_{ch}"] = r.count(contacts, converted, on)
+    for w in _CONTACT_WINDOWS:
+        out[window_name("contacts", w)] = r.count(contacts, treated, r.inside(age, w))
+    sent = out["contacts_lifetime"]
+    out["opens_lifetime"] = r.count(contacts, opened)
+    out["conversions_lifetime"] = r.count(contacts, converted)
+    out["open_rate"] = r.ratio(out["opens_lifetime"], sent)
+    out["conversion_rate"] = r.ratio(out["conversions_lifetime"], sent)
+    recent = r.smallest_k(contacts, age, RECENT_CONTACTS, treated).T.copy()  # ascending
+    for k in range(1, RECENT_CONTACTS + 1):
+        out[recent_contact_age(k)] = recent[k - 1]
+    out["days_since_last_comeback"] = known.age(r.latest(contacts, contacts["converted_at"]))
+    out["holdout_contacts"] = r.count(contacts, group == CONTACT_GROUPS.index("control"))
+    return out
+
+
 FAMILY = Family(name=NAME, description=description_of(__doc__),
-                required_tables=("customers", "contacts"), features=_features(), sql=_sql)
+                required_tables=("customers", "contacts"), features=_features(), sql=_sql,
+                compute=_compute)

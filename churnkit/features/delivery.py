@@ -8,9 +8,13 @@ outcome by when it became known (``status_at``), e.g. "returned in the last 30 d
 
 from __future__ import annotations
 
-from churnkit.data.contract import DELIVERY_FAILURES, PAID_NOT_RECEIVED
-from churnkit.features.family import Family, Feature, description_of, windowed
-from churnkit.features.sql import window_counts
+import numpy as np
+
+from churnkit.data.contract import DELIVERY_FAILURES, ORDER_STATUSES, PAID_NOT_RECEIVED
+from churnkit.features import reduce as r
+from churnkit.features.arrays import Known
+from churnkit.features.family import Columns, Family, Feature, description_of, windowed
+from churnkit.features.sql import ALL_WINDOWS, window_counts, window_name
 
 NAME = "delivery"
 _O = ("orders",)
@@ -85,8 +89,48 @@ def _sql(present: frozenset[str]) -> str:
     """
 
 
+def _is(status: np.ndarray, statuses: tuple[str, ...]) -> np.ndarray:
+    """Rows whose status code is one of ``statuses``."""
+    return np.isin(status, [ORDER_STATUSES.index(s) for s in statuses])
+
+
+def _only(rows: r.Rows, mask: np.ndarray) -> r.Rows:
+    """The rows where ``mask`` holds, without their columns (for counting)."""
+    return r.Rows(rows.n, rows.cust[mask], {})
+
+
+def _compute(known: Known) -> Columns:
+    orders = known.tables["orders"]
+    status = orders["status"]
+    # an outcome counts by when it became known: the age of the (rolled back) status_at
+    status_age = known.age(orders["status_at"])
+    out: Columns = {}
+    # each outcome's windows count over its own (few) rows
+    for stem, name in OUTCOMES.items():
+        hit = _is(status, (name,))
+        rows, age = _only(orders, hit), status_age[hit]
+        for w in ALL_WINDOWS:
+            out[window_name(stem, w)] = r.count(rows, r.inside(age, w))
+    failed, pnr = _is(status, DELIVERY_FAILURES), _is(status, PAID_NOT_RECEIVED)
+    rows, age = _only(orders, failed), status_age[failed]
+    for w in _FAILURE_WINDOWS:
+        out[window_name("delivery_failures", w)] = r.count(rows, r.inside(age, w))
+    n = r.count(orders)
+    out["delivery_failure_share"] = r.ratio(out["delivery_failures_lifetime"], n)
+    out["return_share"] = r.ratio(out["returned_orders_lifetime"], n)
+    out["days_since_last_failure"] = r.minimum(orders, status_age, failed)
+    delay = orders["delivery_delay_days"]
+    out["mean_delivery_delay_days"] = r.mean(orders, delay)
+    out["max_delivery_delay_days"] = r.maximum(orders, delay)
+    out["paid_not_received_orders"] = r.count(orders, pnr)
+    out["paid_not_received"] = out["paid_not_received_orders"] > 0
+    out["days_since_paid_not_received"] = r.minimum(orders, status_age, pnr)
+    out["orders_in_transit"] = r.count(orders, _is(status, ("placed",)))
+    return out
+
+
 # Without a recorded status every order is "delivered" by default: zeros here would read as a
 # clean delivery record, so the family is left out instead.
 FAMILY = Family(name=NAME, description=description_of(__doc__),
                 required_tables=("customers", "orders"), required_columns=("orders.status",),
-                features=_features(), sql=_sql)
+                features=_features(), sql=_sql, compute=_compute)

@@ -41,7 +41,9 @@ def total(rows: Rows, values: np.ndarray, mask: np.ndarray | None = None) -> np.
     none)."""
     keep = ~np.isnan(values)
     mask = keep if mask is None else mask & keep
-    return np.bincount(rows.cust[mask], weights=values[mask], minlength=rows.n)
+    # float64 even without rows (bincount of nothing gives int64 zeros)
+    return np.bincount(rows.cust[mask], weights=values[mask], minlength=rows.n).astype(
+        np.float64, copy=False)
 
 
 def mean(rows: Rows, values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
