@@ -56,11 +56,13 @@ def _sql(present: frozenset[str]) -> str:
     for topic in TICKET_TOPICS:
         cols += window_counts(f"tickets_{topic}", f"topic = '{topic}'")
     counts = ",\n               ".join(cols)
+    # per known order for every customer with orders (0 without tickets: a true zero)
     return f"""
-    SELECT t.*,
-           t.tickets_lifetime / nullif(o.n_orders, 0) AS tickets_per_order,
-           t.compensation_total / nullif(o.n_orders, 0) AS compensation_per_order
-    FROM (
+    SELECT base.customer_id, t.* EXCLUDE (customer_id),
+           coalesce(t.tickets_lifetime, 0) / nullif(o.n_orders, 0) AS tickets_per_order,
+           coalesce(t.compensation_total, 0) / nullif(o.n_orders, 0) AS compensation_per_order
+    FROM base
+    LEFT JOIN (
         SELECT customer_id,
                {counts},
                count_if(resolved_at IS NULL) AS unresolved_tickets,
@@ -74,10 +76,10 @@ def _sql(present: frozenset[str]) -> str:
                count_if(compensation_amount > 0) AS compensated_tickets
         FROM known_tickets
         GROUP BY customer_id
-    ) AS t
+    ) AS t ON t.customer_id = base.customer_id
     LEFT JOIN (
         SELECT customer_id, count(*) AS n_orders FROM known_orders GROUP BY customer_id
-    ) AS o ON o.customer_id = t.customer_id
+    ) AS o ON o.customer_id = base.customer_id
     """
 
 
@@ -106,13 +108,10 @@ def _compute(known: Known) -> Columns:
     compensation = tickets["compensation_amount"]
     out["compensation_total"] = r.total(tickets, compensation)
     out["compensated_tickets"] = r.count(tickets, compensation > 0)
-    # per known order; like the SQL definition, empty for a customer without tickets too
+    # per known order (0 for a customer with orders and no tickets; empty without orders)
     n_orders = r.count(known.tables["orders"])
-    has_tickets = out["tickets_lifetime"] > 0
-    out["tickets_per_order"] = np.where(has_tickets,
-                                        r.ratio(out["tickets_lifetime"], n_orders), np.nan)
-    out["compensation_per_order"] = np.where(has_tickets,
-                                             r.ratio(out["compensation_total"], n_orders), np.nan)
+    out["tickets_per_order"] = r.ratio(out["tickets_lifetime"], n_orders)
+    out["compensation_per_order"] = r.ratio(out["compensation_total"], n_orders)
     return out
 
 

@@ -220,9 +220,9 @@ def test_complaints_open_tickets_ratings_and_per_order_scores(edges):
     two = r[2]  # tickets but no orders
     assert two["tickets_lifetime"] == 1 and two["mean_satisfaction"] == 2
     assert np.isnan(two["tickets_per_order"]) and np.isnan(two["compensation_per_order"])
-    three = r[3]  # orders but no tickets: empty like the SQL definition
+    three = r[3]  # orders but no tickets: a true zero per order
     assert three["tickets_lifetime"] == 0 and three["compensation_total"] == 0
-    assert np.isnan(three["tickets_per_order"])
+    assert three["tickets_per_order"] == 0 and three["compensation_per_order"] == 0
 
 
 def test_contacts_groups_opens_conversions_and_recent_ages(edges):
