@@ -111,8 +111,9 @@ def _compute(known: Known) -> Columns:
         out[f"contacts_{ch}"] = r.count(contacts, treated, on)
         out[f"opens_{ch}"] = r.count(contacts, opened, on)
         out[f"conversions_{ch}"] = r.count(contacts, converted, on)
-    for w in _CONTACT_WINDOWS:
-        out[window_name("contacts", w)] = r.count(contacts, treated, r.inside(age, w))
+    sent_in = r.windowed(contacts, age, _CONTACT_WINDOWS, mask=treated)
+    for k, w in enumerate(_CONTACT_WINDOWS):
+        out[window_name("contacts", w)] = sent_in[:, 0, k]
     sent = out["contacts_lifetime"]
     out["opens_lifetime"] = r.count(contacts, opened)
     out["conversions_lifetime"] = r.count(contacts, converted)

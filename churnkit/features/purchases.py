@@ -150,10 +150,11 @@ def _compute(known: Known) -> Columns:
         "days_since_first_order": r.maximum(orders, age),
         "days_since_last_order": r.minimum(orders, age),
     }
-    for w in ALL_WINDOWS:
-        inside = r.inside(age, w)
-        out[window_name("orders", w)] = r.count(orders, inside)
-        out[window_name("revenue", w)] = r.total(orders, amount, inside)
+    counts = r.windowed(orders, age, ALL_WINDOWS)
+    sums = r.windowed(orders, age, ALL_WINDOWS, weights=amount)
+    for k, w in enumerate(ALL_WINDOWS):
+        out[window_name("orders", w)] = counts[:, 0, k]
+        out[window_name("revenue", w)] = sums[:, 0, k]
     before = (age > 90) & (age <= 180)
     orders_prev, revenue_prev = r.count(orders, before), r.total(orders, amount, before)
     n = out["orders_lifetime"]

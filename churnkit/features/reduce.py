@@ -165,3 +165,39 @@ def last_value(rows: Rows, values: np.ndarray) -> np.ndarray:
         end = np.append(starts_of(rows.cust)[1:], len(rows.cust)) - 1
         out[rows.cust[end]] = values[end]
     return out
+
+
+def window_index(age: np.ndarray, windows: tuple[Window, ...]) -> np.ndarray:
+    """Per row, the first of ``windows`` (ascending, ``None`` last) that holds it;
+    ``len(windows)`` when none does."""
+    bounds = np.array([np.inf if w is None else w for w in windows], dtype=np.float64)
+    return np.searchsorted(bounds, age, side="left")
+
+
+def windowed(rows: Rows, age: np.ndarray, windows: tuple[Window, ...], *,
+             group: np.ndarray | None = None, n_groups: int = 1,
+             weights: np.ndarray | None = None, mask: np.ndarray | None = None) -> np.ndarray:
+    """Counts (or sums of ``weights``) per customer, group and window, in one pass.
+
+    ``windows`` are nested (ascending, ``None`` = lifetime last); ``group`` (0 ..
+    ``n_groups`` - 1, negative = no group) splits the rows, e.g. by status. Returns shape
+    ``(n, n_groups, len(windows))``: ``[c, g, k]`` counts customer ``c``'s rows of group ``g``
+    inside window ``k`` (where ``mask`` holds).
+    """
+    n_windows = len(windows)
+    slot = window_index(age, windows)
+    keep = slot < n_windows
+    if group is not None:
+        keep &= group >= 0
+    if mask is not None:
+        keep &= mask
+    if weights is not None:
+        keep &= ~np.isnan(weights)
+    g = 0 if group is None else group[keep].astype(np.int64)
+    key = (rows.cust[keep] * n_groups + g) * n_windows + slot[keep]
+    size = rows.n * n_groups * n_windows
+    if weights is None:
+        flat = np.bincount(key, minlength=size)
+    else:
+        flat = np.bincount(key, weights=weights[keep], minlength=size).astype(np.float64)
+    return np.cumsum(flat.reshape(rows.n, n_groups, n_windows), axis=2)
