@@ -7,7 +7,6 @@ which one is missing.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -40,10 +39,9 @@ from _batch_shop import AS_OF, N_CUSTOMERS, bundle, bundle_path, shop  # noqa: E
 import churnkit as ck  # noqa: E402
 from churnkit.jobs import run_batch, score_shard  # noqa: E402
 from churnkit.jobs import spark as cks  # noqa: E402
-from churnkit.scoring import JSON_COLUMNS, read_scores, to_arrow  # noqa: E402
+from churnkit.scoring import read_scores, to_arrow  # noqa: E402
 
 SHARD_SIZE = 600  # 2,000 customers -> 4 shards: 4 tasks on 2 cores
-FLOAT_RTOL = 1e-12
 
 
 @pytest.fixture(scope="module")
@@ -74,30 +72,10 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
 
 
-def _close(a: object, b: object) -> bool:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float) and isinstance(b, float):
-        return math.isclose(a, b, rel_tol=FLOAT_RTOL, abs_tol=1e-300)
-    return a == b
-
-
 def assert_same_rows(got: pd.DataFrame, expected: pd.DataFrame) -> None:
-    """Same customers, columns, kinds, text and ids exactly; floats (also inside the JSON
-    columns) equal up to the last bits: DuckDB adds floats in parallel in no fixed order, so
-    even two single-machine runs can differ in the 16th digit of a feature such as a mean gap."""
-    got, expected = _sorted(got), _sorted(expected)
-    json_columns = [c for c in JSON_COLUMNS if c in expected.columns]
-    pd.testing.assert_frame_equal(got.drop(columns=json_columns),
-                                  expected.drop(columns=json_columns),
-                                  check_exact=False, rtol=FLOAT_RTOL, atol=0)
-    for column in json_columns:
-        assert got[column].dtype == expected[column].dtype
-        bad = [i for i, (a, b) in enumerate(zip(got[column], expected[column], strict=True))
-               if not _close(json.loads(a), json.loads(b))]
-        assert not bad, (column, got[column].iloc[bad[0]], expected[column].iloc[bad[0]])
+    """Same customers, columns, kinds and values, bitwise (the JSON columns as text): every
+    shard runs the single machine's engine, whose sums do not depend on the shard or thread."""
+    pd.testing.assert_frame_equal(_sorted(got), _sorted(expected), check_exact=True)
 
 
 def test_spark_job_rows_equal_the_single_machine_job(spark, on_disk, single_machine, tmp_path,
@@ -120,7 +98,7 @@ def test_spark_job_rows_equal_the_single_machine_job(spark, on_disk, single_mach
     probs = got.set_index("customer_id")["churn_probability"]
     pd.testing.assert_series_equal(probs.loc[direct.index], direct["churn_probability"],
                                    check_names=False, check_index_type=False,
-                                   check_exact=False, rtol=FLOAT_RTOL)
+                                   check_exact=True)
     assert got["risk_band"].nunique() > 1
     # the batch job's reader takes the Spark output directory too (JSON columns parsed)
     back = read_scores(out)
