@@ -3,12 +3,12 @@ call: a Parquet directory through DuckDB, and PostgreSQL."""
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 
 import pandas as pd
 import pytest
+from _pg import PG_URL, requires_pg
 
 import churnkit as ck
 from churnkit.io import write_tables
@@ -178,23 +178,8 @@ def test_parquet_store_serves_an_orders_only_directory(small_shop, tmp_path):
                        want.replace(orders=want.orders.drop(columns="order_id")))
 
 
-PG_URL = os.environ.get("CHURNKIT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _pg_error() -> str | None:
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed (pip install 'churnkit[postgres]')"
-    try:
-        psycopg.connect(PG_URL, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        return f"no PostgreSQL server reachable at {PG_URL}: {str(exc).strip()[:120]}"
-    return None
-
-
 @pytest.mark.postgres
-@pytest.mark.skipif(_pg_error() is not None, reason=_pg_error() or "")
+@requires_pg()
 def test_database_store_gives_the_customers_rows_fresh(small_shop):
     import psycopg
 
