@@ -1,4 +1,4 @@
-"""The win-back policy config: DOMAIN.md's rules as data, parsed once and checked on load.
+"""The win-back policy config: docs/domain.md's rules as data, parsed once and checked on load.
 
 The packaged defaults live in ``churnkit/config/policy.yaml``; a shop edits a copy and loads it
 with :meth:`PolicyConfig.from_yaml`. A bundle carries the config it scores with (``policy/``).
@@ -54,8 +54,8 @@ class ActionSpec:
 
 @dataclass(frozen=True)
 class PostponeRule:
-    """DOMAIN.md's decision filter: "value x cause of leaving x probability of return; if two
-    of the three are below average, postpone".
+    """docs/domain.md's decision filter: weigh value, the cause of leaving and the chance of a
+    return; "When two of the three are below average, postpone."
 
     A cause in ``weak_causes`` counts as below average (others do not); value and P(return)
     (1 - churn probability) are compared with the averages over the at-risk customers of the
@@ -194,7 +194,7 @@ class PolicyConfig:
     # -- construction --------------------------------------------------------------------------
     @classmethod
     def default(cls) -> PolicyConfig:
-        """The packaged defaults (DOMAIN.md), from ``churnkit/config/policy.yaml``.
+        """The packaged defaults (docs/domain.md), from ``churnkit/config/policy.yaml``.
 
         Read once per process and shared (scoring calls this on every request): treat it as
         read-only.
@@ -327,8 +327,8 @@ class PolicyConfig:
             except (TypeError, ValueError):
                 problems.append(f"{key}: expected a number, got {data.get(key)!r}")
         if scalars.get("economic_gate_multiple", 1.0) < 1.0:
-            problems.append("economic_gate_multiple: must be >= 1 (DOMAIN.md: never act when "
-                            "value < cost)")
+            problems.append("economic_gate_multiple: must be >= 1 (docs/domain.md: never act "
+                            "when value < cost)")
         postpone = _postpone_rule(data.get("postpone"), problems)
         contact_caps = _contact_caps(data.get("contact_caps"), problems)
         if problems:
