@@ -127,7 +127,7 @@ def test_memory_store_does_not_reload_again_and_again(small_shop, tmp_path, monk
         raise RuntimeError("out of luck")
 
     monkeypatch.setattr(ck, "load_tables", failing)
-    with caplog.at_level("WARNING", logger="churnkit.service"):
+    with caplog.at_level("WARNING", logger="serving.store"):
         store = ParquetStore(tmp_path, memory_mb=100)  # the first load fails: files are read
     assert "RuntimeError: out of luck" in caplog.text and "held" not in store.describe()
     cid = int(small_shop.customers["customer_id"].iloc[0])
@@ -147,7 +147,7 @@ def test_memory_store_falls_back_to_the_files(small_shop, tmp_path, caplog):
     bad = small_shop.orders.copy()
     bad.loc[bad.index[0], "amount"] = -5.0
     bad.to_parquet(tmp_path / "orders.parquet", index=False)
-    with caplog.at_level("WARNING", logger="churnkit.service"):
+    with caplog.at_level("WARNING", logger="serving.store"):
         store = ParquetStore(tmp_path, memory_mb=100)
     assert "held" not in store.describe()
     assert "not held in memory" in caplog.text and "orders.amount" in caplog.text
