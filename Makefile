@@ -37,7 +37,7 @@ lint: $(DEV) ## ruff, and the import layers (pyproject.toml [tool.importlinter])
 	$(BIN)/ruff check churnkit training serving tests benchmarks
 	$(BIN)/lint-imports --no-cache
 
-docs: $(BASE) ## Regenerate docs/data-contract.md and docs/features.md from the code
+docs: $(BASE) ## Regenerate docs/data-contract.md, docs/features.md and the output table of docs/batch.md from the code
 	$(BIN)/python -m churnkit.docs docs
 
 lock: ## Re-resolve constraints.txt from pyproject.toml in a scratch venv

@@ -42,7 +42,7 @@ from serving.schemas import ScoreEventsRequest, ScoreRequest, ScoreResponse, row
 from serving.settings import Settings, workers_setting
 from serving.store import EventStore, open_store
 
-logger = logging.getLogger("churnkit.serving")
+logger = logging.getLogger(__name__)
 
 _scored_total = bentoml.metrics.Counter(
     name="churnkit_customers_scored", documentation="Customers scored, by endpoint",
@@ -61,17 +61,19 @@ def _ids_head(ids: Sequence[object], n: int = 20) -> str:
 
 
 def _setup_logging() -> None:
-    """Our request lines on stderr beside BentoML's (configured when the service starts, never at
-    import); CHURNKIT_LOG_LEVEL=WARNING silences them."""
-    if logger.handlers:
+    """The lines of every ``serving`` module (loggers named after the module: ``serving.service``,
+    ``serving.store``) on stderr beside BentoML's, configured when the service starts, never at
+    import; CHURNKIT_LOG_LEVEL=WARNING silences the INFO ones."""
+    package = logging.getLogger(__name__.partition(".")[0])
+    if package.handlers:
         return
     handler = logging.StreamHandler()
     # the worker's process id: with several workers, which one answered
     handler.setFormatter(logging.Formatter(
         "%(asctime)s [%(levelname)s] [churnkit %(process)d] %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(os.environ.get("CHURNKIT_LOG_LEVEL", "INFO").upper())
-    logger.propagate = False
+    package.addHandler(handler)
+    package.setLevel(os.environ.get("CHURNKIT_LOG_LEVEL", "INFO").upper())
+    package.propagate = False
 
 
 def _no_rows() -> pd.DataFrame:

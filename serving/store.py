@@ -36,7 +36,7 @@ from churnkit.data import REQUIRED_TABLES, TABLES, missing_tables
 from churnkit.errors import StoreError
 from churnkit.io import connect, find_table_file, redact
 
-logger = logging.getLogger("churnkit.service")
+logger = logging.getLogger(__name__)
 
 
 class EventStore(Protocol):

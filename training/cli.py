@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from churnkit.cli import DataOption, cli_errors, err, out
+from churnkit.cli import DataOption, ModelOption, cli_errors, err, out
 from churnkit.io import progress_bar
 from training.config import TrainConfig
 from training.run import run_evaluation, run_training
@@ -23,24 +23,28 @@ from training.verbosity import set_library_verbosity, verbose_requested
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML config (default: "
                                                    "training/configs/default.yaml).")]
+DataEndOption = Annotated[str, typer.Option("--as-of", help="End of the data to use (UTC); the "
+                                            "evaluation cutoff is as-of minus the horizon.")]
+TrackingUriOption = Annotated[str | None, typer.Option("--tracking-uri", help="MLflow tracking "
+                                                       "URI (default: the training config's).")]
+ExperimentOption = Annotated[str | None, typer.Option("--experiment", help="MLflow "
+                                                      "experiment.")]
 
 
 def train(
     data: DataOption,
-    as_of: Annotated[str, typer.Option("--as-of", help="End of the data to use (UTC); the "
-                                       "evaluation cutoff is as-of minus the horizon.")],
+    as_of: DataEndOption,
     horizon: Annotated[int | None, typer.Option("--horizon", help="Days of the churn label "
                                                 "window.")] = None,
     trials: Annotated[int | None, typer.Option("--trials", help="Optuna trials.")] = None,
     train_cutoffs: Annotated[int | None, typer.Option("--train-cutoffs")] = None,
     seed: Annotated[int | None, typer.Option("--seed")] = None,
-    experiment: Annotated[str | None, typer.Option("--experiment", help="MLflow "
-                                                   "experiment.")] = None,
+    experiment: ExperimentOption = None,
     register: Annotated[str | None, typer.Option("--register", help="Register the bundle "
                                                  "under this name as 'challenger'.")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Bundle name.")] = None,
     models_dir: Annotated[Path | None, typer.Option("--models-dir")] = None,
-    tracking_uri: Annotated[str | None, typer.Option("--tracking-uri")] = None,
+    tracking_uri: TrackingUriOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Train, tune and evaluate a churn model; save the bundle, the report, log to MLflow."""
@@ -58,13 +62,12 @@ def train(
 
 def evaluate(
     data: DataOption,
-    model: Annotated[str, typer.Option("--model", help="Bundle path or models:/NAME@alias.")],
-    as_of: Annotated[str, typer.Option("--as-of", help="End of the data; evaluates at as-of "
-                                       "minus the model's horizon.")],
+    model: ModelOption,
+    as_of: DataEndOption,
     report: Annotated[Path, typer.Option("--report", help="HTML report to write.")] = Path(
         "evaluation.html"),
-    tracking_uri: Annotated[str | None, typer.Option("--tracking-uri")] = None,
-    experiment: Annotated[str | None, typer.Option("--experiment")] = None,
+    tracking_uri: TrackingUriOption = None,
+    experiment: ExperimentOption = None,
 ) -> None:
     """Evaluate a saved bundle against the baselines at a later cutoff; write the report."""
     set_library_verbosity(verbose_requested())
@@ -75,7 +78,7 @@ def evaluate(
 
 def promote(
     name: Annotated[str, typer.Argument(help="Registered model name.")],
-    tracking_uri: Annotated[str | None, typer.Option("--tracking-uri")] = None,
+    tracking_uri: TrackingUriOption = None,
 ) -> None:
     """Move the 'champion' alias to the 'challenger' if it is better on the same cutoff."""
     set_library_verbosity(verbose_requested())

@@ -87,7 +87,9 @@ def build_snapshots(tables: ck.Tables, cutoffs: Cutoffs, *, data_end: pd.Timesta
     def features(t: ck.Tables, *, as_of: object) -> pd.DataFrame:
         nonlocal done
         frame = build_features(t, as_of=as_of)
-        populations[frame.attrs["as_of"]] = frame.attrs["population"]
+        # The population fit is an output of build_features (fitted from the same pass over the
+        # data, handed back in attrs); the cutoff is the argument itself.
+        populations[as_utc_timestamp(as_of, name="cutoff")] = frame.attrs["population"]
         done += 1
         if progress:
             progress("features", done, total)

@@ -32,3 +32,8 @@ def set_library_verbosity(verbose: bool) -> None:
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Optuna sets its logger to INFO when it first configures it (at its import): through its own
+    # switch, WARNING holds whether or not optuna was imported before this call.
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)

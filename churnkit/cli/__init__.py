@@ -1,11 +1,25 @@
-"""The ``churnkit`` command line: the commands, and the console helpers that the commands joining
-it from ``training/`` and ``serving/`` share (one line on stderr per failure, Rich tables)."""
+"""The ``churnkit`` command line: the commands, and what the commands joining it from
+``training/`` and ``serving/`` share: one line on stderr per failure, Rich tables, the options
+several commands take."""
 
-from churnkit.cli.app import DataOption, app, cli_errors, err, main, out
+from churnkit.cli.app import (
+    AsOfOrTodayOption,
+    DataOption,
+    ModelOption,
+    SeedOption,
+    app,
+    cli_errors,
+    err,
+    main,
+    out,
+)
 from churnkit.cli.console import print_frame, print_shop_summary
 
 __all__ = [
+    "AsOfOrTodayOption",
     "DataOption",
+    "ModelOption",
+    "SeedOption",
     "app",
     "cli_errors",
     "err",

@@ -72,15 +72,22 @@ def _as_of_or_today(value: str | None) -> object:
     return as_utc_timestamp(today, name="--as-of")
 
 
+# The options several commands share (here and in the commands of training/ and serving/).
 DataOption = Annotated[Path, typer.Option("--data", help="Directory of the shop's tables "
                                           "(NAME.parquet or NAME.csv).")]
+ModelOption = Annotated[str, typer.Option("--model", help="Bundle directory or MLflow URI "
+                                          "(models:/NAME@alias, e.g. models:/churn@champion).")]
+AsOfOrTodayOption = Annotated[str | None, typer.Option(
+    "--as-of", help="Use only what was known strictly before this date (UTC). Default: today.")]
+SeedOption = Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the "
+                                         "same result.")]
 
 
 @app.command()
 def generate(
     out_dir: Annotated[Path, typer.Option("--out", help="Directory to write the tables to.")],
     customers: Annotated[int, typer.Option("--customers", min=1)] = 20_000,
-    seed: Annotated[int, typer.Option("--seed")] = 7,
+    seed: SeedOption = 7,
     start: Annotated[str, typer.Option("--start", help="First day of the simulated history.")] = (
         "2023-01-01"
     ),
@@ -124,9 +131,7 @@ def validate_command(
 def features(
     data: DataOption,
     output: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Features use only what was known "
-                                              "strictly before this date (UTC). Default: today.")]
-    = None,
+    as_of: AsOfOrTodayOption = None,
 ) -> None:
     """Build point-in-time features for every customer and write them as Parquet."""
     with cli_errors():
@@ -149,12 +154,10 @@ def features(
 def score_command(
     data: Annotated[str, typer.Option("--data", help="Directory of the shop's tables, or a "
                                       "postgresql:// URL holding them.")],
-    model: Annotated[str, typer.Option("--model", help="Bundle directory or MLflow URI "
-                                       "(models:/NAME@champion).")],
+    model: ModelOption,
     output: Annotated[str, typer.Option("--out", help="Parquet file to write, or "
                                         "postgresql://...#table (default table churn_scores).")],
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Score as known strictly before "
-                                              "this date (UTC). Default: today.")] = None,
+    as_of: AsOfOrTodayOption = None,
     shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Customers per shard "
                                             "(memory bound and unit of resumption).")]
     = DEFAULT_SHARD_SIZE,
@@ -188,7 +191,7 @@ def report_command(
     window: Annotated[int, typer.Option("--window-days", min=1, help="Days after the send "
                                         "that count for revenue and repeat orders.")] = 90,
     n_boot: Annotated[int, typer.Option("--bootstrap", min=100)] = 1000,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: SeedOption = 0,
 ) -> None:
     """Campaign metrics against the control group, with confidence intervals, as HTML."""
     with cli_errors(), err.status(f"Measuring campaign {campaign}..."):

@@ -2,8 +2,8 @@
 
 Only the treatment group was contacted: a control-group row records a message held out at
 random, so it counts as neither a contact nor an open. A conversion (the customer ordered again,
-attributed to a contact) is a *comeback*; DOMAIN.md gives a customer who just came back 30 quiet
-days without promotions, which the policy applies to ``days_since_last_comeback``. Opens and
+attributed to a contact) is a *comeback*; docs/domain.md gives a customer who just came back 30
+quiet days without promotions, which the policy applies to ``days_since_last_comeback``. Opens and
 conversions at or after ``as_of`` have not happened yet. The ages of the few most recent messages
 back the policy's contact caps (at most N messages in D days needs the N-th most recent); the
 general models leave them out.

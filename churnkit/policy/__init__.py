@@ -1,4 +1,5 @@
-"""The win-back policy (docs/domain.md "Whom to win back", "What to do"): config and decisions.
+"""The win-back policy, its config and decisions: docs/domain.md ("Whom to win back, and whom
+not", "What to do").
 
 ``PolicyConfig.default()`` reads the packaged defaults (``churnkit/config/policy.yaml``);
 ``decide(scored, features, config, uplift=None)`` is the pure function that scoring, the batch

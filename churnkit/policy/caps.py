@@ -1,15 +1,15 @@
 """Contact caps: at most N messages per customer in D days over all channels, and a minimum gap
 between two win-back messages, counted from the shop's ``contacts`` table at ``as_of``.
 
-DOMAIN.md names no message frequency; the packaged numbers (``policy.yaml: contact_caps``) are
+docs/domain.md names no message frequency; the packaged numbers (``policy.yaml: contact_caps``) are
 the shop's frequency-cap defaults. Only messages sent (the treatment group) strictly before
 ``as_of`` count, on every channel, read from the contacts features' ages of the most recent
 messages (:data:`churnkit.features.contacts.RECENT_CONTACTS` of them). A message sent at ``s``
 counts against the window for ``window_days`` days: from ``s + window_days`` on it no longer
 does. After the last message sent at ``s``, the next may go from ``s + min_gap_days`` on. A
-shop without a contacts table has sent nothing on record: nothing is capped. DOMAIN.md's "paid
-but not received: contact immediately" passes the first message after the failure became known
-(:func:`churnkit.policy.rules.decide`).
+shop without a contacts table has sent nothing on record: nothing is capped. docs/domain.md's
+"paid and never got their goods: reach them at once" passes the first message after the failure
+became known (:func:`churnkit.policy.rules.decide`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The cause of each customer's risk, read from the features and the churn model's SHAP values.
 
-DOMAIN.md "Why customers leave": a logistics failure, an unresolved complaint, price, being
+docs/domain.md "Why customers leave": a logistics failure, an unresolved complaint, price, being
 forgotten after a first purchase, or natural fading. A cause needs *evidence* in the features
 (thresholds from the policy config); when several have it, the cause whose features push the
 customer's churn score up the most (sum of positive SHAP contributions of its feature group)
@@ -76,7 +76,7 @@ def cause_evidence(features: pd.DataFrame, config: PolicyConfig) -> dict[str, np
 def at_risk_rows(percentile: np.ndarray, features: pd.DataFrame,
                  config: PolicyConfig) -> np.ndarray:
     """Boolean per row: at or above the config's at-risk percentile, or a paid order that never
-    arrived (DOMAIN.md: top priority whatever the score). Everyone else gets cause ``none``."""
+    arrived (docs/domain.md: first, whatever the score). Everyone else gets cause ``none``."""
     with np.errstate(invalid="ignore"):
         pnr = (column(features, "days_since_paid_not_received")
                <= config.paid_not_received["lookback_days"])
@@ -125,7 +125,7 @@ def infer_causes(features: pd.DataFrame, at_risk: np.ndarray, config: PolicyConf
     has = np.isfinite(score[np.arange(n), best]) if n else np.zeros(0, dtype=bool)
     code_of = np.array([CAUSES.index(c) for c in order])
     codes = np.where(has, code_of[best] if n else best, CAUSES.index("natural"))
-    # DOMAIN.md: paid but never received is our failure before anything else.
+    # docs/domain.md: paid but never received is our failure before anything else.
     pnr = column(features, "days_since_paid_not_received") <= config.paid_not_received[
         "lookback_days"]
     codes = np.where(pnr, CAUSES.index("delivery_failure"), codes)

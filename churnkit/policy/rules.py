@@ -1,6 +1,6 @@
 """The win-back policy: a pure, vectorized function from scores and features to decisions.
 
-:func:`decide` applies DOMAIN.md's rules as configured in a :class:`PolicyConfig`:
+:func:`decide` applies docs/domain.md's rules as configured in a :class:`PolicyConfig`:
 
 1. **Cause** of risk per customer (:mod:`churnkit.policy.causes`).
 2. **Do not contact**: no consent on any channel, unsubscribed, serial complainer, came back
@@ -44,7 +44,7 @@ POLICY_COLUMNS = ("cause", "action", "action_reason", "policy_trace", "priority"
 #: Feature columns the policy cannot work without (consent and purchases families).
 REQUIRED_FEATURES = ("orders_lifetime", "days_since_last_order", "mean_basket", "unsubscribed")
 DNC = "do_not_contact"
-#: What DOMAIN.md's decision filter compares with the average (see :func:`_postponed`).
+#: What docs/domain.md's decision filter compares with the average (see :func:`_postponed`).
 BELOW_AVERAGE = ("value", "cause", "return")
 
 
@@ -86,7 +86,7 @@ def postpone_references(scored: pd.DataFrame, features: pd.DataFrame,
 def _postponed(config: PolicyConfig, contact: np.ndarray, pnr: np.ndarray, value: np.ndarray,
                p_churn: np.ndarray, cause: np.ndarray
                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """DOMAIN.md's decision filter: rows the rules would contact where at least
+    """docs/domain.md's decision filter: rows the rules would contact where at least
     ``below_average_needed`` of value, cause and P(return) are below average; and which ones
     were below. Paid-not-received is never postponed."""
     rule = config.postpone
@@ -126,7 +126,7 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
     features
         The feature frame the scores came from (index ``customer_id``; as of the same date).
     config
-        The policy (:meth:`PolicyConfig.default` for DOMAIN.md's defaults).
+        The policy (:meth:`PolicyConfig.default` for docs/domain.md's defaults).
     uplift
         Optional, index ``customer_id``, one column per action: predicted increase in
         P(return within the horizon) if contacted with it rather than not.
@@ -170,7 +170,7 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
         segment = lifecycle_segment(f)
     seg_code = np.maximum(pd.Categorical(segment, categories=SEGMENTS).codes, 0).astype(np.int64)
 
-    # -- who may not be contacted at all (DOMAIN.md "do not contact") -------------------------
+    # -- who may not be contacted at all (docs/domain.md "What to do": no contact) ------------
     if "allowed_channels" in f.columns:
         allowed = column(f, "allowed_channels", 0.0)
     else:
@@ -272,7 +272,7 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
     # -- the contact caps: what the rules or uplift would send now, the caps may hold back ------
     count_wait, gap_wait = cap_waits(f, caps)
     blocked = (chosen != dnc) & ((count_wait > 0) | (gap_wait > 0))
-    # DOMAIN.md: paid but not received, "contact immediately": the first message after the
+    # docs/domain.md: paid but not received, "reach them at once": the first message after the
     # failure became known goes out whatever the caps; later ones keep to them.
     with np.errstate(invalid="ignore"):
         told = column(f, "days_since_last_contact") < column(f, "days_since_paid_not_received")

@@ -296,7 +296,7 @@ def _trace_texts(config: PolicyConfig, names: list[str]) -> dict[str, str]:
         "uplift_none": "uplift: no allowed action has a positive uplift x value - cost",
         "uplift_missing": "uplift: no prediction for this customer, the rules decided",
         "postponed": (f"postpone: {rule.below_average_needed} or more of value, cause and "
-                      "probability of return below average (DOMAIN.md's decision filter)"),
+                      "probability of return below average (docs/domain.md's decision filter)"),
         "below_average:value": f"value below the average {ref_value:.0f}",
         "below_average:cause": f"weak cause ({', '.join(rule.weak_causes)})",
         "below_average:return": f"probability of return below the average {100 * ref_return:.0f}%",

@@ -1,6 +1,6 @@
 """The flat output rows of the batch job: their columns, kinds and Arrow schema.
 
-:data:`OUTPUT_COLUMNS` documents every column (docs/batch.md renders the same table);
+:data:`OUTPUT_COLUMNS` documents every column (``make docs`` renders it into docs/batch.md);
 :func:`flatten` turns ``ck.score``'s frame into those rows (lists as JSON text, timestamps UTC),
 :func:`to_arrow` gives them a schema that every shard shares, and :func:`read_scores` reads an
 output file back. :mod:`churnkit.jobs.batch` (one machine) and :mod:`churnkit.jobs.spark` write
@@ -24,38 +24,39 @@ OUTPUT_FORMAT = 1
 JSON_COLUMNS = ("top_drivers", "policy_trace")
 
 _F, _S, _I, _T, _J = "float", "str", "int", "timestamp", "json"
-#: The flat output, in order: column -> (kind, description). Columns of components a bundle lacks
-#: (timing, value, policy) are absent; any other column scoring adds is kept after these, as
-#: float (numbers), timestamp, or text (JSON for lists/dicts).
+#: The flat output, in order: column -> (kind, description in Markdown). Columns of components a
+#: bundle lacks (timing, value, policy) are absent; any other column scoring adds is kept after
+#: these, as float (numbers), timestamp, or text (JSON for lists/dicts). The one description of
+#: each column: docs/batch.md's table is rendered from it (``make docs``).
 OUTPUT_COLUMNS: dict[str, tuple[str, str]] = {
-    "as_of": (_T, "The scoring cutoff (UTC): features used only what was known before it."),
-    "customer_id": ("id", "Customer identifier (the kind of the input's customer_id)."),
+    "as_of": (_T, "The scoring cutoff: features used only what was known before it."),
+    "customer_id": ("id", "Customer identifier (the kind of the input's `customer_id`)."),
     "churn_probability": (_F, "Calibrated probability of no order within the bundle horizon."),
     "risk_percentile": (_F, "Percent (0-100) of the bundle's reference population with a lower "
                             "churn probability."),
     "risk_band": (_S, "critical / high / medium / low, by risk percentile."),
     "segment": (_S, "Lifecycle: prospect (no order), new (1), repeat (2-4), vip (5+)."),
     "activity": (_S, "active (< 30 days since last order), sleeping (30-90), lapsed (90+)."),
-    "top_drivers": (_J, "JSON list of up to 3 {feature, value, contribution[, text]}: the "
+    "top_drivers": (_J, "List of up to 3 `{feature, value, contribution[, text]}`: the "
                         "features pushing churn up the most (SHAP, log-odds); computed for "
                         "customers at risk (the policy's at-risk percentile or a paid order "
-                        "never received), [] for the others."),
+                        "never received), `[]` for the others."),
     "contact_date": (_T, "UTC midnight of the day to contact the customer."),
-    "contact_date_confidence": (_F, "Confidence (0-1) in contact_date."),
+    "contact_date_confidence": (_F, "Confidence (0-1) in `contact_date`."),
     "contact_weekday": (_I, "Weekday to contact, 0 = Monday, customer's local time."),
     "contact_hour_local": (_I, "Hour (0-23) to contact, customer's local time."),
     "contact_slot_confidence": (_F, "Confidence (0-1) in weekday and hour."),
-    "channel": (_S, "Channel to use (one of ck.CHANNELS); empty when no consented channel."),
-    "channel_confidence": (_F, "Confidence (0-1) in channel."),
+    "channel": (_S, "Channel to use (one of `ck.CHANNELS`); empty when no consented channel."),
+    "channel_confidence": (_F, "Confidence (0-1) in `channel`."),
     "expected_days_to_next_order": (_F, "Expected days until the customer's next order."),
     "expected_value": (_F, "Expected revenue over the bundle horizon (shop currency)."),
     "value_if_returned": (_F, "What the customer is worth if they come back (shop currency): "
                               "backs the economic gate and uplift x value - cost."),
     "cause": (_S, "Likely cause of leaving: delivery_failure, unresolved_complaint, price, "
                   "forgotten, natural or none."),
-    "action": (_S, "Win-back action (one of ck.ACTIONS)."),
+    "action": (_S, "Win-back action (one of `ck.ACTIONS`)."),
     "action_reason": (_S, "Why this action, in plain words."),
-    "policy_trace": (_J, "JSON list of the policy rules that fired, in order."),
+    "policy_trace": (_J, "List of the policy rules that fired, in order."),
     "priority": (_F, "Higher = act first (paid-but-not-delivered at the front)."),
     "action_cost": (_F, "Cost of the action (shop currency)."),
     "expected_incremental_profit": (_F, "Expected profit from acting versus not (empty without "

@@ -66,7 +66,7 @@ def top_drivers(contributions: pd.DataFrame, features: pd.DataFrame,
     contribution = np.round(np.take_along_axis(matrix, picked, axis=1), 4)
     keep = (np.take_along_axis(matrix, picked, axis=1) > 0).tolist()
     feature_names = names.astype(str)[picked].tolist()
-    # Contributions are sorted, so the positive ones come first (DOMAIN: drivers push churn up).
+    # Contributions are sorted, so the positive ones come first (a driver pushes churn up).
     return [
         [{"feature": f, "value": v, "contribution": c, "text": t}
          for f, v, c, t, ok in zip(fr, vr, cr, tr, kr, strict=True) if ok]

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import expit, hyp2f1
+from scipy.special import expit
 
 from churnkit.stats.btyd_likelihood import (
     Summaries,
@@ -208,17 +208,83 @@ def p_alive(params: BGNBDParams, frequency, recency, T) -> np.ndarray:
     return np.where(pos, expit(-log_odds_dead), 1.0)
 
 
-def _hyp_term(params: BGNBDParams, a: float, x: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """``(a+b+x-1)/(a-1) * [1 - (1-z)^(a-1) * 2F1(a+b-1-r, a-1; a+b+x-1; z)]``.
+#: Relative size of the tail left out of the series of :func:`_purchases_if_alive`.
+_SERIES_RTOL = 1e-16
+#: Terms added between two convergence checks (and rescalings) of that series.
+_CHECK_EVERY = 8
+#: Refuse a window in which a customer who never drops out would buy more than this many times on
+#: average (the series needs about that many terms): a sign of ``t`` in the wrong unit.
+_MOST_PURCHASES = 1e7
+#: Rescale the series' probabilities when they grow past this (they are kept relative to a
+#: per-row scale, since P(N = 0) underflows for frequent buyers).
+_RESCALE_ABOVE = 1e200
 
-    The textbook form ``1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z)`` equals this
-    by Euler's transformation; this form keeps the hypergeometric parameters bounded as x grows,
-    where the textbook one overflows.
+
+def _purchases_if_alive(params: BGNBDParams, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Expected purchases in ``(T, T + t]`` of a customer alive at ``T``, with
+    ``z = t / (alpha + T + t)``, as a series of positive terms.
+
+    Given the data and alive at ``T``, the rate is ``Gamma(r + x, alpha + T)`` and the drop-out
+    probability ``Beta(a, b + x)``, independently. Had the customer never dropped out, the
+    purchases in the window would be ``N ~ NegBin(r + x, z)``; of those, the first ``n`` count if
+    the customer survives the ones before, so the expectation is ``sum_n P(N = n) R(n)`` with
+    ``R(n) = sum_{k<n} rho_k`` and ``rho_k = (b + x)_k / (a + b + x)_k`` the chance of surviving
+    ``k`` purchases. Every term is positive: no cancellation, no hypergeometric function, and
+    ``a = 1`` is not special. The closed form (Fader, Hardie & Lee 2005, eq. 10) is the same sum,
+    ``(a+b+x-1)/(a-1) * [1 - (1-z)^(r+x) 2F1(r+x, b+x; a+b+x-1; z)]``, but it cancels
+    catastrophically near ``a = 1`` or for a large ``b``, and overflows for a large ``a`` (fits
+    on little history reach ``a, b > 1e6`` when every customer drops out alike).
+
+    The sum stops when the geometric bound of what is left falls below ``_SERIES_RTOL`` of the
+    total: about the number of purchases ``N`` may take, tens of terms for daily data, more for
+    customers expected to buy hundreds of times in the window. Raises ``ValueError`` when some
+    customer's window would need more than ``_MOST_PURCHASES`` terms.
     """
-    r, b = params.r, params.b
-    c = a + b + x - 1
-    hyp = hyp2f1(a + b - 1 - r, a - 1, c, z)
-    return c / (a - 1) * (1 - np.exp((a - 1) * np.log1p(-z)) * hyp)
+    a = params.a
+    shape = np.broadcast(x, z).shape
+    s = np.array(np.broadcast_to(params.r + x, shape), dtype="float64").ravel()
+    big_b = np.array(np.broadcast_to(params.b + x, shape), dtype="float64").ravel()
+    z = np.array(np.broadcast_to(z, shape), dtype="float64").ravel()
+    out = np.zeros(s.size)
+    rows = np.flatnonzero(z > 0)  # t = 0: no purchases
+    s, big_b, z = s[rows], big_b[rows], z[rows]
+    with np.errstate(divide="ignore"):
+        most = np.max(s * z / (1 - z), initial=0.0)  # the largest mean of N
+    if not most <= _MOST_PURCHASES:
+        raise ValueError(f"a customer would be expected to buy {most:.3g} times in the window "
+                         f"(at most {_MOST_PURCHASES:.0e}): is t in the unit alpha was fitted in?")
+    log_scale = s * np.log1p(-z)  # P(N = n) = exp(log_scale) * pmf
+    pmf = np.ones(rows.size)
+    rho = np.ones(rows.size)
+    cum = np.zeros(rows.size)  # R(n)
+    total = np.zeros(rows.size)
+    n = 0
+    while rows.size:
+        for _ in range(_CHECK_EVERY):
+            cum += rho
+            rho *= (big_b + n) / (a + big_b + n)
+            pmf *= (s + n) * (z / (n + 1))
+            total += pmf * cum
+            n += 1
+        # Past the mode the ratios q = P(N = m + 1) / P(N = m) = (s + m) z / (m + 1) fall, so
+        # the rest is at most sum_j pmf q^j (R(n) + j) = pmf q / (1 - q) (R(n) + 1 / (1 - q)).
+        q = (s + n) * z / (n + 1)
+        past_mode = q < 1
+        tail = np.full(rows.size, np.inf)
+        qm = q[past_mode]
+        tail[past_mode] = pmf[past_mode] * qm / (1 - qm) * (cum[past_mode] + 1 / (1 - qm))
+        large = pmf > _RESCALE_ABOVE
+        if large.any():
+            pmf[large] /= _RESCALE_ABOVE
+            total[large] /= _RESCALE_ABOVE
+            log_scale[large] += np.log(_RESCALE_ABOVE)
+        done = tail <= _SERIES_RTOL * total
+        if done.any():
+            out[rows[done]] = total[done] * np.exp(log_scale[done])
+            keep = ~done
+            rows, s, big_b, z, log_scale, pmf, rho, cum, total = (
+                v[keep] for v in (rows, s, big_b, z, log_scale, pmf, rho, cum, total))
+    return out.reshape(shape)
 
 
 def expected_purchases(params: BGNBDParams, t, frequency, recency, T) -> np.ndarray:
@@ -235,19 +301,16 @@ def expected_purchases(params: BGNBDParams, t, frequency, recency, T) -> np.ndar
 
     Notes
     -----
-    Fader, Hardie & Lee (2005), eq. 10. At ``a = 1`` the formula is 0/0; there it is evaluated
-    as the mean of ``a = 1 +- 1e-4``, which cancels the first-order error.
+    Fader, Hardie & Lee (2005), eq. 10: ``P(alive)`` times the purchases of a customer alive at
+    ``T``, summed as a series of positive terms (:func:`_purchases_if_alive`), which stays
+    accurate where the closed form's hypergeometric function cancels or overflows (``a`` near 1,
+    very large ``a`` or ``b``).
     """
     x, t_x, big_t = summary_arrays(frequency, recency, T)
     t = checked_array(t, "t")
     x, t_x, big_t, t = np.broadcast_arrays(x, t_x, big_t, t)
     z = t / (params.alpha + big_t + t)
-    a = params.a
-    if abs(a - 1) < 1e-4:
-        term = 0.5 * (_hyp_term(params, 1 - 1e-4, x, z) + _hyp_term(params, 1 + 1e-4, x, z))
-    else:
-        term = _hyp_term(params, a, x, z)
-    return term * p_alive(params, x, t_x, big_t)
+    return _purchases_if_alive(params, x, z) * p_alive(params, x, t_x, big_t)
 
 
 def p_no_purchase(params: BGNBDParams, t, frequency, recency, T) -> np.ndarray:

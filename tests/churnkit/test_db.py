@@ -5,12 +5,12 @@ skipped, saying so."""
 from __future__ import annotations
 
 import json
-import os
 import uuid
 
 import numpy as np
 import pandas as pd
 import pytest
+from _pg import PG_URL, requires_pg
 
 import churnkit as ck
 from churnkit.io import connect
@@ -18,27 +18,7 @@ from churnkit.jobs import read_database_scores as read_scores
 from churnkit.jobs import run_batch
 from churnkit.scoring import read_scores as read_parquet_scores
 
-PG_URL = os.environ.get("CHURNKIT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _server_error() -> str | None:
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed (pip install 'churnkit[postgres]')"
-    try:
-        psycopg.connect(PG_URL, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        return f"no PostgreSQL server reachable at {PG_URL}: {str(exc).strip()[:120]}"
-    return None
-
-
-_REASON = _server_error()
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.slow,
-    pytest.mark.skipif(_REASON is not None, reason=_REASON or ""),
-]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, requires_pg()]
 import _batch_shop as shop_  # noqa: E402
 
 AS_OF = shop_.AS_OF

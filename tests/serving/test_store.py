@@ -3,12 +3,12 @@ call: a Parquet directory through DuckDB, and PostgreSQL."""
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 
 import pandas as pd
 import pytest
+from _pg import PG_URL, requires_pg
 
 import churnkit as ck
 from churnkit.io import write_tables
@@ -127,7 +127,7 @@ def test_memory_store_does_not_reload_again_and_again(small_shop, tmp_path, monk
         raise RuntimeError("out of luck")
 
     monkeypatch.setattr(ck, "load_tables", failing)
-    with caplog.at_level("WARNING", logger="churnkit.service"):
+    with caplog.at_level("WARNING", logger="serving.store"):
         store = ParquetStore(tmp_path, memory_mb=100)  # the first load fails: files are read
     assert "RuntimeError: out of luck" in caplog.text and "held" not in store.describe()
     cid = int(small_shop.customers["customer_id"].iloc[0])
@@ -147,7 +147,7 @@ def test_memory_store_falls_back_to_the_files(small_shop, tmp_path, caplog):
     bad = small_shop.orders.copy()
     bad.loc[bad.index[0], "amount"] = -5.0
     bad.to_parquet(tmp_path / "orders.parquet", index=False)
-    with caplog.at_level("WARNING", logger="churnkit.service"):
+    with caplog.at_level("WARNING", logger="serving.store"):
         store = ParquetStore(tmp_path, memory_mb=100)
     assert "held" not in store.describe()
     assert "not held in memory" in caplog.text and "orders.amount" in caplog.text
@@ -178,23 +178,8 @@ def test_parquet_store_serves_an_orders_only_directory(small_shop, tmp_path):
                        want.replace(orders=want.orders.drop(columns="order_id")))
 
 
-PG_URL = os.environ.get("CHURNKIT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _pg_error() -> str | None:
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed (pip install 'churnkit[postgres]')"
-    try:
-        psycopg.connect(PG_URL, connect_timeout=3).close()
-    except psycopg.Error as exc:
-        return f"no PostgreSQL server reachable at {PG_URL}: {str(exc).strip()[:120]}"
-    return None
-
-
 @pytest.mark.postgres
-@pytest.mark.skipif(_pg_error() is not None, reason=_pg_error() or "")
+@requires_pg()
 def test_database_store_gives_the_customers_rows_fresh(small_shop):
     import psycopg
 

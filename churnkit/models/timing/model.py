@@ -75,7 +75,10 @@ class TimingModel:
 
     def fit(self, train: pd.DataFrame) -> TimingModel:
         """Fit on stacked training snapshots: feature columns plus the label columns
-        ``days_to_next_order``, ``censored`` and ``next_engagement_slot`` (and ``cutoff``).
+        ``days_to_next_order``, ``censored`` and ``next_engagement_slot``, and optionally
+        ``cutoff``: the snapshot date of each row. Rows of several cutoffs are stacked, so the
+        cutoff is per-row training data, not an ``as_of`` of the fit (which has none); without
+        the column the rows count as one snapshot.
 
         At most ``max_training_customers`` rows (a seeded sample) feed the hazard model (each
         expands into up to one row per day bin) and at most ``max_slot_training_rows`` the hour

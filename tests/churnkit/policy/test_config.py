@@ -1,4 +1,5 @@
-"""The policy config: DOMAIN.md defaults, clear errors, round trip, value-scaled compensation."""
+"""The policy config: docs/domain.md defaults, clear errors, round trip, value-scaled
+compensation."""
 
 from __future__ import annotations
 

@@ -163,7 +163,7 @@ def test_uplift_picks_the_most_profitable_allowed_action(world, scored):
 
 
 def test_postpone_when_two_of_value_cause_and_return_are_below_average(world, scored, decided):
-    # DOMAIN.md's decision filter, with averages from this population's at-risk customers
+    # docs/domain.md's decision filter, with averages from this population's at-risk customers
     from churnkit.policy import postpone_references
 
     config = postpone_references(scored, world.features, CONFIG)
