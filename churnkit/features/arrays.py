@@ -146,6 +146,9 @@ class ShopArrays:
             if name == "customers":
                 continue
             row_ids = frame["customer_id"].to_numpy()
+            owned = _owned(row_ids, ids)
+            if owned is not None:  # rows of no customer (e.g. before a signup, tables cut early)
+                frame, row_ids = frame[owned], row_ids[owned]
             order = None
             if name == "browsing":  # by customer, session, time: sessions become row ranges
                 raw = frame["session_id"]
@@ -223,6 +226,13 @@ class ShopArrays:
         found = at < len(self.ids)
         at = at[found]
         return np.unique(at[self.ids[at] == keys[found]])
+
+
+def _owned(row_ids: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
+    """Which rows belong to a customer of ``ids`` (sorted); None when all do."""
+    at = np.minimum(np.searchsorted(ids, row_ids), max(len(ids) - 1, 0))
+    owned = ids[at] == row_ids if len(ids) else np.zeros(len(row_ids), dtype=bool)
+    return None if owned.all() else owned
 
 
 def _session_order(row_ids: np.ndarray, session: np.ndarray) -> np.ndarray | None:

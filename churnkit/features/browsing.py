@@ -9,7 +9,12 @@ within :data:`ABANDON_HOURS`; a cart younger than that at ``as_of`` is still ope
 
 from __future__ import annotations
 
-from churnkit.features.family import Family, Feature, description_of, windowed
+import numpy as np
+
+from churnkit.data.contract import BROWSING_EVENTS
+from churnkit.features import reduce as r
+from churnkit.features.arrays import NAT, Known, Rows
+from churnkit.features.family import Columns, Family, Feature, description_of, windowed
 from churnkit.features.sql import (
     ALL_WINDOWS,
     age_days,
@@ -28,6 +33,13 @@ ABANDON_HOURS = 24
 EVENTS = {"product_views": "product_view", "cart_adds": "add_to_cart", "checkouts": "checkout"}
 _CART_WINDOWS = (30, 90, 365, None)
 _CHECKOUT_WINDOWS = (90, None)
+_CART = BROWSING_EVENTS.index("add_to_cart")
+_CHECKOUT = BROWSING_EVENTS.index("checkout")
+#: Browsing event code -> its position in :data:`EVENTS` (-1: not counted).
+_EVENT_KEY = np.array([list(EVENTS.values()).index(e) if e in EVENTS.values() else -1
+                       for e in BROWSING_EVENTS], dtype=np.int64)
+#: The session count windows and the 60 and 180 days the trends compare with (ascending).
+_SESSION_WINDOWS = (30, 60, 90, 180, 365, None)
 
 
 def _features() -> tuple[Feature, ...]:
@@ -109,5 +121,79 @@ def _sql(present: frozenset[str]) -> str:
     """
 
 
+def sessions(known: Known) -> Rows:
+    """The known browsing sessions, one row each, grouped by customer (the ``known_sessions``
+    view): ``started_at`` and ``ended_at`` (first and last event before as_of, int64 µs),
+    ``last_cart_at`` (last ``add_to_cart`` or ``checkout``, :data:`NAT` when none) and
+    ``has_checkout`` (bool). A session straddling as_of is cut there: only its known events
+    count."""
+    b = known.tables["browsing"]
+    ts, event = b["ts"], b["event"]
+    first = r.starts_of(b["session"])
+    last = np.append(first[1:], len(ts)) - 1 if len(first) else first
+    cart = (event == _CART) | (event == _CHECKOUT)
+    if len(first):  # rows are in time order within a session
+        last_cart = np.maximum.reduceat(np.where(cart, ts, NAT), first)
+        checkout = np.logical_or.reduceat(event == _CHECKOUT, first)
+    else:
+        last_cart, checkout = ts[:0], np.zeros(0, dtype=bool)
+    return Rows(known.n, b.cust[first], {"started_at": ts[first], "ended_at": ts[last],
+                                         "last_cart_at": last_cart, "has_checkout": checkout})
+
+
+def _abandoned(known: Known, sess: Rows) -> np.ndarray:
+    """Which sessions' carts were abandoned: a last cart event at least :data:`ABANDON_HOURS`
+    before as_of, and no known order within that many hours at or after it (the first order at
+    or after the cart, found by the ASOF join of :func:`reduce.first_at_or_after`)."""
+    orders = known.tables["orders"]
+    limit = ABANDON_HOURS * 3_600_000_000
+    cart_at = sess["last_cart_at"]
+    out = np.zeros(len(cart_at), dtype=bool)
+    due = np.flatnonzero(cart_at != NAT)
+    due = due[known.as_of - cart_at[due] >= limit]
+    if not len(due):
+        return out
+    at = cart_at[due]
+    nxt = r.first_at_or_after(orders, orders["ordered_at"], sess.cust[due], at)
+    found = nxt >= 0
+    late = np.ones(len(due), dtype=bool)
+    late[found] = orders["ordered_at"][nxt[found]] - at[found] >= limit
+    out[due] = late
+    return out
+
+
+def _compute(known: Known) -> Columns:
+    b = known.tables["browsing"]
+    out: Columns = {}
+    events = r.windowed(b, known.age(b["ts"]), ALL_WINDOWS, group=_EVENT_KEY[b["event"]],
+                        n_groups=len(EVENTS))
+    for k, w in enumerate(ALL_WINDOWS):
+        for g, stem in enumerate(EVENTS):
+            out[window_name(stem, w)] = events[:, g, k]
+    sess = sessions(known)
+    started = r.windowed(sess, known.age(sess["started_at"]), _SESSION_WINDOWS)[:, 0, :]
+    for w in ALL_WINDOWS:
+        out[window_name("sessions", w)] = started[:, _SESSION_WINDOWS.index(w)]
+    for days in (30, 90):  # this period against the one before, over both
+        recent = started[:, _SESSION_WINDOWS.index(days)]
+        both = started[:, _SESSION_WINDOWS.index(2 * days)]
+        out[f"sessions_trend_{days}d"] = r.ratio(recent - (both - recent), both)
+    # abandoned carts by the age of their last cart event; group 1: the session reached checkout
+    carts = r.windowed(sess, known.age(sess["last_cart_at"]), _CART_WINDOWS,
+                       group=sess["has_checkout"].astype(np.int64), n_groups=2,
+                       mask=_abandoned(known, sess))
+    for k, w in enumerate(_CART_WINDOWS):
+        out[window_name("abandoned_carts", w)] = carts[:, 0, k] + carts[:, 1, k]
+    for w in _CHECKOUT_WINDOWS:
+        out[window_name("abandoned_checkouts", w)] = carts[:, 1, _CART_WINDOWS.index(w)]
+    out["days_since_last_session"] = r.minimum(sess, known.age(sess["ended_at"]))
+    orders = known.tables["orders"]
+    last_order = r.latest(orders, orders["ordered_at"])[sess.cust]
+    out["sessions_since_last_order"] = r.count(
+        sess, (last_order == NAT) | (sess["started_at"] > last_order))
+    return out
+
+
 FAMILY = Family(name=NAME, description=description_of(__doc__),
-                required_tables=("customers", "orders", "browsing"), features=_features(), sql=_sql)
+                required_tables=("customers", "orders", "browsing"), features=_features(), sql=_sql,
+                compute=_compute)

@@ -11,7 +11,11 @@ histogram the timing model reads its hour profiles from; the general models leav
 
 from __future__ import annotations
 
-from churnkit.features.family import Family, Feature, description_of
+import numpy as np
+
+from churnkit.features import reduce as r
+from churnkit.features.arrays import Known, Rows
+from churnkit.features.family import Columns, Family, Feature, description_of
 
 NAME = "clock"
 #: Local hour bands [start, end).
@@ -102,6 +106,54 @@ def _sql(present: frozenset[str]) -> str:
     """
 
 
+_BAND_STARTS = [lo for lo, _ in HOUR_BANDS]
+#: The local parts every activity row needs (days and months matter for orders only).
+_PARTS = ("hour", "isodow")
+#: Local day of month (index 0-31) -> is a payday.
+_IS_PAYDAY = np.isin(np.arange(32), PAYDAYS)
+
+
+def _activity(known: Known) -> tuple[Rows, Rows]:
+    """Every order then every known browsing session by its first event (``cust``, and the
+    ``hour`` and ``isodow`` local parts), and the orders alone. The activity rows are not
+    grouped by customer (orders first): they feed counts only (:func:`reduce.tally`)."""
+    orders = known.tables["orders"]
+    browsing = known.tables.get("browsing")
+    if browsing is None:
+        return Rows(known.n, orders.cust, {p: orders[f"local_{p}"] for p in _PARTS}), orders
+    # a known session's first event is its first row: a session is cut at as_of, not started
+    first = r.starts_of(browsing["session"])
+    cols = {p: np.concatenate([orders[f"local_{p}"], browsing[f"local_{p}"][first]])
+            for p in _PARTS}
+    return Rows(known.n, np.concatenate([orders.cust, browsing.cust[first]]), cols), orders
+
+
+def _compute(known: Known) -> Columns:
+    activity, orders = _activity(known)
+    hours = r.tally(activity, activity["hour"].astype(np.int64), 24)  # (n, 24)
+    days = r.tally(activity, activity["isodow"].astype(np.int64) - 1, 7)
+    events = hours.sum(axis=1)
+    out: Columns = {"activity_events": events}
+    bands = np.add.reduceat(hours, _BAND_STARTS, axis=1)  # (n, bands)
+    shares = np.full((known.n, len(HOUR_BANDS) + len(WEEKDAYS)), np.nan)
+    np.divide(np.concatenate([bands, days], axis=1), events[:, None], out=shares,
+              where=events[:, None] > 0)
+    for i, (lo, hi) in enumerate(HOUR_BANDS):
+        out[f"activity_share_h{lo:02d}_{hi:02d}"] = shares[:, i]
+    for i, day in enumerate(WEEKDAYS):
+        out[f"activity_share_{day}"] = shares[:, len(HOUR_BANDS) + i]
+    for h in range(24):
+        out[f"activity_hour_{h:02d}"] = hours[:, h]
+    # argmax gives the first of equal counts: ties go to the earliest hour
+    out["modal_local_hour"] = np.where(events > 0, hours.argmax(axis=1), np.nan)
+    n_orders = r.count(orders)
+    paid = r.count(orders, _IS_PAYDAY[orders["local_day"]])
+    season = r.count(orders, orders["local_month"] >= 11)
+    out["payday_affinity"] = r.ratio(paid, n_orders) / PAYDAY_CHANCE
+    out["season_affinity"] = r.ratio(season, n_orders) / SEASON_CHANCE
+    return out
+
+
 FAMILY = Family(name=NAME, description=description_of(__doc__),
                 required_tables=("customers", "orders"), optional_tables=("browsing",),
-                features=_features(), sql=_sql)
+                features=_features(), sql=_sql, compute=_compute)

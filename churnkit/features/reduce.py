@@ -201,3 +201,45 @@ def windowed(rows: Rows, age: np.ndarray, windows: tuple[Window, ...], *,
     else:
         flat = np.bincount(key, weights=weights[keep], minlength=size).astype(np.float64)
     return np.cumsum(flat.reshape(rows.n, n_groups, n_windows), axis=2)
+
+
+def first_at_or_after(rows: Rows, times: np.ndarray, cust: np.ndarray, at: np.ndarray
+                      ) -> np.ndarray:
+    """The ASOF join: for each query ``i``, the index into ``rows`` of customer ``cust[i]``'s
+    first row with ``times >= at[i]`` (int64 µs), or -1 when that customer has none.
+
+    ``times`` must be non-decreasing within each customer's rows (event tables are in time
+    order per customer). One ``searchsorted`` on a key ordered like (customer, time): the
+    customer in the high bits, the time since the earliest one in the low bits, coarsened by a
+    shift only when both do not fit in 62 bits (a large base over a long period); rows sharing a
+    query's coarse key but earlier than it are then stepped past.
+    """
+    cust = np.asarray(cust, dtype=np.int64)
+    at = np.asarray(at, dtype=np.int64)
+    if not len(at) or not len(times):
+        return np.full(len(at), -1, dtype=np.int64)
+    t0 = min(int(times.min()), int(at.min()))
+    span = max(int(times.max()), int(at.max())) - t0
+    time_bits = 62 - int(rows.n).bit_length()
+    shift = max(0, span.bit_length() - time_bits)
+    row_key = (rows.cust << time_bits) | ((times - t0) >> shift)
+    query_key = (cust << time_bits) | ((at - t0) >> shift)
+    i = np.searchsorted(row_key, query_key, "left")
+    last = np.minimum(i, len(times) - 1)
+    if shift:  # rows sharing a query's coarse key may be earlier than it: step past them
+        ahead = np.flatnonzero(row_key[last] == query_key)
+        while len(ahead):  # at most as many rounds as rows share one coarse key
+            ahead = ahead[times[i[ahead]] < at[ahead]]
+            i[ahead] += 1
+            ahead = ahead[i[ahead] < len(times)]
+            ahead = ahead[row_key[i[ahead]] == query_key[ahead]]
+        last = np.minimum(i, len(times) - 1)
+    return np.where((i < len(times)) & (rows.cust[last] == cust), i, -1)
+
+
+def tally(rows: Rows, key: np.ndarray, n_keys: int) -> np.ndarray:
+    """Rows per customer and key, in one pass: shape (n, ``n_keys``) int64, ``[c, k]`` counting
+    customer ``c``'s rows with ``key == k`` (keys 0 .. ``n_keys`` - 1), e.g. a histogram of
+    local hours. Only counts: ``rows`` need not be grouped by customer here."""
+    flat = np.bincount(rows.cust * n_keys + key, minlength=rows.n * n_keys)
+    return flat.reshape(rows.n, n_keys)
