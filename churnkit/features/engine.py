@@ -92,7 +92,8 @@ def _frame(known: Known, columns: Columns, fams: Sequence[Family]) -> pd.DataFra
             data[feature.name] = values
     ids = known.ids
     index = pd.Index(ids, dtype="str" if ids.dtype == object else ids.dtype, name="customer_id")
-    return pd.DataFrame(data, index=index, copy=False)
+    # one block per dtype (consolidated), as a frame read from Parquet would be
+    return pd.DataFrame(data, index=index, copy=True)
 
 
 def fit_population(tables: Tables | ShopArrays, *, as_of: object) -> PopulationFit:
