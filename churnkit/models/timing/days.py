@@ -31,6 +31,13 @@ FEATURES = (
 )
 
 
+def _row_sums(a: np.ndarray) -> np.ndarray:
+    """Per row, the sum of ``a``'s columns added left to right: a row gets the same bits
+    whatever the other rows (``a.sum(axis=1)`` orders its additions by the array's layout,
+    which differs between one row and many)."""
+    return np.cumsum(a, axis=1)[:, -1]  # an accumulation is sequential, whatever the layout
+
+
 def feature_matrix(frame: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
     """The named columns as a float matrix (flags 0/1, missing as NaN)."""
     return numeric_matrix(frame, names)
@@ -129,12 +136,12 @@ class NextOrderModel:
         mass = -np.diff(S, axis=1)  # P(order on day d) for d = 0..H-1
         mid = grid[:-1] + 0.5
         with np.errstate(divide="ignore", invalid="ignore"):
-            cond_mean = (mass * mid).sum(axis=1) / p_return
+            cond_mean = _row_sums(mass * mid) / p_return
         q_idx = (cond < quantile).sum(axis=1)  # first day whose conditional CDF reaches q
         q_days = np.minimum(q_idx, H).astype(float)
         width_last = self.edges[-1] - self.edges[-2]
         daily_tail = -np.log1p(-hazards[:, -1]) / width_last
-        restricted = S[:, :-1].sum(axis=1)  # E[min(T, H)] on the day grid
+        restricted = _row_sums(S[:, :-1])  # E[min(T, H)] on the day grid
         expected = np.minimum(restricted + S[:, -1] / np.maximum(daily_tail, 1e-9), 3650.0)
         return pd.DataFrame({"p_return": p_return, "conditional_mean_days": cond_mean,
                              "conditional_quantile_days": q_days, "expected_days": expected})
