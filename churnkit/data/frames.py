@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from churnkit.data.columns import FeatureColumns
+
 
 def numeric_matrix(frame: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
     """``frame``'s columns ``names`` as a float64 matrix: flags 0/1, missing values and absent
@@ -15,8 +17,11 @@ def numeric_matrix(frame: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
 
     Numeric and flag columns are converted as one block (far cheaper for one customer than
     column by column); a frame holding another kind falls back to column-by-column coercion.
-    Each row's values do not depend on the other rows.
+    Each row's values do not depend on the other rows. ``frame`` may be a
+    :class:`~churnkit.data.columns.FeatureColumns` (the same values, without pandas).
     """
+    if isinstance(frame, FeatureColumns):
+        return frame.matrix(names)
     names = list(names)
     present = [n for n in names if n in frame.columns]
     if not names:

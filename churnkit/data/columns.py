@@ -1,0 +1,203 @@
+"""A feature frame's columns as NumPy arrays, converted once: what the scoring stages read.
+
+:class:`FeatureColumns` holds every number and flag of a feature frame in one float64 matrix
+(flags 0/1, missing values NaN) and every other column (text) as an object array, with the
+frame's index. The scoring stages (models, policy, drivers) read columns and sub-matrices from
+it instead of from the frame, so a call for one customer pays for one conversion, not for one
+pandas operation per column read. The values are those of ``frame[name].to_numpy(dtype=float,
+na_value=np.nan)`` for numbers and flags, whatever the number of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+#: Frames up to this many rows are converted through one object matrix (a fixed cost of a few
+#: microseconds per column); larger ones block by block (vectorized, a higher fixed cost).
+SMALL_FRAME_ROWS = 64
+
+
+class _Layout:
+    """Where each column of frames with the same columns and dtypes lands: its position in the
+    number matrix or among the text columns. Shared by every :class:`FeatureColumns` of that
+    layout, with the column positions of the sub-matrices asked for so far."""
+
+    __slots__ = (
+        "column_at",
+        "columns",
+        "dtypes",
+        "memo",
+        "names",
+        "number_at",
+        "numbers",
+        "positions",
+        "text_at",
+        "texts",
+    )
+
+    def __init__(self, columns: pd.Index, dtypes: list) -> None:
+        self.columns, self.dtypes = columns, dtypes
+        self.names = tuple(str(c) for c in columns.tolist())
+        numeric = [_is_number(d) for d in dtypes]
+        self.numbers = np.flatnonzero(numeric)
+        self.texts = np.flatnonzero(~np.asarray(numeric, dtype=bool))
+        self.number_at = {self.names[j]: k for k, j in enumerate(self.numbers.tolist())}
+        self.text_at = {self.names[j]: int(j) for j in self.texts.tolist()}
+        self.column_at = {n: j for j, n in enumerate(self.names)}
+        self.positions: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
+        self.memo: dict[object, object] = {}
+
+    def matches(self, frame: pd.DataFrame, dtypes: list) -> bool:
+        return dtypes == self.dtypes and frame.columns.equals(self.columns)
+
+    def take(self, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in the number matrix of the ``names`` held there, and where they go."""
+        found = self.positions.get(names)
+        if found is None:
+            where = [(k, self.number_at[n]) for k, n in enumerate(names) if n in self.number_at]
+            found = (np.asarray([w for _, w in where], dtype=np.intp),
+                     np.asarray([k for k, _ in where], dtype=np.intp))
+            if len(self.positions) < 64:  # a handful of models ask; bound it all the same
+                self.positions[names] = found
+        return found
+
+
+_DTYPE_KIND: dict[object, bool] = {}
+_LAYOUTS: list[_Layout] = []
+
+
+def _is_number(dtype: object) -> bool:
+    kind = _DTYPE_KIND.get(dtype)
+    if kind is None:
+        kind = bool(pd.api.types.is_bool_dtype(dtype) or (
+            pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype)))
+        _DTYPE_KIND[dtype] = kind
+    return kind
+
+
+def _layout(frame: pd.DataFrame) -> _Layout:
+    dtypes = frame.dtypes.tolist()
+    for layout in _LAYOUTS:
+        if layout.matches(frame, dtypes):
+            return layout
+    layout = _Layout(frame.columns, dtypes)
+    _LAYOUTS.insert(0, layout)
+    del _LAYOUTS[8:]  # the feature engine makes one layout per set of tables; keep a few
+    return layout
+
+
+class FeatureColumns:
+    """The columns of a feature frame as arrays (see the module docstring).
+
+    ``index`` is the frame's index; ``columns`` the column names (supports ``in``); ``len()``
+    the number of rows. Arrays handed out are read-only views or fresh copies.
+    """
+
+    __slots__ = ("_layout", "_numbers", "_rows", "_source", "_texts", "index")
+
+    def __init__(self, index: pd.Index, layout: _Layout, numbers: np.ndarray,
+                 texts: dict[str, np.ndarray], source: pd.DataFrame,
+                 rows: np.ndarray | None = None) -> None:
+        self.index = index
+        self._source, self._rows = source, rows
+        self._layout = layout
+        numbers.flags.writeable = False
+        self._numbers = numbers
+        self._texts = texts
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> FeatureColumns:
+        """Convert ``frame`` (any index; numeric, flag and other columns)."""
+        if isinstance(frame, FeatureColumns):
+            return frame
+        layout = _layout(frame)
+        n = len(frame)
+        numbers = texts = None
+        if 0 < n <= SMALL_FRAME_ROWS:
+            values = frame.to_numpy(dtype=object)
+            try:
+                numbers = np.array(values[:, layout.numbers], dtype=np.float64)
+            except (TypeError, ValueError):  # e.g. pd.NA of a nullable column: per block below
+                numbers = None
+            else:
+                texts = {layout.names[j]: values[:, j] for j in layout.texts.tolist()}
+        if numbers is None:
+            numbers = frame.iloc[:, layout.numbers].to_numpy(dtype=np.float64, na_value=np.nan)
+            texts = {layout.names[j]: frame.iloc[:, j].to_numpy(dtype=object)
+                     for j in layout.texts.tolist()}
+        return cls(frame.index, layout, np.ascontiguousarray(numbers), texts, frame)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The frame these columns came from (for the rare input a model reads as a frame)."""
+        return self._source if self._rows is None else self._source.iloc[self._rows]
+
+    def __len__(self) -> int:
+        return len(self._numbers)
+
+    @property
+    def columns(self) -> dict[str, int]:
+        """Column name -> position in the frame, in the frame's order (``name in columns`` is
+        a dictionary lookup)."""
+        return self._layout.column_at
+
+    def number(self, name: str, default: float = np.nan) -> np.ndarray:
+        """Column ``name`` as float64 (flags 0/1, missing and non-numeric text NaN), ``default``
+        everywhere when the frame has no such column."""
+        k = self._layout.number_at.get(name)
+        if k is not None:
+            return self._numbers[:, k]
+        if name in self._texts:
+            return pd.to_numeric(pd.Series(self._texts[name]), errors="coerce").to_numpy(
+                dtype=float, na_value=np.nan)
+        return np.full(len(self), default, dtype=float)
+
+    def dtype(self, name: str) -> object:
+        """The frame's dtype of column ``name``."""
+        return self._layout.dtypes[self._layout.column_at[name]]
+
+    def memo(self, key: object, make: object) -> object:
+        """``make()``, computed once per layout (frames with these columns and dtypes) and
+        ``key``: what a model derives from the layout alone (e.g. the kinds of its inputs)."""
+        memo = self._layout.memo
+        if key not in memo:
+            if len(memo) >= 64:  # models come and go (tests, retraining): keep a few
+                memo.clear()
+            memo[key] = make()  # type: ignore[operator]
+        return memo[key]
+
+    def is_text(self, name: str) -> bool:
+        """Whether column ``name`` holds text (or anything but numbers and flags)."""
+        return name in self._texts
+
+    def text(self, name: str) -> np.ndarray:
+        """Column ``name`` of a non-numeric kind as an object array (missing: NaN or None as
+        the frame had it)."""
+        return self._texts[name]
+
+    def matrix(self, names: Sequence[str], *, text: bool = True) -> np.ndarray:
+        """The columns ``names`` as a C-ordered float64 matrix (n, len(names)); absent columns
+        NaN, text ones read as numbers where they are (as
+        :func:`churnkit.data.frames.numeric_matrix` gives them; NaN without ``text``)."""
+        names = tuple(names)
+        source, target = self._layout.take(names)
+        if len(source) == len(names):
+            return self._numbers[:, source]
+        out = np.full((len(self), len(names)), np.nan)
+        out[:, target] = self._numbers[:, source]
+        if text and self._texts:
+            for k, name in enumerate(names):
+                if name in self._texts:
+                    out[:, k] = self.number(name)
+        return out
+
+    def take(self, rows: np.ndarray) -> FeatureColumns:
+        """The rows at positions ``rows`` (an integer array)."""
+        rows = np.asarray(rows, dtype=np.intp)
+        source = rows if self._rows is None else self._rows[rows]
+        return FeatureColumns(self.index[rows], self._layout, self._numbers[rows],
+                              {k: v[rows] for k, v in self._texts.items()}, self._source,
+                              source)
