@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from churnkit.data.frames import numeric_matrix
-from churnkit.models.trees import TreeSettings
+from churnkit.models.trees import TreeSettings, predict
 
 #: Features of the hazard model (those present in the frame are used).
 FEATURES = (
@@ -106,7 +106,7 @@ class NextOrderModel:
         n_bins = len(self.edges) - 1
         rows = np.repeat(np.arange(len(X)), n_bins)
         bins = np.tile(np.arange(n_bins), len(X))
-        h = self.booster_.predict(self._expand(X[rows], bins)) if len(X) else np.empty(0)
+        h = predict(self.booster_, self._expand(X[rows], bins)) if len(X) else np.empty(0)
         return np.clip(np.asarray(h).reshape(len(X), n_bins), 1e-6, 1 - 1e-6)
 
     def survival(self, hazards: np.ndarray, days: np.ndarray) -> np.ndarray:
@@ -126,6 +126,10 @@ class NextOrderModel:
         ``conditional_quantile_days`` (return time among those who return within the horizon),
         and ``expected_days`` (unconditional mean; beyond the horizon the last bin's daily hazard
         continues, capped at 10 years)."""
+        return pd.DataFrame(self.summary_columns(hazards, quantile=quantile))
+
+    def summary_columns(self, hazards: np.ndarray, *, quantile: float) -> dict[str, np.ndarray]:
+        """:meth:`summary`'s columns as arrays."""
         H = self.horizon_days
         grid = np.arange(0, H + 1, dtype=float)
         S = self.survival(hazards, grid)  # (n, H+1)
@@ -143,8 +147,8 @@ class NextOrderModel:
         daily_tail = -np.log1p(-hazards[:, -1]) / width_last
         restricted = _row_sums(S[:, :-1])  # E[min(T, H)] on the day grid
         expected = np.minimum(restricted + S[:, -1] / np.maximum(daily_tail, 1e-9), 3650.0)
-        return pd.DataFrame({"p_return": p_return, "conditional_mean_days": cond_mean,
-                             "conditional_quantile_days": q_days, "expected_days": expected})
+        return {"p_return": p_return, "conditional_mean_days": cond_mean,
+                "conditional_quantile_days": q_days, "expected_days": expected}
 
     # -- persistence -----------------------------------------------------------------------
     def to_dict(self) -> dict:

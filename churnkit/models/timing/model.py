@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from churnkit.data.columns import FeatureColumns
 from churnkit.data.contract import as_utc_timestamp
 from churnkit.models.part import read_document, write_document
 from churnkit.models.timing.channels import ChannelRanker
@@ -125,22 +126,30 @@ class TimingModel:
                           for s in range(0, len(features), PLAN_CHUNK)])
 
     def _plan(self, features: pd.DataFrame, day0: pd.Timestamp) -> pd.DataFrame:
+        columns = self._plan_columns(features, day0)
+        columns["channel"] = pd.Series(columns["channel"], index=features.index, dtype=object)
+        return pd.DataFrame(columns, index=features.index)
+
+    def _plan_columns(self, features: pd.DataFrame | FeatureColumns, day0: pd.Timestamp, *,
+                      working: bool = True) -> dict[str, object]:
+        """:meth:`plan`'s columns as arrays (``contact_date`` a DatetimeIndex, ``channel`` an
+        object array); without ``working`` only :data:`OUTPUT_COLUMNS`."""
         cfg = self.config_
         n = len(features)
         hz = self.days_.hazards(features)
-        summary = self.days_.summary(hz, quantile=cfg.return_quantile)
-        p_return = summary["p_return"].to_numpy()
+        summary = self.days_.summary_columns(hz, quantile=cfg.return_quantile)
+        p_return = summary["p_return"]
 
         incident = np.zeros(n, dtype=bool)
-        if "days_since_paid_not_received" in features.columns:
-            d = pd.to_numeric(features["days_since_paid_not_received"], errors="coerce")
-            incident |= (d <= cfg.incident_recent_days).to_numpy(dtype=bool, na_value=False)
-        if "unresolved_tickets" in features.columns:
-            u = pd.to_numeric(features["unresolved_tickets"], errors="coerce")
-            incident |= (u > 0).to_numpy(dtype=bool, na_value=False)
+        with np.errstate(invalid="ignore"):  # NaN compares False: no incident
+            if "days_since_paid_not_received" in features.columns:
+                incident |= _numbers(features, "days_since_paid_not_received") \
+                    <= cfg.incident_recent_days
+            if "unresolved_tickets" in features.columns:
+                incident |= _numbers(features, "unresolved_tickets") > 0
         drift = ~incident & (p_return < cfg.drift_probability)
         rhythm = ~incident & ~drift
-        wait = np.minimum(summary["conditional_quantile_days"].to_numpy(), cfg.max_wait_days)
+        wait = np.minimum(summary["conditional_quantile_days"], cfg.max_wait_days)
         base = np.where(rhythm, np.round(wait), 0).astype(int)
         window = np.where(incident, 1, np.where(drift, cfg.drift_search_days,
                                                  cfg.rhythm_search_days))
@@ -177,26 +186,25 @@ class TimingModel:
             concentration = np.clip((s_lo - s_hi) / p_return, 0, 1)
         date_conf = np.where(incident, 1.0, np.where(drift, 1 - p_return, concentration))
 
-        channels = self.channels_.rank(features)
-        out = pd.DataFrame(
-            {
-                "contact_date": day0 + pd.to_timedelta(offset, unit="D"),
-                "contact_date_confidence": np.nan_to_num(date_conf, nan=0.0),
-                "contact_weekday": weekday.astype("int64"),
-                "contact_hour_local": hour.astype("int64"),
-                "contact_slot_confidence": np.nan_to_num(slot_conf, nan=0.0),
-                "channel": pd.Series(channels["channel"].to_numpy(), index=features.index,
-                                     dtype=object),
-                "channel_confidence": channels["channel_confidence"].to_numpy(),
-                "expected_days_to_next_order": summary["expected_days"].to_numpy(),
+        channels = self.channels_.rank_columns(features, ranking=working)
+        out = {
+            "contact_date": day0 + pd.to_timedelta(offset, unit="D"),
+            "contact_date_confidence": np.nan_to_num(date_conf, nan=0.0),
+            "contact_weekday": weekday.astype("int64"),
+            "contact_hour_local": hour.astype("int64"),
+            "contact_slot_confidence": np.nan_to_num(slot_conf, nan=0.0),
+            "channel": channels["channel"],
+            "channel_confidence": channels["channel_confidence"],
+            "expected_days_to_next_order": summary["expected_days"],
+        }
+        if working:
+            out.update({
                 "contact_rule": np.select([incident, drift], ["incident", "drift"], "rhythm"),
                 "p_order_within_horizon": p_return,
-                "return_days_if_returning": summary["conditional_mean_days"].to_numpy(),
+                "return_days_if_returning": summary["conditional_mean_days"],
                 "contact_day_offset": offset.astype("int64"),
-                "channel_ranking": channels["channel_ranking"].to_numpy(),
-            },
-            index=features.index,
-        )
+                "channel_ranking": channels["channel_ranking"],
+            })
         return out
 
     def predict(self, features: pd.DataFrame, *, as_of: object) -> pd.DataFrame:
@@ -208,6 +216,19 @@ class TimingModel:
         day's weekday and ``contact_hour_local`` the customer's local hour.
         """
         return self.plan(features, as_of=as_of).loc[:, list(OUTPUT_COLUMNS)]
+
+    def predict_columns(self, features: pd.DataFrame | FeatureColumns, *, as_of: object
+                        ) -> dict[str, object]:
+        """:meth:`predict`'s columns as arrays: ``contact_date`` a UTC DatetimeIndex,
+        ``channel`` an object array (str or None), the others NumPy arrays."""
+        day0 = as_utc_timestamp(as_of).normalize()
+        if len(features) <= PLAN_CHUNK:
+            return self._plan_columns(features, day0, working=False)
+        parts = [self._plan_columns(_rows(features, slice(s, s + PLAN_CHUNK)), day0,
+                                    working=False)
+                 for s in range(0, len(features), PLAN_CHUNK)]
+        return {c: (parts[0][c].append([p[c] for p in parts[1:]]) if c == "contact_date"
+                    else np.concatenate([p[c] for p in parts])) for c in OUTPUT_COLUMNS}
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
@@ -227,6 +248,20 @@ class TimingModel:
         model.slots_ = SlotModel.from_dict(doc["slots"])
         model.channels_ = ChannelRanker.from_dict(doc["channels"])
         return model
+
+
+def _numbers(features: pd.DataFrame | FeatureColumns, name: str) -> np.ndarray:
+    """Column ``name`` as float64 (text read as numbers where it is one, else NaN)."""
+    if isinstance(features, FeatureColumns):
+        return features.number(name)
+    return pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=float,
+                                                                   na_value=np.nan)
+
+
+def _rows(features: pd.DataFrame | FeatureColumns, rows: slice) -> pd.DataFrame | FeatureColumns:
+    if isinstance(features, FeatureColumns):
+        return features.take(np.arange(len(features))[rows])
+    return features.iloc[rows]
 
 
 def _row_interp(S: np.ndarray, days: np.ndarray) -> np.ndarray:

@@ -84,6 +84,12 @@ def _rowwise_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` summed in a fixed order per row, so a row's result does not depend on which
     other rows share the call (BLAS blocks by matrix size: a customer scored alone or in a
     shard of the nightly job would differ in the last bit)."""
+    if a.shape[0] * a.shape[1] * b.shape[1] <= 1 << 16:
+        # Few rows: every product at once, then the same additions in the same order (zero
+        # first, as below) by one accumulation along the inner dimension.
+        products = np.zeros((a.shape[0], a.shape[1] + 1, b.shape[1]))
+        np.multiply(a[:, :, None], b[None, :, :], out=products[:, 1:, :])
+        return np.cumsum(products, axis=1)[:, -1, :]
     out = np.zeros((a.shape[0], b.shape[1]))
     for j in range(a.shape[1]):
         out += a[:, j, None] * b[None, j, :]
