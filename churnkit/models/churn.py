@@ -29,7 +29,8 @@ from sklearn.utils.validation import (
 )
 
 from churnkit.data.columns import FeatureColumns
-from churnkit.models.trees import load_boosted, predict, save_boosted
+from churnkit.models.prediction import predict
+from churnkit.models.trees import load_boosted, save_boosted
 
 _FILE = "churn_model.json"
 CALIBRATIONS = ("sigmoid", "isotonic", "none")

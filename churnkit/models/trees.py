@@ -9,24 +9,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import lightgbm as lgb
-import numpy as np
 
 from churnkit.models.part import ModelPart, read_document, write_document
 
 T = TypeVar("T", bound=ModelPart)
-
-#: Up to this many rows LightGBM predicts on one thread: starting a thread team costs more
-#: than it saves on so few rows (and far more on a busy machine). Predictions do not depend
-#: on the number of threads.
-SINGLE_THREAD_ROWS = 256
-
-
-def predict(booster: lgb.Booster, X: np.ndarray, **params: object) -> np.ndarray:
-    """``booster.predict(X, **params)`` on a float64 matrix, on one thread for up to
-    :data:`SINGLE_THREAD_ROWS` rows (every thread otherwise, or ``num_threads`` if given)."""
-    if len(X) <= SINGLE_THREAD_ROWS:
-        params["num_threads"] = 1
-    return booster.predict(X, **params)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ from sklearn.base import BaseEstimator
 from churnkit.data.columns import FeatureColumns
 from churnkit.data.contract import CONTROL, SEND_ACTIONS
 from churnkit.data.frames import numeric_matrix, require_columns
-from churnkit.models.trees import load_boosted, predict, save_boosted
+from churnkit.models.prediction import predict
+from churnkit.models.trees import load_boosted, save_boosted
 from churnkit.policy import PolicyConfig, cause_evidence
 
 _FILE = "uplift.json"

@@ -26,7 +26,8 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 from churnkit.data.columns import FeatureColumns
 from churnkit.data.frames import numeric_matrix, require_columns
 from churnkit.features.registry import all_features, model_features
-from churnkit.models.trees import load_boosted, predict, save_boosted
+from churnkit.models.prediction import predict
+from churnkit.models.trees import load_boosted, save_boosted
 
 _FILE = "value_model.json"
 VALUE_COLUMNS = ("expected_value", "value_if_returned", "p_order")

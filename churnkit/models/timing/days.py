@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from churnkit.data.frames import numeric_matrix
-from churnkit.models.trees import TreeSettings, predict
+from churnkit.models.prediction import predict
+from churnkit.models.trees import TreeSettings
 
 #: Features of the hazard model (those present in the frame are used).
 FEATURES = (

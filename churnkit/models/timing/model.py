@@ -25,6 +25,7 @@ local).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -188,7 +189,7 @@ class TimingModel:
 
         channels = self.channels_.rank_columns(features, ranking=working)
         out = {
-            "contact_date": day0 + pd.to_timedelta(offset, unit="D"),
+            "contact_date": _days_after(day0, offset),
             "contact_date_confidence": np.nan_to_num(date_conf, nan=0.0),
             "contact_weekday": weekday.astype("int64"),
             "contact_hour_local": hour.astype("int64"),
@@ -227,8 +228,9 @@ class TimingModel:
         parts = [self._plan_columns(_rows(features, slice(s, s + PLAN_CHUNK)), day0,
                                     working=False)
                  for s in range(0, len(features), PLAN_CHUNK)]
-        return {c: (parts[0][c].append([p[c] for p in parts[1:]]) if c == "contact_date"
-                    else np.concatenate([p[c] for p in parts])) for c in OUTPUT_COLUMNS}
+        return {c: (pd.concat([pd.Series(p[c]) for p in parts], ignore_index=True).array
+                    if c == "contact_date" else np.concatenate([p[c] for p in parts]))
+                for c in OUTPUT_COLUMNS}
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
@@ -248,6 +250,21 @@ class TimingModel:
         model.slots_ = SlotModel.from_dict(doc["slots"])
         model.channels_ = ChannelRanker.from_dict(doc["channels"])
         return model
+
+
+@functools.lru_cache(maxsize=8)
+def _day_dtype(unit: str) -> pd.DatetimeTZDtype:
+    """The dtype pandas gives a UTC day of this unit plus whole days."""
+    return (pd.Timestamp(0, tz="UTC").as_unit(unit)
+            + pd.to_timedelta(np.zeros(1, dtype=np.int64), unit="D")).dtype
+
+
+def _days_after(day0: pd.Timestamp, offset: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """``day0 + pd.to_timedelta(offset, unit="D")`` (UTC midnights, whole days after
+    ``day0``) as a datetime array of that expression's dtype, by NumPy arithmetic."""
+    dtype = _day_dtype(day0.unit)
+    day = np.timedelta64(1, "D").astype(f"m8[{dtype.unit}]")
+    return pd.array(day0.as_unit(dtype.unit).asm8 + offset.astype(np.int64) * day, dtype=dtype)
 
 
 def _numbers(features: pd.DataFrame | FeatureColumns, name: str) -> np.ndarray:

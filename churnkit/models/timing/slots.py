@@ -27,8 +27,9 @@ import pandas as pd
 from churnkit.data.columns import FeatureColumns
 from churnkit.data.frames import numeric_matrix
 from churnkit.features.clock import HOUR_BANDS, WEEKDAYS
+from churnkit.models.prediction import predict
 from churnkit.models.timing.profiles import HourProfiles
-from churnkit.models.trees import TreeSettings, predict
+from churnkit.models.trees import TreeSettings
 
 HOURS_PER_WEEK = 168
 _BAND_COLS = tuple(f"activity_share_h{lo:02d}_{hi:02d}" for lo, hi in HOUR_BANDS)
