@@ -33,6 +33,7 @@ class _Layout:
         "names",
         "number_at",
         "numbers",
+        "plan",
         "positions",
         "text_at",
         "texts",
@@ -49,6 +50,7 @@ class _Layout:
         self.column_at = {n: j for j, n in enumerate(self.names)}
         self.positions: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]] = {}
         self.memo: dict[object, object] = {}
+        self.plan: list[tuple[str, object]] | None = None  # per storage block, see _read_blocks
 
     def matches(self, frame: pd.DataFrame, dtypes: list) -> bool:
         return dtypes == self.dtypes and frame.columns.equals(self.columns)
@@ -76,6 +78,93 @@ def _is_number(dtype: object) -> bool:
             pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype)))
         _DTYPE_KIND[dtype] = kind
     return kind
+
+
+def _blocks(frame: pd.DataFrame) -> tuple[tuple, list] | None:
+    """The frame's storage blocks: a signature (each block's dtype and column positions) and
+    their values; None when this pandas does not keep a frame as blocks.
+
+    pandas holds a frame as blocks of same-dtype columns (the arrays
+    :func:`pandas.api.internals.create_dataframe_from_blocks` takes); it has no public reader
+    of them, and converting a frame of ~40 blocks through its public methods costs far more
+    than a one-row customer's scoring. The values read here are those the public methods give
+    (:class:`FeatureColumns` is tested against them).
+    """
+    try:
+        blocks = frame._mgr.blocks
+        signature, values = [], []
+        for block in blocks:
+            at = block.mgr_locs.indexer
+            signature.append((block.dtype, (at.start, at.stop, at.step)
+                              if isinstance(at, slice) else np.asarray(at).tobytes()))
+            values.append(block.values)
+    except AttributeError:
+        return None
+    return tuple(signature), values
+
+
+_BLOCK_LAYOUTS: dict[tuple, list[_Layout]] = {}
+
+
+def _block_layout(frame: pd.DataFrame, signature: tuple) -> _Layout:
+    """The layout of frames with these blocks and columns, with its plan: per block, where its
+    numbers go in the number matrix, or the names of its text columns."""
+    found = _BLOCK_LAYOUTS.get(signature, [])
+    for layout in found:
+        if frame.columns is layout.columns or frame.columns.equals(layout.columns):
+            return layout
+    dtypes: list = [None] * len(frame.columns)
+    spans = []
+    for dtype, at in signature:
+        positions = (np.arange(*at) if isinstance(at, tuple)
+                     else np.frombuffer(at, dtype=np.intp))
+        spans.append((dtype, positions))
+        for j in positions.tolist():
+            dtypes[j] = dtype
+    layout = _Layout(frame.columns, dtypes)
+    compact = np.full(len(dtypes), -1, dtype=np.intp)
+    compact[layout.numbers] = np.arange(len(layout.numbers))
+    plan: list[tuple[str, object]] = []
+    for dtype, positions in spans:
+        if not _is_number(dtype):
+            plan.append(("text", [layout.names[j] for j in positions.tolist()]))
+        else:
+            target = compact[positions]
+            start = int(target[0]) if len(target) else 0
+            if np.array_equal(target, np.arange(start, start + len(target))):
+                target = slice(start, start + len(target))
+            plan.append(("numbers", target))
+    layout.plan = plan
+    if len(_BLOCK_LAYOUTS) >= 8:  # one layout per set of tables; keep a few
+        _BLOCK_LAYOUTS.clear()
+    _BLOCK_LAYOUTS[signature] = [layout, *found][:4]
+    return layout
+
+
+def _read_blocks(layout: _Layout, values: list, n: int
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+    """The number matrix and text columns from the blocks' values (None for a kind of block
+    read otherwise: the caller converts the frame through its public methods)."""
+    numbers = np.empty((n, len(layout.numbers)))
+    texts: dict[str, np.ndarray] = {}
+    for (kind, where), block in zip(layout.plan, values, strict=True):
+        if isinstance(block, np.ndarray):
+            if block.ndim != 2:
+                return None
+            if kind == "numbers":
+                numbers[:, where] = block.T
+            elif block.dtype == object:
+                for name, column in zip(where, block, strict=True):
+                    texts[name] = column
+            else:  # e.g. timestamps: as the frame converts them
+                return None
+        elif kind == "numbers":  # an extension array: one column
+            numbers[:, where] = block.to_numpy(dtype=np.float64, na_value=np.nan)[:, None]
+        elif len(where) == 1 and pd.api.types.is_string_dtype(block.dtype):
+            texts[where[0]] = block.to_numpy(dtype=object)
+        else:
+            return None
+    return numbers, texts
 
 
 def _layout(frame: pd.DataFrame) -> _Layout:
@@ -113,8 +202,14 @@ class FeatureColumns:
         """Convert ``frame`` (any index; numeric, flag and other columns)."""
         if isinstance(frame, FeatureColumns):
             return frame
-        layout = _layout(frame)
         n = len(frame)
+        blocks = _blocks(frame)
+        if blocks is not None:
+            layout = _block_layout(frame, blocks[0])
+            read = _read_blocks(layout, blocks[1], n)
+            if read is not None:
+                return cls(frame.index, layout, read[0], read[1], frame)
+        layout = _layout(frame)
         numbers = texts = None
         if 0 < n <= SMALL_FRAME_ROWS:
             values = frame.to_numpy(dtype=object)

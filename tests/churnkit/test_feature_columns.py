@@ -6,8 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churnkit.data import columns as columns_module
 from churnkit.data.columns import SMALL_FRAME_ROWS, FeatureColumns
 from churnkit.data.frames import numeric_matrix
+
+
+@pytest.fixture(params=["blocks", "public"])
+def reader(request, monkeypatch):
+    """Both ways of reading a frame: its storage blocks, and its public conversions."""
+    if request.param == "public":
+        monkeypatch.setattr(columns_module, "_blocks", lambda frame: None)
+    return request.param
 
 
 def frame(n: int, *, nullable: bool = False) -> pd.DataFrame:
@@ -33,12 +42,19 @@ def assert_same_objects(got: np.ndarray, want: np.ndarray) -> None:
 
 @pytest.mark.parametrize("n", [1, 2, SMALL_FRAME_ROWS, SMALL_FRAME_ROWS + 1, 500])
 @pytest.mark.parametrize("nullable", [False, True])
-def test_numbers_and_flags_are_the_frames_floats(n, nullable):
+def test_numbers_and_flags_are_the_frames_floats(n, nullable, reader):
     f = frame(n, nullable=nullable)
+    if nullable:  # a frame assembled column by column: many storage blocks
+        f["when"] = pd.Timestamp("2025-07-01", tz="UTC")
+        f = pd.concat([f[["share"]], f.drop(columns="share")], axis=1)
     cols = FeatureColumns.from_frame(f)
     assert len(cols) == n and cols.index.equals(f.index)
     assert list(cols.columns) == list(f.columns)
     for name in f.columns:
+        if name == "when":
+            assert cols.is_text(name)
+            assert cols.text(name).tolist() == f[name].to_numpy(dtype=object).tolist()
+            continue
         if name == "category":
             assert cols.is_text(name)
             assert_same_objects(cols.text(name), f[name].to_numpy(dtype=object))
@@ -49,7 +65,7 @@ def test_numbers_and_flags_are_the_frames_floats(n, nullable):
     np.testing.assert_array_equal(cols.number("absent", 0.0), np.zeros(n))
 
 
-def test_matrix_is_numeric_matrix_of_the_frame():
+def test_matrix_is_numeric_matrix_of_the_frame(reader):
     f = frame(7)
     names = ["share", "absent", "flag", "category", "count"]
     np.testing.assert_array_equal(FeatureColumns.from_frame(f).matrix(names),
@@ -62,7 +78,7 @@ def test_matrix_is_numeric_matrix_of_the_frame():
                                   numeric_matrix(f, ["category"]))
 
 
-def test_rows_taken_keep_their_values_and_index():
+def test_rows_taken_keep_their_values_and_index(reader):
     f = frame(30)
     cols = FeatureColumns.from_frame(f)
     part = cols.take(np.array([3, 0, 29]))
