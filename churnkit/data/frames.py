@@ -45,7 +45,8 @@ def numeric_matrix(frame: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
 def require_columns(frame: pd.DataFrame, names: Sequence[str], *, needed_by: str) -> None:
     """Raise ``ValueError`` naming the columns of ``names`` that ``frame`` lacks (at most 8, then
     how many more), e.g. a table the model was trained with is absent now."""
-    missing = [n for n in names if n not in frame.columns]
+    columns = frame.columns  # read once: a property of FeatureColumns, an Index of a frame
+    missing = [n for n in names if n not in columns]
     if missing:
         more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
         raise ValueError(f"{needed_by} needs features this frame lacks: "

@@ -246,7 +246,8 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         column trained as a number): predict from the frame then.
         """
         check_is_fitted(self, "booster_")
-        missing = [c for c in self.feature_names_in_ if c not in features.columns]
+        columns = features.columns
+        missing = [c for c in self.feature_names_in_ if c not in columns]
         if missing:
             raise ValueError(f"features missing from the input: {', '.join(missing)}")
         codes = features.memo(("churn design", self), lambda: self._codes(features))

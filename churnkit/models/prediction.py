@@ -35,10 +35,9 @@ def predict(booster: lgb.Booster, X: np.ndarray, *, num_iteration: int | None = 
     (the same values and shape), on one thread for up to :data:`SINGLE_THREAD_ROWS` rows and
     through LightGBM's single-row path for up to :data:`ROW_BY_ROW`."""
     if 0 < len(X) <= ROW_BY_ROW:
-        rows = [_predict_row(booster, X[i:i + 1], num_iteration, pred_contrib)
-                for i in range(len(X))]
-        if rows[0] is not None:
-            return rows[0] if len(rows) == 1 else np.concatenate(rows)
+        out = _predict_rows(booster, X, num_iteration, pred_contrib)
+        if out is not None:
+            return out
     params: dict[str, object] = {"num_threads": 1} if len(X) <= SINGLE_THREAD_ROWS else {}
     return booster.predict(X, num_iteration=num_iteration, pred_contrib=pred_contrib, **params)
 
@@ -62,6 +61,13 @@ class _RowPredictor:
         self.num_iteration: int | None = None
         self.size = 0
         self._free: weakref.finalize | None = None
+        # One row in, one row out: buffers and their pointers made once (used under the lock).
+        self._predict = self.lib.LGBM_BoosterPredictForMatSingleRowFast
+        self._row = np.empty(ncol, dtype=np.float64)
+        self._row_at = ctypes.c_void_p(self._row.ctypes.data)
+        self._written = ctypes.c_int64(0)
+        self._out = np.empty(0, dtype=np.float64)
+        self._out_at = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
 
     def _set_up(self, booster: lgb.Booster, num_iteration: int) -> None:
         lib, handle = self.lib, ctypes.c_void_p()
@@ -78,21 +84,25 @@ class _RowPredictor:
         # The config only points into the booster: free it with the booster at the latest.
         self._free = weakref.finalize(booster, lib.LGBM_FastConfigFree, handle)
         self.handle, self.num_iteration, self.size = handle, num_iteration, int(size.value)
+        self._out = np.empty(self.size, dtype=np.float64)
+        self._out_at = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
 
     def __call__(self, booster: lgb.Booster, X: np.ndarray, num_iteration: int) -> np.ndarray:
-        row = np.ascontiguousarray(X, dtype=np.float64)
-        if row.shape != (1, self.ncol):
-            raise ValueError(f"expected one row of {self.ncol} features, got {X.shape}")
-        written = ctypes.c_int64(0)
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.ncol:
+            raise ValueError(f"expected rows of {self.ncol} features, got shape {X.shape}")
         with self.lock:
             if self.num_iteration != num_iteration:
                 self._set_up(booster, num_iteration)
-            out = np.empty(self.size, dtype=np.float64)
-            _check(self.lib, self.lib.LGBM_BoosterPredictForMatSingleRowFast(
-                self.handle, row.ctypes.data_as(ctypes.c_void_p), ctypes.byref(written),
-                out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))))
+            out = np.empty((len(X), self.size), dtype=np.float64)
+            written = ctypes.byref(self._written)
+            for i in range(len(X)):
+                self._row[:] = X[i]
+                _check(self.lib, self._predict(self.handle, self._row_at, written,
+                                               self._out_at))
+                out[i] = self._out
         # Booster.predict's shape: one value per row flat, several as a row.
-        return out if self.size == 1 else out.reshape(1, self.size)
+        return out.reshape(len(X)) if self.size == 1 else out
 
 
 _PREDICTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -100,9 +110,9 @@ _PREDICTORS_LOCK = threading.Lock()
 _UNAVAILABLE = object()
 
 
-def _predict_row(booster: lgb.Booster, X: np.ndarray, num_iteration: int | None,
-                 contrib: bool) -> np.ndarray | None:
-    """One row's prediction through LightGBM's single-row path, or None when this LightGBM
+def _predict_rows(booster: lgb.Booster, X: np.ndarray, num_iteration: int | None,
+                  contrib: bool) -> np.ndarray | None:
+    """The rows' predictions through LightGBM's single-row path, or None when this LightGBM
     offers none."""
     if num_iteration is None:  # as Booster.predict: the best iteration when there is one
         num_iteration = booster.best_iteration

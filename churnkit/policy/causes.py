@@ -63,8 +63,19 @@ def column(features: pd.DataFrame | FeatureColumns, name: str,
     return pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
-def cause_evidence(features: pd.DataFrame, config: PolicyConfig) -> dict[str, np.ndarray]:
+def cause_evidence(features: pd.DataFrame | FeatureColumns,
+                   config: PolicyConfig) -> dict[str, np.ndarray]:
     """Per evidence cause, a boolean array: does the customer show its signs at ``as_of``?"""
+    if isinstance(features, FeatureColumns):  # read once per set of thresholds (uplift, policy)
+        thresholds = tuple((cause, tuple(sorted(values.items())))
+                           for cause, values in sorted(config.causes.items()))
+        return dict(features.derived(("cause evidence", thresholds),
+                                     lambda: _cause_evidence(features, config)))
+    return _cause_evidence(features, config)
+
+
+def _cause_evidence(features: pd.DataFrame | FeatureColumns,
+                    config: PolicyConfig) -> dict[str, np.ndarray]:
     c = config.causes
     with np.errstate(invalid="ignore"):
         d = c["delivery_failure"]

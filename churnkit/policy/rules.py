@@ -32,7 +32,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from churnkit.data.columns import FeatureColumns
+from churnkit.data.columns import FeatureColumns, nan_to_zero
 from churnkit.data.contract import CHANNELS, as_utc_timestamp
 from churnkit.data.frames import require_columns
 from churnkit.policy.caps import cap_waits, first_allowed_day, messages_in_window
@@ -58,10 +58,10 @@ def customer_value(scored: pd.DataFrame | Mapping[str, np.ndarray],
     max(1, orders in the last 365 days × horizon / 365).
     """
     if "value_if_returned" in scored:  # a column of the frame, or a key of the mapping
-        return np.nan_to_num(_floats(scored["value_if_returned"]), nan=0.0)
-    basket = np.nan_to_num(column(features, "mean_basket"), nan=0.0)
+        return nan_to_zero(_floats(scored["value_if_returned"]))
+    basket = nan_to_zero(column(features, "mean_basket"))
     pace = column(features, "orders_365d", 0.0) * config.horizon_days / 365.0
-    return basket * np.maximum(1.0, np.nan_to_num(pace))
+    return basket * np.maximum(1.0, nan_to_zero(pace))
 
 
 def _floats(values: object) -> np.ndarray:
@@ -210,7 +210,7 @@ def decide_columns(scored: pd.DataFrame | Mapping[str, np.ndarray],
         allowed = column(f, "allowed_channels", 0.0)
     else:
         allowed = sum(column(f, f"can_contact_{ch}", 0.0) for ch in CHANNELS)
-    no_consent = ~(np.nan_to_num(allowed) > 0)
+    no_consent = ~(allowed > 0)  # NaN compares False, as the 0 it stood for
     unsubscribed = column(f, "unsubscribed", 0.0) > 0
     s = config.serial_complainer
     with np.errstate(invalid="ignore"):
@@ -358,7 +358,7 @@ def _contact_dates(planned: object, capped: np.ndarray, day: pd.DatetimeIndex | 
     without a plan)."""
     n = len(capped)
     if planned is not None and not capped.any():
-        return pd.array(planned)
+        return planned.array if isinstance(planned, pd.Series | pd.Index) else pd.array(planned)
     if planned is None:
         planned = pd.Series(pd.NaT, index=pd.RangeIndex(n), dtype=day.dtype)
     else:
@@ -412,7 +412,7 @@ class _Playbook:
     def costs(self, value: np.ndarray) -> np.ndarray:
         """(n, actions) cost of each action for customers worth ``value`` (as
         :meth:`PolicyConfig.action_cost` gives them)."""
-        v = np.nan_to_num(np.asarray(value, dtype=float), nan=0.0)
+        v = nan_to_zero(value)
         return np.clip(self.cost[None, :] + self.share[None, :] * np.maximum(v, 0.0)[:, None],
                        self.low[None, :], self.high[None, :])
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from churnkit.data.columns import nan_to_zero
 from churnkit.features.contacts import RECENT_CONTACTS
 from churnkit.policy.causes import column
 from churnkit.policy.config import CAUSES, EVIDENCE_CAUSES, SEGMENTS, PolicyConfig
@@ -107,7 +108,7 @@ class Text:
 def _int(x: np.ndarray) -> Text:
     """Whole numbers as text ('?' for missing)."""
     x = np.asarray(x, dtype=float)
-    whole = np.round(np.nan_to_num(x, nan=0.0)).astype(np.int64)
+    whole = np.round(nan_to_zero(x)).astype(np.int64)
     text = (Text([str(v) for v in whole.tolist()]) if len(whole) <= SMALL_TEXT_ROWS
             else Text(pc.cast(pa.array(whole), pa.string())))
     missing = np.isnan(x)
@@ -117,7 +118,7 @@ def _int(x: np.ndarray) -> Text:
 
 
 def _plural(n: np.ndarray, one: str, many: str) -> Text:
-    single = np.round(np.nan_to_num(n)) == 1
+    single = np.round(n) == 1  # NaN rounds to NaN, never 1 (as 0 would not)
     if len(single) <= SMALL_TEXT_ROWS:
         return Text([one if s else many for s in single.tolist()])
     return Text(pc.if_else(pa.array(single), pa.scalar(one), pa.scalar(many)))

@@ -15,7 +15,7 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
-from churnkit.data.columns import FeatureColumns
+from churnkit.data.columns import FeatureColumns, nan_to_zero
 from churnkit.features.registry import all_features
 
 _WINDOW = r"(?P<w>\d+d|lifetime)"
@@ -38,7 +38,7 @@ def _num(frame: pd.DataFrame | FeatureColumns, name: str) -> np.ndarray:
 def _fmt(x: np.ndarray, pattern: str = "%d", scale: float = 1.0) -> Texts:
     x = np.asarray(x, dtype=float) * scale
     missing = np.isnan(x)
-    filled = np.nan_to_num(x, nan=0.0)
+    filled = nan_to_zero(x)
     if pattern == "%d":
         out = np.char.mod("%d", np.round(filled).astype(np.int64)).astype(object)
     else:
@@ -48,7 +48,7 @@ def _fmt(x: np.ndarray, pattern: str = "%d", scale: float = 1.0) -> Texts:
 
 
 def _count(x: np.ndarray, one: str, many: str) -> Texts:
-    return _fmt(x) + np.where(np.round(np.nan_to_num(x)) == 1, " " + one, " " + many)
+    return _fmt(x) + np.where(np.round(x) == 1, " " + one, " " + many)  # NaN: never 1
 
 
 def _window(w: str) -> str:
@@ -101,7 +101,7 @@ def _tickets(m, f, x):
 
 def _flag(yes: str, no: str):
     def text(m, f, x):
-        return np.where(np.nan_to_num(x) > 0, yes, no).astype(object)
+        return np.where(x > 0, yes, no).astype(object)  # NaN compares False
     return text
 
 
@@ -179,7 +179,7 @@ TEMPLATES: tuple[tuple[re.Pattern, Callable], ...] = tuple(
         (r"^(open|conversion)_rate$", lambda m, f, x: _fmt(x, "%d", 100.0)
             + ("% of messages opened" if m[1] == "open" else "% of messages led to an order")),
         (r"^can_contact_(?P<c>\w+)$", lambda m, f, x: np.where(
-            np.nan_to_num(x) > 0, f"reachable by {m['c']}", f"no consent for {m['c']}")),
+            x > 0, f"reachable by {m['c']}", f"no consent for {m['c']}")),
         (r"^activity_share_h(?P<a>\d\d)_(?P<b>\d\d)$", lambda m, f, x: _fmt(x, "%d", 100.0)
             + f"% of their activity between {m['a']}:00 and {m['b']}:00 local time"),
         (r"^activity_share_(?P<d>mon|tue|wed|thu|fri|sat|sun)$", lambda m, f, x: _fmt(

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pandas.api.internals import create_dataframe_from_blocks
 
 from churnkit.data.columns import FeatureColumns
@@ -215,6 +216,9 @@ def _frame(columns: dict[str, object], index: pd.Index) -> pd.DataFrame:
         if kind in "OU" and name not in OBJECT_COLUMNS and (
                 kind == "U" or pd.api.types.infer_dtype(values, skipna=True) == "string"):
             text = _TEXT_DTYPES[kind]
+            if isinstance(text, pd.StringDtype) and text.storage == "pyarrow":
+                blocks.append((_arrow_text(values, text), np.array([k])))
+                continue
             if isinstance(text, pd.api.extensions.ExtensionDtype):
                 blocks.append((pd.array(values, dtype=text), np.array([k])))
                 continue
@@ -226,6 +230,13 @@ def _frame(columns: dict[str, object], index: pd.Index) -> pd.DataFrame:
             block[row] = values
         blocks.append((block, np.array([k for k, _ in group])))
     return create_dataframe_from_blocks(blocks, index=index, columns=_columns(tuple(columns)))
+
+
+def _arrow_text(values: np.ndarray, dtype: pd.StringDtype) -> pd.api.extensions.ExtensionArray:
+    """``pd.array(values, dtype=dtype)`` for Arrow-backed strings, built from the Arrow array
+    directly (what pandas stores: large strings, missing values null)."""
+    return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string(), from_pandas=True),
+                                      dtype=dtype)
 
 
 def _with_objects(columns: dict[str, object], index: pd.Index) -> dict[str, object]:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-from churnkit.data.columns import FeatureColumns
+from churnkit.data.columns import FeatureColumns, nan_to_zero
 from churnkit.data.contract import CHANNELS
 
 
@@ -29,7 +29,7 @@ def _num(frame: pd.DataFrame | FeatureColumns, name: str) -> np.ndarray:
     if name not in frame.columns:
         return np.zeros(len(frame))
     if isinstance(frame, FeatureColumns):
-        return np.nan_to_num(frame.number(name))
+        return nan_to_zero(frame.number(name))
     s = frame[name]
     if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
         values = s.to_numpy(dtype="float64", na_value=np.nan)  # no parsing: ~10x cheaper
@@ -47,7 +47,7 @@ def _inputs(frame: pd.DataFrame | FeatureColumns
     """Opens, messages and consent per channel (rows x channels) and the unsubscribe flag,
     missing values and absent columns 0."""
     if isinstance(frame, FeatureColumns):
-        values = np.nan_to_num(frame.matrix(_INPUTS))
+        values = nan_to_zero(frame.matrix(_INPUTS))
     else:
         values = np.column_stack([_num(frame, name) for name in _INPUTS]) if len(frame) else \
             np.zeros((0, len(_INPUTS)))

@@ -129,27 +129,32 @@ class NextOrderModel:
         continues, capped at 10 years)."""
         return pd.DataFrame(self.summary_columns(hazards, quantile=quantile))
 
-    def summary_columns(self, hazards: np.ndarray, *, quantile: float) -> dict[str, np.ndarray]:
-        """:meth:`summary`'s columns as arrays."""
+    def summary_columns(self, hazards: np.ndarray, *, quantile: float,
+                        survival: np.ndarray | None = None,
+                        conditional_mean: bool = True) -> dict[str, np.ndarray]:
+        """:meth:`summary`'s columns as arrays (``survival``: ``S`` on days 0..horizon, when
+        the caller has it already; without ``conditional_mean``, no
+        ``conditional_mean_days``)."""
         H = self.horizon_days
         grid = np.arange(0, H + 1, dtype=float)
-        S = self.survival(hazards, grid)  # (n, H+1)
+        S = self.survival(hazards, grid) if survival is None else survival  # (n, H+1)
         p_return = 1 - S[:, -1]
         # Conditional CDF of the return time given a return before H.
         with np.errstate(divide="ignore", invalid="ignore"):
             cond = (1 - S) / p_return[:, None]
-        mass = -np.diff(S, axis=1)  # P(order on day d) for d = 0..H-1
-        mid = grid[:-1] + 0.5
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cond_mean = _row_sums(mass * mid) / p_return
+        out = {"p_return": p_return}
+        if conditional_mean:
+            mass = -np.diff(S, axis=1)  # P(order on day d) for d = 0..H-1
+            mid = grid[:-1] + 0.5
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out["conditional_mean_days"] = _row_sums(mass * mid) / p_return
         q_idx = (cond < quantile).sum(axis=1)  # first day whose conditional CDF reaches q
         q_days = np.minimum(q_idx, H).astype(float)
         width_last = self.edges[-1] - self.edges[-2]
         daily_tail = -np.log1p(-hazards[:, -1]) / width_last
         restricted = _row_sums(S[:, :-1])  # E[min(T, H)] on the day grid
         expected = np.minimum(restricted + S[:, -1] / np.maximum(daily_tail, 1e-9), 3650.0)
-        return {"p_return": p_return, "conditional_mean_days": cond_mean,
-                "conditional_quantile_days": q_days, "expected_days": expected}
+        return {**out, "conditional_quantile_days": q_days, "expected_days": expected}
 
     # -- persistence -----------------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from churnkit.data.columns import FeatureColumns
+from churnkit.data.columns import FeatureColumns, nan_to_zero
 from churnkit.data.contract import as_utc_timestamp
 from churnkit.models.part import read_document, write_document
 from churnkit.models.timing.channels import ChannelRanker
@@ -138,7 +138,10 @@ class TimingModel:
         cfg = self.config_
         n = len(features)
         hz = self.days_.hazards(features)
-        summary = self.days_.summary_columns(hz, quantile=cfg.return_quantile)
+        grid = np.arange(self.days_.horizon_days + 1, dtype=float)
+        S = self.days_.survival(hz, grid)  # (n, days 0..horizon)
+        summary = self.days_.summary_columns(hz, quantile=cfg.return_quantile, survival=S,
+                                             conditional_mean=working)
         p_return = summary["p_return"]
 
         incident = np.zeros(n, dtype=bool)
@@ -180,8 +183,6 @@ class TimingModel:
         w = cfg.date_confidence_window_days
         lo_d = np.clip(offset - w / 2, 0, self.days_.horizon_days)
         hi_d = np.clip(offset + w / 2, 0, self.days_.horizon_days)
-        grid = np.arange(self.days_.horizon_days + 1, dtype=float)
-        S = self.days_.survival(hz, grid)
         s_lo, s_hi = _row_interp(S, lo_d), _row_interp(S, hi_d)
         with np.errstate(divide="ignore", invalid="ignore"):
             concentration = np.clip((s_lo - s_hi) / p_return, 0, 1)
@@ -190,10 +191,10 @@ class TimingModel:
         channels = self.channels_.rank_columns(features, ranking=working)
         out = {
             "contact_date": _days_after(day0, offset),
-            "contact_date_confidence": np.nan_to_num(date_conf, nan=0.0),
+            "contact_date_confidence": nan_to_zero(date_conf),
             "contact_weekday": weekday.astype("int64"),
             "contact_hour_local": hour.astype("int64"),
-            "contact_slot_confidence": np.nan_to_num(slot_conf, nan=0.0),
+            "contact_slot_confidence": nan_to_zero(slot_conf),
             "channel": channels["channel"],
             "channel_confidence": channels["channel_confidence"],
             "expected_days_to_next_order": summary["expected_days"],

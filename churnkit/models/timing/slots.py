@@ -133,7 +133,7 @@ class SlotModel:
         days = np.asarray(predict(self.weekday_booster_, X)).reshape(len(X), 7)
         # No activity before as_of: the population's distribution (the global prior), which
         # beats what the trees extrapolate from an all-missing clock.
-        none = ~(np.nan_to_num(X[:, FEATURES.index("activity_events")], nan=0.0) > 0)
+        none = ~(X[:, FEATURES.index("activity_events")] > 0)  # NaN compares False, as 0
         prior = self.prior_slot_.reshape(7, 24)
         hours[none] = prior.sum(axis=0)
         days[none] = prior.sum(axis=1)
