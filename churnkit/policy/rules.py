@@ -336,7 +336,9 @@ def decide_columns(scored: pd.DataFrame | Mapping[str, np.ndarray],
         if planned is None or capped.any():
             day = first_allowed_day(as_utc_timestamp(as_of), wait[capped])
         out["contact_date"] = _contact_dates(planned, capped, day)
-    cap_reason = cap_texts(capped, count_wait >= gap_wait, messages_in_window(f, caps),
+    held = capped.any()  # the messages in the window are read for a reason only
+    cap_reason = cap_texts(capped, count_wait >= gap_wait,
+                           messages_in_window(f, caps) if held else np.zeros(n, np.int64),
                            column(f, "days_since_last_contact"), wait, day, config)
     out["cause"] = np.asarray(CAUSES, dtype=object)[cause]
     out["action"] = np.asarray(names, dtype=object)[chosen]

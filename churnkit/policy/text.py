@@ -105,6 +105,13 @@ class Text:
         return pd.array(self.a, dtype=_STR)
 
 
+def _present(values: np.ndarray) -> set:
+    """The distinct values of ``values`` (a set of Python objects)."""
+    if len(values) <= SMALL_TEXT_ROWS:
+        return set(values.tolist())
+    return set(np.unique(values).tolist())
+
+
 def _int(x: np.ndarray) -> Text:
     """Whole numbers as text ('?' for missing)."""
     x = np.asarray(x, dtype=float)
@@ -130,9 +137,10 @@ def cause_texts(f: pd.DataFrame, cause: np.ndarray, pnr: np.ndarray, risk_percen
     n = len(f)
     out = Text.full(n, "")
     code = {c: k for k, c in enumerate(CAUSES)}
+    present = _present(cause)
 
-    m = cause == code["delivery_failure"]
-    if m.any():
+    if code["delivery_failure"] in present:
+        m = cause == code["delivery_failure"]
         failures = column(f, "delivery_failures_lifetime")[m]
         last = column(f, "days_since_last_failure")[m]
         text = (_int(failures) + _plural(failures, " late, lost or undelivered order",
@@ -143,8 +151,8 @@ def cause_texts(f: pd.DataFrame, cause: np.ndarray, pnr: np.ndarray, risk_percen
         text[paid] = ("Paid for an order that never arrived (known " + _int(since[paid])
                       + " days ago)")
         out[m] = text
-    m = cause == code["unresolved_complaint"]
-    if m.any():
+    if code["unresolved_complaint"] in present:
+        m = cause == code["unresolved_complaint"]
         open_ = column(f, "unresolved_tickets", 0.0)[m]
         oldest = column(f, "oldest_unresolved_ticket_days")[m]
         rating = column(f, "min_satisfaction")[m]
@@ -155,8 +163,8 @@ def cause_texts(f: pd.DataFrame, cause: np.ndarray, pnr: np.ndarray, risk_percen
                           + " still unanswered, the oldest for " + _int(oldest[has_open])
                           + " days")
         out[m] = text
-    m = cause == code["price"]
-    if m.any():
+    if code["price"] in present:
+        m = cause == code["price"]
         p = config.causes["price"]
         checkouts = column(f, "abandoned_checkouts_90d", 0.0)[m]
         share = column(f, "delivery_cost_share")[m]
@@ -173,19 +181,19 @@ def cause_texts(f: pd.DataFrame, cause: np.ndarray, pnr: np.ndarray, risk_percen
         text[k] = (_int(checkouts[k]) + _plural(checkouts[k], " cart", " carts")
                    + " abandoned at checkout in the last 90 days")
         out[m] = text
-    m = cause == code["forgotten"]
-    if m.any():
+    if code["forgotten"] in present:
+        m = cause == code["forgotten"]
         out[m] = ("One order " + _int(column(f, "days_since_last_order")[m])
                   + " days ago and no visit since")
-    m = cause == code["natural"]
-    if m.any():
+    if code["natural"] in present:
+        m = cause == code["natural"]
         days = column(f, "days_since_last_order")[m]
         text = ("Activity fading with no incident (" + _int(days)
                 + " days since the last order)")
         text[np.isnan(days)] = "No order yet"
         out[m] = text
-    m = cause == code["none"]
-    if m.any():
+    if code["none"] in present:
+        m = cause == code["none"]
         out[m] = ("Not at risk (risk percentile " + _int(risk_percentile[m]) + ", below "
                   + f"{config.at_risk_percentile:g})")
     return out
@@ -203,10 +211,11 @@ def action_reasons(f: pd.DataFrame, cause: np.ndarray, action: np.ndarray,
     """
     why = cause_texts(f, cause, flags["paid_not_received"], risk_percentile, config)
     what = Text.full(len(f), "")
+    present = _present(action)
     for name in names:
-        m = action == name
-        if not m.any() or name == DNC:
+        if name not in present or name == DNC:
             continue
+        m = action == name
         template = config.actions[name].text
         if "{cost}" in template:
             head, _, tail = template.partition("{cost}")
@@ -233,13 +242,15 @@ def action_reasons(f: pd.DataFrame, cause: np.ndarray, action: np.ndarray,
     what[flags["capped"]] = cap_reason
     left &= ~flags["capped"]
     k = left & flags["value_below_cost"]
-    what[k] = ("do not contact: value " + _int(value[k]) + " is below the cost "
-               + _int(cheapest[k]) + " of the cheapest fitting action")
+    if k.any():
+        what[k] = ("do not contact: value " + _int(value[k]) + " is below the cost "
+                   + _int(cheapest[k]) + " of the cheapest fitting action")
     left &= ~k
     k = left & flags["gate"]
-    what[k] = ("do not contact: value " + _int(value[k]) + " is under "
-               + f"{config.economic_gate_multiple:g}× the cost " + _int(cheapest[k])
-               + " of the cheapest fitting action")
+    if k.any():
+        what[k] = ("do not contact: value " + _int(value[k]) + " is under "
+                   + f"{config.economic_gate_multiple:g}× the cost " + _int(cheapest[k])
+                   + " of the cheapest fitting action")
     left &= ~k
     k = left & flags.get("postponed", np.zeros(len(f), dtype=bool))
     if k.any():

@@ -106,9 +106,7 @@ class ChannelRanker:
         n_rows = len(frame)
         # Every channel at once: (rows, channels) matrices of the history and the consent.
         opens, contacts, consent, unsubscribed = _inputs(frame)
-        alpha = np.array([self.alpha_[ch] for ch in CHANNELS])
-        beta = np.array([self.beta_[ch] for ch in CHANNELS])
-        conversion = np.array([self.conversion_per_open_[ch] for ch in CHANNELS])
+        alpha, beta, conversion = self._priors()
         a = alpha + opens
         b = np.maximum(beta + contacts - opens, 1e-6)
         mean = a / (a + b)
@@ -131,6 +129,15 @@ class ChannelRanker:
         if ranking:
             out["channel_ranking"] = [list(names[order[i, :n_allowed[i]]]) for i in range(n_rows)]
         return out
+
+    def _priors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The fitted priors and conversions per channel as vectors (made once per fit)."""
+        fitted = (self.alpha_, self.beta_, self.conversion_per_open_)
+        cached = getattr(self, "_vectors", None)
+        if cached is None or any(a is not b for a, b in zip(cached[0], fitted, strict=True)):
+            cached = (fitted, tuple(np.array([d[ch] for ch in CHANNELS]) for d in fitted))
+            self._vectors = cached
+        return cached[1]
 
     def to_dict(self) -> dict:
         return {"alpha": self.alpha_, "beta": self.beta_,

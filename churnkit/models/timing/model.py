@@ -173,8 +173,10 @@ class TimingModel:
         weekday = cand_wd[rows, pick]
         offset = base + pick
         # Slot confidence: the share of that day's engagement chance within +-1 hour of the hour.
-        near = sum(hours[rows, np.clip(hour + k, 0, 23)] * ((hour + k >= 0) & (hour + k < 24))
-                   for k in (-1, 0, 1))
+        # (the three hours' shares added in order from 0, as a sum over them would)
+        around = hour[:, None] + np.array([-1, 0, 1])[None, :]
+        shares = hours[rows[:, None], np.clip(around, 0, 23)] * ((around >= 0) & (around < 24))
+        near = np.cumsum(np.concatenate([np.zeros((n, 1)), shares], axis=1), axis=1)[:, -1]
         with np.errstate(divide="ignore", invalid="ignore"):
             slot_conf = np.clip(near / hours.sum(axis=1), 0, 1)
 
@@ -183,7 +185,7 @@ class TimingModel:
         w = cfg.date_confidence_window_days
         lo_d = np.clip(offset - w / 2, 0, self.days_.horizon_days)
         hi_d = np.clip(offset + w / 2, 0, self.days_.horizon_days)
-        s_lo, s_hi = _row_interp(S, lo_d), _row_interp(S, hi_d)
+        s_lo, s_hi = _row_interp(S, np.column_stack([lo_d, hi_d])).T
         with np.errstate(divide="ignore", invalid="ignore"):
             concentration = np.clip((s_lo - s_hi) / p_return, 0, 1)
         date_conf = np.where(incident, 1.0, np.where(drift, 1 - p_return, concentration))
@@ -283,10 +285,11 @@ def _rows(features: pd.DataFrame | FeatureColumns, rows: slice) -> pd.DataFrame 
 
 
 def _row_interp(S: np.ndarray, days: np.ndarray) -> np.ndarray:
-    """Row-wise linear interpolation of ``S`` (values at days 0, 1, ...) at ``days``."""
+    """Row-wise linear interpolation of ``S`` (values at days 0, 1, ...) at ``days`` (one day
+    per row, or a row of days per row)."""
     i = np.clip(np.floor(days).astype(int), 0, S.shape[1] - 2)
     frac = days - i
-    rows = np.arange(len(S))
+    rows = np.arange(len(S)).reshape(-1, *([1] * (np.ndim(days) - 1)))
     return S[rows, i] * (1 - frac) + S[rows, i + 1] * frac
 
 

@@ -122,7 +122,7 @@ class SlotModel:
             offset_p = np.asarray(predict(self.offset_booster_, X[has])).reshape(-1, 24)
             cols = (modal[has].astype(np.int64)[:, None] + np.arange(24)[None, :]) % 24
             absolute = np.empty_like(offset_p)
-            np.put_along_axis(absolute, cols, offset_p, axis=1)
+            absolute[np.arange(len(cols))[:, None], cols] = offset_p
             hours[has] = (hours[has] + absolute) / 2
         counts = _hour_counts(frame)
         if self.profiles_ is not None and counts is not None:
