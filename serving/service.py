@@ -101,6 +101,7 @@ class ChurnService:
         started = time.perf_counter()
         try:
             bundle = ck.ModelBundle.load(self.settings.model)
+            bundle.warm_up()  # ready means the first request scores at full speed
             store = open_store(self.settings.data, memory_mb=self.settings.store_memory_mb)
             self.bundle, self.store = bundle, store
         except Exception as exc:  # reported by /readyz and every scoring call

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from churnkit.data.columns import FeatureColumns
+
 
 def numeric_matrix(frame: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
     """``frame``'s columns ``names`` as a float64 matrix: flags 0/1, missing values and absent
@@ -15,8 +17,11 @@ def numeric_matrix(frame: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
 
     Numeric and flag columns are converted as one block (far cheaper for one customer than
     column by column); a frame holding another kind falls back to column-by-column coercion.
-    Each row's values do not depend on the other rows.
+    Each row's values do not depend on the other rows. ``frame`` may be a
+    :class:`~churnkit.data.columns.FeatureColumns` (the same values, without pandas).
     """
+    if isinstance(frame, FeatureColumns):
+        return frame.matrix(names)
     names = list(names)
     present = [n for n in names if n in frame.columns]
     if not names:
@@ -40,7 +45,8 @@ def numeric_matrix(frame: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
 def require_columns(frame: pd.DataFrame, names: Sequence[str], *, needed_by: str) -> None:
     """Raise ``ValueError`` naming the columns of ``names`` that ``frame`` lacks (at most 8, then
     how many more), e.g. a table the model was trained with is absent now."""
-    missing = [n for n in names if n not in frame.columns]
+    columns = frame.columns  # read once: a property of FeatureColumns, an Index of a frame
+    missing = [n for n in names if n not in columns]
     if missing:
         more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
         raise ValueError(f"{needed_by} needs features this frame lacks: "

@@ -28,6 +28,8 @@ from sklearn.utils.validation import (
     column_or_1d,
 )
 
+from churnkit.data.columns import FeatureColumns
+from churnkit.models.prediction import predict
 from churnkit.models.trees import load_boosted, save_boosted
 
 _FILE = "churn_model.json"
@@ -234,6 +236,68 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
                                            pred_contrib=True)
         return pd.DataFrame(values, index=X.index, columns=[*self.feature_names_in_, "bias"])
 
+    # -- prediction on feature columns (scoring) -----------------------------------------------
+    def design(self, features: FeatureColumns) -> np.ndarray | None:
+        """The float64 matrix the trees read, from feature columns: the training features in
+        order, each category as its code among the training categories (unknown or missing:
+        NaN), exactly as LightGBM encodes the frame :meth:`predict_proba` is given.
+
+        None when LightGBM would read that frame otherwise (at float32 precision, or text in a
+        column trained as a number): predict from the frame then.
+        """
+        check_is_fitted(self, "booster_")
+        columns = features.columns
+        missing = [c for c in self.feature_names_in_ if c not in columns]
+        if missing:
+            raise ValueError(f"features missing from the input: {', '.join(missing)}")
+        codes = features.memo(("churn design", self), lambda: self._codes(features))
+        if codes is None:
+            return None
+        X = features.matrix(self.feature_names_in_, text=False)
+        for k, (column, lookup) in codes.items():
+            X[:, k] = _encode(features.text(column), lookup)
+        return X
+
+    def _codes(self, features: FeatureColumns) -> dict[int, tuple[str, dict]] | None:
+        """Per categorical input's position: its column and value -> code (float), or None
+        when the frame's dtypes would not make LightGBM read float64 with these categories."""
+        names = self.feature_names_in_
+        text = {n for n in names if features.is_text(n)}
+        if text != set(self.categories_):
+            return None
+        kinds = [features.dtype(n) for n in names if n not in text]
+        if not all(isinstance(d, np.dtype) for d in kinds):  # e.g. nullable: as LightGBM does
+            return None
+        kinds = [np.dtype("float64") if d.kind == "b" else d for d in kinds]  # model_matrix: 0/1
+        if np.result_type(*kinds, np.float32) != np.float64:
+            return None
+        # LightGBM re-encodes each category column (in column order) with the categories it
+        # was trained with; a value outside them, or outside the model's, is missing.
+        trained = self.booster_.pandas_categorical or []
+        ordered = [n for n in names if n in text]
+        if len(trained) != len(ordered):
+            return None
+        codes = {}
+        for column, known in zip(ordered, trained, strict=True):
+            at = {v: float(i) for i, v in enumerate(known)}
+            codes[names.index(column)] = (column, {v: at[v] for v in self.categories_[column]
+                                                   if v in at})
+        return codes
+
+    def predict_proba_design(self, X: np.ndarray) -> np.ndarray:
+        """Calibrated P(churns) per row of a :meth:`design` matrix (shape (n,))."""
+        if len(X) == 0:
+            return np.empty(0)
+        p = predict(self.booster_, X, num_iteration=self.best_iteration_)
+        return _apply_calibrator(self.calibrator_, p) if self.calibrator_ is not None else p
+
+    def contributions_design(self, X: np.ndarray) -> np.ndarray:
+        """SHAP values in log-odds per row of a :meth:`design` matrix: (n, features + 1), the
+        last column the bias (see :meth:`contributions`)."""
+        if len(X) == 0:
+            return np.empty((0, len(self.feature_names_in_) + 1))
+        return predict(self.booster_, X, num_iteration=self.best_iteration_, pred_contrib=True)
+
     def feature_importance(self) -> pd.Series:
         """Total gain per feature, largest first."""
         gain = self.booster_.feature_importance(importance_type="gain",
@@ -261,6 +325,17 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         model.calibrator_ = meta["calibrator"]
         model.classes_ = np.array(meta.get("classes", [False, True]))  # older: churned
         return model
+
+
+def _encode(values: np.ndarray, lookup: dict) -> np.ndarray:
+    """Category codes (float; NaN for anything not in ``lookup``) of an object array."""
+    if len(values) <= 64:
+        return np.array([lookup.get(v, np.nan) if isinstance(v, str) else np.nan
+                         for v in values.tolist()], dtype=float).reshape(len(values))
+    keys = list(lookup)
+    at = pd.Categorical(values, categories=keys).codes
+    mapped = np.asarray([lookup[k] for k in keys] + [np.nan], dtype=float)
+    return mapped[np.where(at >= 0, at, len(keys))]
 
 
 def _fit_calibrator(kind: str, raw: np.ndarray, y: np.ndarray) -> dict:

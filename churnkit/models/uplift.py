@@ -25,8 +25,10 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from churnkit.data.columns import FeatureColumns
 from churnkit.data.contract import CONTROL, SEND_ACTIONS
 from churnkit.data.frames import numeric_matrix, require_columns
+from churnkit.models.prediction import predict
 from churnkit.models.trees import load_boosted, save_boosted
 from churnkit.policy import PolicyConfig, cause_evidence
 
@@ -74,8 +76,20 @@ def uplift_feature_names(features: pd.DataFrame) -> list[str]:
     return present + flags
 
 
-def _matrix(features: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
-    if any(n.startswith(EVIDENCE_PREFIX) and n not in features.columns for n in names):
+def _matrix(features: pd.DataFrame | FeatureColumns, names: Sequence[str]) -> np.ndarray:
+    derived = [n for n in names if n.startswith(EVIDENCE_PREFIX) and n not in features.columns]
+    if derived and isinstance(features, FeatureColumns):
+        # The evidence flags go straight into the matrix (no frame with them is built).
+        evidence = {f"{EVIDENCE_PREFIX}{cause}": flags for cause, flags in
+                    cause_evidence(features, PolicyConfig.default()).items()}
+        require_columns(features, [n for n in names if n not in evidence],
+                        needed_by="the uplift model")
+        X = features.matrix(names)
+        for k, name in enumerate(names):
+            if name in evidence and name not in features.columns:
+                X[:, k] = evidence[name].astype(float)
+        return X
+    if derived:
         features = with_cause_evidence(features)
     require_columns(features, names, needed_by="the uplift model")
     return numeric_matrix(features, names)
@@ -253,18 +267,28 @@ class UpliftModel(BaseEstimator):
         window) if contacted with it vs not contacted (index of ``features``, usually
         ``customer_id``; one column per action of :data:`SEND_ACTIONS`, 0 for actions the
         campaigns never tested enough)."""
-        X = _matrix(features, self.feature_names_)
         out = pd.DataFrame(0.0, index=features.index, columns=list(SEND_ACTIONS))
+        for name, values in self.predict_columns(features).items():
+            if name in self.actions_:
+                out[name] = values
+        return out
+
+    def predict_columns(self, features: pd.DataFrame | FeatureColumns
+                        ) -> dict[str, np.ndarray]:
+        """:meth:`predict`'s columns as arrays: per action of :data:`SEND_ACTIONS`, the uplift
+        of each row (float64; 0 for actions the campaigns never tested enough)."""
+        X = _matrix(features, self.feature_names_)
+        out = {name: np.zeros(len(X)) for name in SEND_ACTIONS}
         if not len(X):
             return out
         if self.learner == "t":
-            base = self.boosters_[CONTROL].predict(X) if CONTROL in self.boosters_ else 0.0
+            base = predict(self.boosters_[CONTROL], X) if CONTROL in self.boosters_ else 0.0
             for name in self.actions_:
-                out[name] = self.boosters_[name].predict(X) - base
+                out[name] = predict(self.boosters_[name], X) - base
         else:
             for name in self.actions_:
                 mean, level, slope = self.calibration_.get(name, (0.0, None, 1.0))
-                raw = self.boosters_[name].predict(X)
+                raw = predict(self.boosters_[name], X)
                 shrunk = raw if level is None else level + slope * (raw - mean)
                 out[name] = np.clip(shrunk, -1.0, 1.0)
         return out

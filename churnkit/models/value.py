@@ -23,8 +23,10 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
+from churnkit.data.columns import FeatureColumns
 from churnkit.data.frames import numeric_matrix, require_columns
 from churnkit.features.registry import all_features, model_features
+from churnkit.models.prediction import predict
 from churnkit.models.trees import load_boosted, save_boosted
 
 _FILE = "value_model.json"
@@ -114,9 +116,11 @@ class ValueModel(RegressorMixin, BaseEstimator):
         tags.target_tags.positive_only = True  # revenue
         return tags
 
-    def _frame(self, features: pd.DataFrame | np.ndarray, *, reset: bool) -> pd.DataFrame:
-        """A frame as given; an array checked and named by position (``x0``, ...)."""
-        if isinstance(features, pd.DataFrame):
+    def _frame(self, features: pd.DataFrame | FeatureColumns | np.ndarray, *, reset: bool
+               ) -> pd.DataFrame | FeatureColumns:
+        """A frame (or feature columns) as given; an array checked and named by position
+        (``x0``, ...)."""
+        if isinstance(features, pd.DataFrame | FeatureColumns):
             return features
         array = check_array(features, ensure_all_finite="allow-nan")
         if not reset and array.shape[1] != self.n_features_in_:
@@ -129,16 +133,23 @@ class ValueModel(RegressorMixin, BaseEstimator):
         horizon) and ``p_order`` (probability of any order in the horizon)."""
         check_is_fitted(self, "order_rate_")
         features = self._frame(features, reset=False)
-        X = _matrix(features, self.feature_names_)
-        if not len(X):
+        values = self.predict_columns(features)
+        if not len(features):
             return pd.DataFrame({c: pd.Series(dtype=float) for c in VALUE_COLUMNS},
                                 index=features.index)
-        p = (self.classifier_.predict(X) if self.classifier_ is not None
+        return pd.DataFrame(values, index=features.index)
+
+    def predict_columns(self, features: pd.DataFrame | FeatureColumns) -> dict[str, np.ndarray]:
+        """:meth:`predict_frame`'s columns as arrays (float64, one value per row)."""
+        check_is_fitted(self, "order_rate_")
+        X = _matrix(features, self.feature_names_)
+        if not len(X):
+            return {c: np.empty(0) for c in VALUE_COLUMNS}
+        p = (predict(self.classifier_, X) if self.classifier_ is not None
              else np.full(len(X), self.order_rate_))
-        cond = (self.regressor_.predict(X) if self.regressor_ is not None
+        cond = (predict(self.regressor_, X) if self.regressor_ is not None
                 else np.full(len(X), self.mean_if_returned_))
-        return pd.DataFrame({"expected_value": p * cond, "value_if_returned": cond,
-                             "p_order": p}, index=features.index)
+        return {"expected_value": p * cond, "value_if_returned": cond, "p_order": p}
 
     def predict(self, features: pd.DataFrame) -> pd.Series:
         """``expected_value``: expected revenue over the horizon (currency), index as

@@ -17,17 +17,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from churnkit.data.columns import FeatureColumns
 from churnkit.data.frames import require_columns
 from churnkit.features.contacts import RECENT_CONTACTS, recent_contact_age
+from churnkit.policy.causes import column
 from churnkit.policy.config import ContactCaps
 
 _MICROSECONDS_PER_DAY = 86_400_000_000
 
 
-def _age(features: pd.DataFrame, k: int) -> np.ndarray:
+def _age(features: pd.DataFrame | FeatureColumns, k: int) -> np.ndarray:
     """Days since the ``k``-th most recent message sent (NaN: fewer messages)."""
-    return pd.to_numeric(features[recent_contact_age(k)], errors="coerce").to_numpy(
-        dtype=float, na_value=np.nan)
+    return column(features, recent_contact_age(k))
 
 
 def cap_waits(features: pd.DataFrame, caps: ContactCaps) -> tuple[np.ndarray, np.ndarray]:

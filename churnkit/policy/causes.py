@@ -10,11 +10,14 @@ below the at-risk percentile has cause ``none``. Everything is vectorized over t
 
 from __future__ import annotations
 
+import functools
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from churnkit.data.columns import FeatureColumns
 from churnkit.policy.config import CAUSES, PolicyConfig
 
 #: Feature-name patterns of each cause's SHAP group (checked in this order: price first, so
@@ -40,15 +43,39 @@ def feature_cause(name: str) -> str | None:
     return None
 
 
-def column(features: pd.DataFrame, name: str, default: float = np.nan) -> np.ndarray:
+@dataclass(frozen=True)
+class RowContributions:
+    """The churn model's SHAP values (log-odds) of some rows of a feature frame: ``values``
+    (len(rows), len(names) + 1, the bias last) for the rows at positions ``rows``."""
+
+    values: np.ndarray
+    rows: np.ndarray
+    names: tuple[str, ...]
+
+
+def column(features: pd.DataFrame | FeatureColumns, name: str,
+           default: float = np.nan) -> np.ndarray:
     """Feature ``name`` as float64 (``default`` everywhere when its family is absent)."""
+    if isinstance(features, FeatureColumns):
+        return features.number(name, default)
     if name not in features.columns:
         return np.full(len(features), default, dtype=float)
     return pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
-def cause_evidence(features: pd.DataFrame, config: PolicyConfig) -> dict[str, np.ndarray]:
+def cause_evidence(features: pd.DataFrame | FeatureColumns,
+                   config: PolicyConfig) -> dict[str, np.ndarray]:
     """Per evidence cause, a boolean array: does the customer show its signs at ``as_of``?"""
+    if isinstance(features, FeatureColumns):  # read once per set of thresholds (uplift, policy)
+        thresholds = tuple((cause, tuple(sorted(values.items())))
+                           for cause, values in sorted(config.causes.items()))
+        return dict(features.derived(("cause evidence", thresholds),
+                                     lambda: _cause_evidence(features, config)))
+    return _cause_evidence(features, config)
+
+
+def _cause_evidence(features: pd.DataFrame | FeatureColumns,
+                    config: PolicyConfig) -> dict[str, np.ndarray]:
     c = config.causes
     with np.errstate(invalid="ignore"):
         d = c["delivery_failure"]
@@ -83,22 +110,52 @@ def at_risk_rows(percentile: np.ndarray, features: pd.DataFrame,
         return (np.asarray(percentile, dtype=float) >= config.at_risk_percentile) | pnr
 
 
-def cause_shap_mass(contributions: pd.DataFrame | None, index: pd.Index) -> dict[str, np.ndarray]:
+@functools.lru_cache(maxsize=16)
+def _cause_groups(names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Per cause, the positions in ``names`` of its feature group (``bias`` in none)."""
+    return {cause: np.asarray([k for k, n in enumerate(names)
+                               if n != "bias" and feature_cause(n) == cause], dtype=np.intp)
+            for cause, _ in CAUSE_FEATURES}
+
+
+def _positive_sum(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Per row, the sum of the positive values at ``positions``, added one column after the
+    other (an accumulation: a row gets the same bits whatever the other rows, where a row-wise
+    ``sum`` orders its additions by the array's layout)."""
+    return np.cumsum(np.clip(values[:, positions], 0, None), axis=1)[:, -1]
+
+
+def cause_shap_mass(contributions: pd.DataFrame | RowContributions | None,
+                    index: pd.Index) -> dict[str, np.ndarray]:
     """Per cause, the sum of positive SHAP contributions (log-odds) of its feature group (0 for
-    rows without contributions: scoring explains the at-risk customers only)."""
+    rows without contributions: scoring explains the at-risk customers only).
+
+    ``contributions``: a frame (columns the features and ``bias``) aligned with ``index`` by
+    label, or the values of some rows by position."""
     out = {cause: np.zeros(len(index)) for cause, _ in CAUSE_FEATURES}
     if contributions is None or not len(index):
         return out
-    contributions = contributions.reindex(index, fill_value=0.0)
-    for cause in out:
-        cols = [n for n in contributions.columns if n != "bias" and feature_cause(n) == cause]
-        if cols:
-            out[cause] = np.clip(contributions[cols].to_numpy(dtype=float), 0, None).sum(axis=1)
+    if isinstance(contributions, RowContributions):
+        values, rows = contributions.values, contributions.rows
+        groups = _cause_groups(contributions.names)
+    else:
+        contributions = contributions.reindex(index, fill_value=0.0)
+        values, rows = contributions.to_numpy(dtype=float), None
+        groups = _cause_groups(tuple(str(c) for c in contributions.columns))
+    for cause, positions in groups.items():
+        if len(positions):
+            mass = _positive_sum(values, positions)
+            if rows is None:
+                out[cause] = mass
+            else:
+                out[cause][rows] = mass
     return out
 
 
-def infer_causes(features: pd.DataFrame, at_risk: np.ndarray, config: PolicyConfig,
-                 contributions: pd.DataFrame | None = None) -> tuple[np.ndarray, dict]:
+def infer_causes(features: pd.DataFrame | FeatureColumns, at_risk: np.ndarray,
+                 config: PolicyConfig,
+                 contributions: pd.DataFrame | RowContributions | None = None
+                 ) -> tuple[np.ndarray, dict]:
     """The cause code per customer (index into :data:`CAUSES`) and the evidence behind it.
 
     Parameters

@@ -26,15 +26,17 @@ config's horizon at last year's pace (at least one basket).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
+from churnkit.data.columns import FeatureColumns, nan_to_zero
 from churnkit.data.contract import CHANNELS, as_utc_timestamp
 from churnkit.data.frames import require_columns
 from churnkit.policy.caps import cap_waits, first_allowed_day, messages_in_window
-from churnkit.policy.causes import at_risk_rows, column, infer_causes
+from churnkit.policy.causes import RowContributions, at_risk_rows, column, infer_causes
 from churnkit.policy.config import CAUSES, EVIDENCE_CAUSES, SEGMENTS, PolicyConfig
 from churnkit.policy.segments import lifecycle_segment
 from churnkit.policy.text import action_reasons, cap_texts, traces
@@ -48,19 +50,25 @@ DNC = "do_not_contact"
 BELOW_AVERAGE = ("value", "cause", "return")
 
 
-def customer_value(scored: pd.DataFrame, features: pd.DataFrame,
-                   config: PolicyConfig) -> np.ndarray:
+def customer_value(scored: pd.DataFrame | Mapping[str, np.ndarray],
+                   features: pd.DataFrame | FeatureColumns, config: PolicyConfig) -> np.ndarray:
     """Value (currency) of a customer who comes back, over the horizon.
 
     ``value_if_returned`` from the bundle's value model when present; else the mean basket ×
     max(1, orders in the last 365 days × horizon / 365).
     """
-    if "value_if_returned" in scored.columns:
-        v = pd.to_numeric(scored["value_if_returned"], errors="coerce").to_numpy(dtype=float)
-        return np.nan_to_num(v, nan=0.0)
-    basket = np.nan_to_num(column(features, "mean_basket"), nan=0.0)
+    if "value_if_returned" in scored:  # a column of the frame, or a key of the mapping
+        return nan_to_zero(_floats(scored["value_if_returned"]))
+    basket = nan_to_zero(column(features, "mean_basket"))
     pace = column(features, "orders_365d", 0.0) * config.horizon_days / 365.0
-    return basket * np.maximum(1.0, np.nan_to_num(pace))
+    return basket * np.maximum(1.0, nan_to_zero(pace))
+
+
+def _floats(values: object) -> np.ndarray:
+    """Numbers as float64 (anything else NaN)."""
+    if isinstance(values, np.ndarray) and values.dtype == np.float64:
+        return values
+    return np.asarray(pd.to_numeric(values, errors="coerce"), dtype=float)
 
 
 def postpone_references(scored: pd.DataFrame, features: pd.DataFrame,
@@ -93,7 +101,8 @@ def _postponed(config: PolicyConfig, contact: np.ndarray, pnr: np.ndarray, value
     n = len(contact)
     if not rule.active:
         return np.zeros(n, dtype=bool), {k: np.zeros(n, dtype=bool) for k in BELOW_AVERAGE}
-    weak = np.isin(cause, [CAUSES.index(c) for c in rule.weak_causes])
+    weak = (cause[:, None] == np.array([CAUSES.index(c) for c in rule.weak_causes],
+                                       dtype=np.int64)[None, :]).any(axis=1)
     below = {"value": value < rule.reference_value, "cause": weak,
              "return": (1.0 - p_churn) < rule.reference_return_probability}
     count = sum(b.astype(np.int64) for b in below.values())
@@ -159,23 +168,49 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
         f.attrs = {}
     if not f.index.equals(scored.index):
         f = f.reindex(scored.index)
-    n = len(scored)
+    if uplift is not None:
+        uplift = uplift.reindex(scored.index)
+    columns = decide_columns(scored, FeatureColumns.from_frame(f), config, uplift,
+                             contributions=contributions, as_of=as_of)
+    out = scored.copy()
+    for name, values in columns.items():
+        out[name] = values
+    return out
+
+
+def decide_columns(scored: pd.DataFrame | Mapping[str, np.ndarray],
+                   features: pd.DataFrame | FeatureColumns, config: PolicyConfig,
+                   uplift: pd.DataFrame | Mapping[str, np.ndarray] | None = None, *,
+                   contributions: pd.DataFrame | RowContributions | None = None,
+                   as_of: object | None) -> dict[str, object]:
+    """:func:`decide` on columns: the same decisions, as arrays, for rows already aligned.
+
+    ``scored`` (a frame or a mapping of arrays) holds :func:`decide`'s inputs of the same
+    name, ``features`` and ``uplift`` (one array per action) their rows in the same order;
+    nothing is checked or re-aligned here. Returns :data:`POLICY_COLUMNS` (and, with contact
+    caps and a known ``as_of``, ``contact_date`` first), each an array, a list per row or a
+    pandas extension array, in :func:`decide`'s order and dtypes.
+    """
+    caps = config.contact_caps
+    f = features
+    n = len(f)
     rows = np.arange(n)
     value = customer_value(scored, f, config)
-    p_churn = scored["churn_probability"].to_numpy(dtype=float)
-    pct = scored["risk_percentile"].to_numpy(dtype=float)
-    if "segment" in scored.columns:
-        segment = scored["segment"].to_numpy(dtype=object)
+    p_churn = np.asarray(scored["churn_probability"], dtype=float)
+    pct = np.asarray(scored["risk_percentile"], dtype=float)
+    if "segment" in scored:
+        segment = np.asarray(scored["segment"], dtype=object)
     else:
         segment = lifecycle_segment(f)
-    seg_code = np.maximum(pd.Categorical(segment, categories=SEGMENTS).codes, 0).astype(np.int64)
+    seg_code = _segment_codes(segment)
+    book = _playbook(config)
 
     # -- who may not be contacted at all (docs/domain.md "What to do": no contact) ------------
     if "allowed_channels" in f.columns:
         allowed = column(f, "allowed_channels", 0.0)
     else:
         allowed = sum(column(f, f"can_contact_{ch}", 0.0) for ch in CHANNELS)
-    no_consent = ~(np.nan_to_num(allowed) > 0)
+    no_consent = ~(allowed > 0)  # NaN compares False, as the 0 it stood for
     unsubscribed = column(f, "unsubscribed", 0.0) > 0
     s = config.serial_complainer
     with np.errstate(invalid="ignore"):
@@ -196,22 +231,12 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
     cause, evidence = infer_causes(f, at_risk, config, contributions)
 
     # -- the rules' choice: playbook candidates through the economic gate ----------------------
-    names = list(config.actions)
-    dnc = names.index(DNC)
-    cost = np.column_stack([config.action_cost(a, value) for a in names]) if n else \
-        np.zeros((0, len(names)))
+    names = book.names
+    dnc = book.dnc
+    cost = book.costs(value)
     passes = value[:, None] > config.economic_gate_multiple * cost
-    width = max(len(v) for seg in [config.playbook, *config.segment_playbook.values()]
-                for v in seg.values())
-    cand = np.full((n, width), -1, dtype=np.int64)
-    by_segment = np.zeros(n, dtype=bool)
-    for si, seg in enumerate(SEGMENTS):
-        for ci, c in enumerate(CAUSES):
-            hit = (seg_code == si) & (cause == ci)
-            if hit.any():
-                actions = config.candidates(seg, c)
-                cand[hit, :len(actions)] = [names.index(a) for a in actions]
-                by_segment[hit] = c in config.segment_playbook.get(seg, {})
+    cand, by_segment = book.candidates(seg_code, cause)
+    width = cand.shape[1]
     chosen = np.full(n, dnc, dtype=np.int64)
     decided = np.zeros(n, dtype=bool)
     gate_failed = np.zeros((n, len(names)), dtype=bool)
@@ -240,14 +265,14 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
     by_rules = np.ones(n, dtype=bool)  # rows whose action the rules (not uplift) chose
     uplift_choice = uplift_none = uplift_missing = np.zeros(n, dtype=bool)
     if uplift is not None:
-        u = uplift.reindex(scored.index)
-        offered = [a for a in names if a != DNC and a in u.columns]
+        u = uplift
+        offered = [a for a in names if a != DNC and a in u]
         if not offered:
             raise ValueError(f"decide: the uplift frame has no column for any action of the "
                              f"policy ({', '.join(a for a in names if a != DNC)}); it has "
-                             f"{list(uplift.columns)}")
+                             f"{list(uplift)}")
         idx = np.array([names.index(a) for a in offered])
-        U = u[offered].to_numpy(dtype=float)
+        U = np.column_stack([np.asarray(u[a], dtype=float) for a in offered])
         gain = U * value[:, None] - cost[:, idx]
         eligible = passes[:, idx] & ~np.isnan(U) & ~hard[:, None]
         masked = np.where(eligible, gain, -np.inf)
@@ -304,22 +329,20 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
         **{f"below_average:{k}": below_avg[k] & postponed for k in BELOW_AVERAGE},
         **{f"evidence:{c}": evidence[c] & at_risk for c in EVIDENCE_CAUSES},
     }
-    out = scored.copy()
+    out: dict[str, object] = {}
     day = None
     if caps.active and as_of is not None:
-        day = first_allowed_day(as_utc_timestamp(as_of), wait[capped])
-        if "contact_date" not in out.columns:
-            out["contact_date"] = pd.Series(pd.NaT, index=out.index, dtype=day.dtype)
-        planned = out["contact_date"]
-        allowed = pd.Series(pd.NaT, index=out.index, dtype=planned.dtype)
-        allowed.iloc[np.flatnonzero(capped)] = day
-        # the later of the timing model's day and the caps' (NaT compares False: the caps')
-        out["contact_date"] = planned.where(~capped | (planned > allowed), allowed)
-    cap_reason = cap_texts(capped, count_wait >= gap_wait, messages_in_window(f, caps),
+        planned = scored["contact_date"] if "contact_date" in scored else None
+        if planned is None or capped.any():
+            day = first_allowed_day(as_utc_timestamp(as_of), wait[capped])
+        out["contact_date"] = _contact_dates(planned, capped, day)
+    held = capped.any()  # the messages in the window are read for a reason only
+    cap_reason = cap_texts(capped, count_wait >= gap_wait,
+                           messages_in_window(f, caps) if held else np.zeros(n, np.int64),
                            column(f, "days_since_last_contact"), wait, day, config)
     out["cause"] = np.asarray(CAUSES, dtype=object)[cause]
     out["action"] = np.asarray(names, dtype=object)[chosen]
-    out["action_reason"] = action_reasons(f, cause, out["action"].to_numpy(dtype=object), pct,
+    out["action_reason"] = action_reasons(f, cause, out["action"], pct,
                                           flags, value, action_cost, config, names, cheapest,
                                           p_churn, cap_reason)
     out["policy_trace"] = traces(flags, cause, seg_code, chosen, gate_failed, names, config)
@@ -327,3 +350,95 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
     out["action_cost"] = np.round(action_cost, 2)
     out["expected_incremental_profit"] = profit
     return out
+
+
+def _contact_dates(planned: object, capped: np.ndarray, day: pd.DatetimeIndex | None
+                   ) -> pd.api.extensions.ExtensionArray:
+    """``contact_date`` under the caps: for a capped row the later of the planned day and the
+    caps' first allowed ``day`` (NaT compares False: the caps'), else the planned day (NaT
+    without a plan; the dtype of the plan, or of ``day``: needed when nobody is capped only
+    without a plan)."""
+    n = len(capped)
+    if planned is not None and not capped.any():
+        return planned.array if isinstance(planned, pd.Series | pd.Index) else pd.array(planned)
+    if planned is None:
+        planned = pd.Series(pd.NaT, index=pd.RangeIndex(n), dtype=day.dtype)
+    else:
+        planned = pd.Series(pd.array(planned), index=pd.RangeIndex(n))
+    allowed = pd.Series(pd.NaT, index=planned.index, dtype=planned.dtype)
+    allowed.iloc[np.flatnonzero(capped)] = day
+    return planned.where(~capped | (planned > allowed), allowed).array
+
+
+def _segment_codes(segment: np.ndarray) -> np.ndarray:
+    """Each row's index into :data:`SEGMENTS` (an unknown segment counts as the first)."""
+    if len(segment) <= 64:
+        at = _SEGMENT_AT
+        return np.array([at.get(s, 0) if isinstance(s, str) else 0 for s in segment.tolist()],
+                        dtype=np.int64).reshape(len(segment))
+    return np.maximum(pd.Categorical(segment, categories=SEGMENTS).codes, 0).astype(np.int64)
+
+
+_SEGMENT_AT = {s: k for k, s in enumerate(SEGMENTS)}
+
+
+class _Playbook:
+    """What :func:`decide_columns` reads from a config on every call, derived once per config
+    object: the action names, their costs as vectors, and each (segment, cause)'s candidate
+    actions (as indices into the names, -1 padded) and whether a segment playbook gave them."""
+
+    def __init__(self, config: PolicyConfig) -> None:
+        self.config = config
+        self.names = list(config.actions)
+        self.dnc = self.names.index(DNC)
+        specs = [config.actions[a] for a in self.names]
+        self.cost = np.array([a.cost for a in specs], dtype=float)
+        self.share = np.array([a.value_share for a in specs], dtype=float)
+        self.low = np.array([a.min_cost for a in specs], dtype=float)
+        self.high = np.array([a.max_cost for a in specs], dtype=float)
+        width = max(len(v) for seg in [config.playbook, *config.segment_playbook.values()]
+                    for v in seg.values())
+        self.table = np.full((len(SEGMENTS), len(CAUSES), width), -1, dtype=np.int64)
+        self.by_segment = np.zeros((len(SEGMENTS), len(CAUSES)), dtype=bool)
+        self.broken = np.zeros((len(SEGMENTS), len(CAUSES)), dtype=bool)
+        for si, seg in enumerate(SEGMENTS):
+            for ci, c in enumerate(CAUSES):
+                try:
+                    actions = config.candidates(seg, c)
+                    self.table[si, ci, :len(actions)] = [self.names.index(a) for a in actions]
+                except (KeyError, ValueError):  # raised again if a customer needs it
+                    self.broken[si, ci] = True
+                    continue
+                self.by_segment[si, ci] = c in config.segment_playbook.get(seg, {})
+
+    def costs(self, value: np.ndarray) -> np.ndarray:
+        """(n, actions) cost of each action for customers worth ``value`` (as
+        :meth:`PolicyConfig.action_cost` gives them)."""
+        v = nan_to_zero(value)
+        return np.clip(self.cost[None, :] + self.share[None, :] * np.maximum(v, 0.0)[:, None],
+                       self.low[None, :], self.high[None, :])
+
+    def candidates(self, seg_code: np.ndarray, cause: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Per row, the candidate actions of its segment and cause, and whether a segment
+        playbook gave them."""
+        broken = self.broken[seg_code, cause]
+        if broken.any():  # a combination this config cannot answer: raise what it raises
+            k = int(np.flatnonzero(broken)[0])
+            for a in self.config.candidates(SEGMENTS[seg_code[k]], CAUSES[cause[k]]):
+                self.names.index(a)
+        return self.table[seg_code, cause], self.by_segment[seg_code, cause]
+
+
+_PLAYBOOKS: dict[int, _Playbook] = {}
+
+
+def _playbook(config: PolicyConfig) -> _Playbook:
+    """The config's :class:`_Playbook` (kept for a few configs; the entry holds its config,
+    so an id is not reused while cached)."""
+    book = _PLAYBOOKS.get(id(config))
+    if book is None or book.config is not config:
+        if len(_PLAYBOOKS) >= 16:
+            _PLAYBOOKS.clear()
+        book = _PLAYBOOKS[id(config)] = _Playbook(config)
+    return book

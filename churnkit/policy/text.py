@@ -11,16 +11,22 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from churnkit.data.columns import nan_to_zero
 from churnkit.features.contacts import RECENT_CONTACTS
 from churnkit.policy.causes import column
 from churnkit.policy.config import CAUSES, EVIDENCE_CAUSES, SEGMENTS, PolicyConfig
 
 DNC = "do_not_contact"
+#: Up to this many rows a :class:`Text` holds Python strings rather than an Arrow array.
+SMALL_TEXT_ROWS = 64
+_STR = pd.api.types.pandas_dtype("str")  # resolved once: the lookup costs more than a row
 
 
 class Text:
     """A column of strings held as an Arrow array, so that sentences are assembled by Arrow's
-    compute kernels instead of per-row Python string operations.
+    compute kernels instead of per-row Python string operations; or, up to
+    :data:`SMALL_TEXT_ROWS` rows, as a list of Python strings (there one kernel call costs more
+    than the strings). Both give the same strings.
 
     ``a + b`` joins element-wise (``b`` a :class:`Text` of the same length or a ``str``);
     ``t[mask]`` selects rows; ``t[mask] = value`` replaces them with a ``str`` or a
@@ -29,45 +35,89 @@ class Text:
 
     __slots__ = ("a",)
 
-    def __init__(self, a: pa.Array) -> None:
+    def __init__(self, a: pa.Array | list[str]) -> None:
         self.a = a
 
     @classmethod
     def full(cls, n: int, value: str) -> Text:
+        if n <= SMALL_TEXT_ROWS:
+            return cls([value] * n)
         return cls(pc.fill_null(pa.nulls(n, pa.string()), value))
+
+    @classmethod
+    def of(cls, values: list[str]) -> Text:
+        """These strings."""
+        return cls(list(values) if len(values) <= SMALL_TEXT_ROWS
+                   else pa.array(values, pa.string()))
+
+    def strings(self) -> list[str]:
+        return self.a if isinstance(self.a, list) else self.a.to_pylist()
+
+    def _arrow(self) -> pa.Array:
+        return pa.array(self.a, pa.string()) if isinstance(self.a, list) else self.a
 
     @staticmethod
     def _arg(x: Text | str) -> pa.Array | pa.Scalar:
-        return x.a if isinstance(x, Text) else pa.scalar(str(x), pa.string())
+        return x._arrow() if isinstance(x, Text) else pa.scalar(str(x), pa.string())
 
     def __add__(self, other: Text | str) -> Text:
+        if isinstance(self.a, list):
+            if isinstance(other, Text):
+                return Text([x + y for x, y in zip(self.a, other.strings(), strict=True)])
+            tail = str(other)
+            return Text([x + tail for x in self.a])
         return Text(pc.binary_join_element_wise(self.a, self._arg(other), ""))
 
     def __radd__(self, other: str) -> Text:
+        if isinstance(self.a, list):
+            head = str(other)
+            return Text([head + x for x in self.a])
         return Text(pc.binary_join_element_wise(self._arg(other), self.a, ""))
 
     def __len__(self) -> int:
         return len(self.a)
 
     def __getitem__(self, mask: np.ndarray) -> Text:
-        return Text(self.a.filter(pa.array(np.asarray(mask, dtype=bool))))
+        mask = np.asarray(mask, dtype=bool)
+        if isinstance(self.a, list):
+            return Text([x for x, m in zip(self.a, mask.tolist(), strict=True) if m])
+        return Text(self.a.filter(pa.array(mask)))
 
     def __setitem__(self, mask: np.ndarray, value: Text | str) -> None:
         mask = np.asarray(mask, dtype=bool)
-        if isinstance(value, Text):
-            self.a = pc.replace_with_mask(self.a, pa.array(mask), value.a)
+        if isinstance(self.a, list):
+            rows = np.flatnonzero(mask).tolist()
+            if isinstance(value, Text):
+                values = value.strings()
+                if len(values) != len(rows):
+                    raise ValueError(f"{len(values)} strings for {len(rows)} rows")
+                for i, v in zip(rows, values, strict=True):
+                    self.a[i] = v
+            else:
+                for i in rows:
+                    self.a[i] = value
+        elif isinstance(value, Text):
+            self.a = pc.replace_with_mask(self.a, pa.array(mask), value._arrow())
         else:
             self.a = pc.if_else(pa.array(mask), pa.scalar(value, pa.string()), self.a)
 
     def to_pandas(self) -> pd.api.extensions.ExtensionArray:
-        return pd.array(self.a, dtype="str")
+        return pd.array(self.a, dtype=_STR)
+
+
+def _present(values: np.ndarray) -> set:
+    """The distinct values of ``values`` (a set of Python objects)."""
+    if len(values) <= SMALL_TEXT_ROWS:
+        return set(values.tolist())
+    return set(np.unique(values).tolist())
 
 
 def _int(x: np.ndarray) -> Text:
     """Whole numbers as text ('?' for missing)."""
     x = np.asarray(x, dtype=float)
-    text = Text(pc.cast(pa.array(np.round(np.nan_to_num(x, nan=0.0)).astype(np.int64)),
-                        pa.string()))
+    whole = np.round(nan_to_zero(x)).astype(np.int64)
+    text = (Text([str(v) for v in whole.tolist()]) if len(whole) <= SMALL_TEXT_ROWS
+            else Text(pc.cast(pa.array(whole), pa.string())))
     missing = np.isnan(x)
     if missing.any():
         text[missing] = "?"
@@ -75,8 +125,10 @@ def _int(x: np.ndarray) -> Text:
 
 
 def _plural(n: np.ndarray, one: str, many: str) -> Text:
-    return Text(pc.if_else(pa.array(np.round(np.nan_to_num(n)) == 1), pa.scalar(one),
-                           pa.scalar(many)))
+    single = np.round(n) == 1  # NaN rounds to NaN, never 1 (as 0 would not)
+    if len(single) <= SMALL_TEXT_ROWS:
+        return Text([one if s else many for s in single.tolist()])
+    return Text(pc.if_else(pa.array(single), pa.scalar(one), pa.scalar(many)))
 
 
 def cause_texts(f: pd.DataFrame, cause: np.ndarray, pnr: np.ndarray, risk_percentile: np.ndarray,
@@ -85,9 +137,10 @@ def cause_texts(f: pd.DataFrame, cause: np.ndarray, pnr: np.ndarray, risk_percen
     n = len(f)
     out = Text.full(n, "")
     code = {c: k for k, c in enumerate(CAUSES)}
+    present = _present(cause)
 
-    m = cause == code["delivery_failure"]
-    if m.any():
+    if code["delivery_failure"] in present:
+        m = cause == code["delivery_failure"]
         failures = column(f, "delivery_failures_lifetime")[m]
         last = column(f, "days_since_last_failure")[m]
         text = (_int(failures) + _plural(failures, " late, lost or undelivered order",
@@ -98,8 +151,8 @@ def cause_texts(f: pd.DataFrame, cause: np.ndarray, pnr: np.ndarray, risk_percen
         text[paid] = ("Paid for an order that never arrived (known " + _int(since[paid])
                       + " days ago)")
         out[m] = text
-    m = cause == code["unresolved_complaint"]
-    if m.any():
+    if code["unresolved_complaint"] in present:
+        m = cause == code["unresolved_complaint"]
         open_ = column(f, "unresolved_tickets", 0.0)[m]
         oldest = column(f, "oldest_unresolved_ticket_days")[m]
         rating = column(f, "min_satisfaction")[m]
@@ -110,8 +163,8 @@ def cause_texts(f: pd.DataFrame, cause: np.ndarray, pnr: np.ndarray, risk_percen
                           + " still unanswered, the oldest for " + _int(oldest[has_open])
                           + " days")
         out[m] = text
-    m = cause == code["price"]
-    if m.any():
+    if code["price"] in present:
+        m = cause == code["price"]
         p = config.causes["price"]
         checkouts = column(f, "abandoned_checkouts_90d", 0.0)[m]
         share = column(f, "delivery_cost_share")[m]
@@ -128,19 +181,19 @@ def cause_texts(f: pd.DataFrame, cause: np.ndarray, pnr: np.ndarray, risk_percen
         text[k] = (_int(checkouts[k]) + _plural(checkouts[k], " cart", " carts")
                    + " abandoned at checkout in the last 90 days")
         out[m] = text
-    m = cause == code["forgotten"]
-    if m.any():
+    if code["forgotten"] in present:
+        m = cause == code["forgotten"]
         out[m] = ("One order " + _int(column(f, "days_since_last_order")[m])
                   + " days ago and no visit since")
-    m = cause == code["natural"]
-    if m.any():
+    if code["natural"] in present:
+        m = cause == code["natural"]
         days = column(f, "days_since_last_order")[m]
         text = ("Activity fading with no incident (" + _int(days)
                 + " days since the last order)")
         text[np.isnan(days)] = "No order yet"
         out[m] = text
-    m = cause == code["none"]
-    if m.any():
+    if code["none"] in present:
+        m = cause == code["none"]
         out[m] = ("Not at risk (risk percentile " + _int(risk_percentile[m]) + ", below "
                   + f"{config.at_risk_percentile:g})")
     return out
@@ -158,10 +211,11 @@ def action_reasons(f: pd.DataFrame, cause: np.ndarray, action: np.ndarray,
     """
     why = cause_texts(f, cause, flags["paid_not_received"], risk_percentile, config)
     what = Text.full(len(f), "")
+    present = _present(action)
     for name in names:
-        m = action == name
-        if not m.any() or name == DNC:
+        if name not in present or name == DNC:
             continue
+        m = action == name
         template = config.actions[name].text
         if "{cost}" in template:
             head, _, tail = template.partition("{cost}")
@@ -188,13 +242,15 @@ def action_reasons(f: pd.DataFrame, cause: np.ndarray, action: np.ndarray,
     what[flags["capped"]] = cap_reason
     left &= ~flags["capped"]
     k = left & flags["value_below_cost"]
-    what[k] = ("do not contact: value " + _int(value[k]) + " is below the cost "
-               + _int(cheapest[k]) + " of the cheapest fitting action")
+    if k.any():
+        what[k] = ("do not contact: value " + _int(value[k]) + " is below the cost "
+                   + _int(cheapest[k]) + " of the cheapest fitting action")
     left &= ~k
     k = left & flags["gate"]
-    what[k] = ("do not contact: value " + _int(value[k]) + " is under "
-               + f"{config.economic_gate_multiple:g}× the cost " + _int(cheapest[k])
-               + " of the cheapest fitting action")
+    if k.any():
+        what[k] = ("do not contact: value " + _int(value[k]) + " is under "
+                   + f"{config.economic_gate_multiple:g}× the cost " + _int(cheapest[k])
+                   + " of the cheapest fitting action")
     left &= ~k
     k = left & flags.get("postponed", np.zeros(len(f), dtype=bool))
     if k.any():
@@ -237,6 +293,9 @@ def cap_texts(capped: np.ndarray, count_binds: np.ndarray, messages: np.ndarray,
     text[by_count] = counted[by_count]
     if day is None:
         return text + "; next contact allowed in " + _int(np.ceil(wait[capped])) + " days"
+    if len(day) <= SMALL_TEXT_ROWS:
+        return text + "; next contact allowed on " + Text([d.strftime("%Y-%m-%d")
+                                                             for d in day.tz_convert("UTC")])
     return text + "; next contact allowed on " + Text(pc.strftime(
         pa.array(day.as_unit("us").asi8, pa.timestamp("us", tz="UTC")), "%Y-%m-%d"))
 
@@ -259,7 +318,7 @@ def _postponed_text(k: np.ndarray, flags: dict[str, np.ndarray], value: np.ndarr
         ("value", lambda m: "value " + _int(value[m]) + " below the average "
          + _int(np.full(int(m.sum()), rule.reference_value))),
         ("cause", lambda m: Text.full(int(m.sum()), "a weak cause to act on (")
-         + Text(pa.array(np.asarray(CAUSES, dtype=object)[cause[m]], pa.string())) + ")"),
+         + Text.of(np.asarray(CAUSES, dtype=object)[cause[m]].tolist()) + ")"),
         ("return", lambda m: "return chance " + _pct(ret[m]) + " below the average "
          + _pct(np.full(int(m.sum()), rule.reference_return_probability))),
     )
@@ -314,6 +373,37 @@ def _trace_texts(config: PolicyConfig, names: list[str]) -> dict[str, str]:
     return texts
 
 
+_TRACE_TEXTS: dict[int, tuple[PolicyConfig, tuple[str, ...], dict[str, str]]] = {}
+
+
+def _cached_trace_texts(config: PolicyConfig, names: tuple[str, ...]) -> dict[str, str]:
+    """:func:`_trace_texts`, computed once per config object and action names (the entry
+    holds its config, so an id is not reused while cached)."""
+    hit = _TRACE_TEXTS.get(id(config))
+    if hit is None or hit[0] is not config or hit[1] != names:
+        if len(_TRACE_TEXTS) >= 16:
+            _TRACE_TEXTS.clear()
+        hit = _TRACE_TEXTS[id(config)] = (config, names, _trace_texts(config, list(names)))
+    return hit[2]
+
+
+def _unique(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(key, return_index=True, return_inverse=True)`` (a dictionary for a few
+    rows, where sorting costs more than the rows)."""
+    if len(key) > SMALL_TEXT_ROWS:
+        return np.unique(key, return_index=True, return_inverse=True)
+    at: dict[int, int] = {}
+    inverse = [at.setdefault(k, len(at)) for k in key.tolist()]
+    order = sorted(at, key=int)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[[at[k] for k in order]] = np.arange(len(order))
+    first = np.zeros(len(order), dtype=np.int64)
+    for i, code in reversed(list(enumerate(inverse))):
+        first[rank[code]] = i
+    return (np.asarray(order, dtype=np.int64), first,
+            rank[np.asarray(inverse, dtype=np.int64)])
+
+
 def traces(flags: dict[str, np.ndarray], cause: np.ndarray, seg_code: np.ndarray,
            chosen: np.ndarray, gate_failed: np.ndarray, names: list[str],
            config: PolicyConfig) -> np.ndarray:
@@ -327,12 +417,11 @@ def traces(flags: dict[str, np.ndarray], cause: np.ndarray, seg_code: np.ndarray
              "cap_gap", "cap_waived", "hunter"]
     columns = [flags[k] if k in flags else gate_failed[:, names.index(k.split(":", 1)[1])]
                for k in order]
-    bits = np.zeros(n, dtype=np.int64)
-    for b, col in enumerate(columns):
-        bits |= np.asarray(col, dtype=np.int64) << b
+    fired_bits = np.array(columns, dtype=bool).reshape(len(columns), n).astype(np.int64)
+    bits = (fired_bits << np.arange(len(columns), dtype=np.int64)[:, None]).sum(axis=0)
     key = ((bits * len(CAUSES) + cause) * len(SEGMENTS) + seg_code) * len(names) + chosen
-    uniq, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    texts = _trace_texts(config, names)
+    uniq, first, inverse = _unique(key)
+    texts = dict(_cached_trace_texts(config, tuple(names)))
     lists = np.empty(len(uniq), dtype=object)
     for u, i in enumerate(first):
         texts["segment_playbook"] = f"playbook for {SEGMENTS[seg_code[i]]} customers"

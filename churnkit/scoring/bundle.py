@@ -145,6 +145,14 @@ class ModelBundle:
             out[np.asarray(percentile) >= low] = name
         return out
 
+    def warm_up(self) -> None:
+        """Score one made-up customer through every stage of the bundle, so that LightGBM's
+        first predictions and the stages' first-use set-up are paid now, not by the first
+        request (a service calls this once after loading)."""
+        from churnkit.scoring.score import warm_up  # the scoring call needs the bundle class
+
+        warm_up(self)
+
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the bundle to the directory ``path`` atomically (whole or not at all)."""

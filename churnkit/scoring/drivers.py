@@ -15,6 +15,7 @@ from functools import cache
 import numpy as np
 import pandas as pd
 
+from churnkit.data.columns import FeatureColumns, nan_to_zero
 from churnkit.features.registry import all_features
 
 _WINDOW = r"(?P<w>\d+d|lifetime)"
@@ -23,9 +24,11 @@ COMPANIONS = ("gap_mean_days", "days_since_last_order")
 Texts = np.ndarray  # object array of str, one per row
 
 
-def _num(frame: pd.DataFrame, name: str) -> np.ndarray:
+def _num(frame: pd.DataFrame | FeatureColumns, name: str) -> np.ndarray:
     if name not in frame.columns:
         return np.full(len(frame), np.nan)
+    if isinstance(frame, FeatureColumns):
+        return frame.number(name)
     col = frame[name]
     if pd.api.types.is_bool_dtype(col.dtype):
         col = col.astype("float64")
@@ -35,7 +38,7 @@ def _num(frame: pd.DataFrame, name: str) -> np.ndarray:
 def _fmt(x: np.ndarray, pattern: str = "%d", scale: float = 1.0) -> Texts:
     x = np.asarray(x, dtype=float) * scale
     missing = np.isnan(x)
-    filled = np.nan_to_num(x, nan=0.0)
+    filled = nan_to_zero(x)
     if pattern == "%d":
         out = np.char.mod("%d", np.round(filled).astype(np.int64)).astype(object)
     else:
@@ -45,7 +48,7 @@ def _fmt(x: np.ndarray, pattern: str = "%d", scale: float = 1.0) -> Texts:
 
 
 def _count(x: np.ndarray, one: str, many: str) -> Texts:
-    return _fmt(x) + np.where(np.round(np.nan_to_num(x)) == 1, " " + one, " " + many)
+    return _fmt(x) + np.where(np.round(x) == 1, " " + one, " " + many)  # NaN: never 1
 
 
 def _window(w: str) -> str:
@@ -98,7 +101,7 @@ def _tickets(m, f, x):
 
 def _flag(yes: str, no: str):
     def text(m, f, x):
-        return np.where(np.nan_to_num(x) > 0, yes, no).astype(object)
+        return np.where(x > 0, yes, no).astype(object)  # NaN compares False
     return text
 
 
@@ -176,7 +179,7 @@ TEMPLATES: tuple[tuple[re.Pattern, Callable], ...] = tuple(
         (r"^(open|conversion)_rate$", lambda m, f, x: _fmt(x, "%d", 100.0)
             + ("% of messages opened" if m[1] == "open" else "% of messages led to an order")),
         (r"^can_contact_(?P<c>\w+)$", lambda m, f, x: np.where(
-            np.nan_to_num(x) > 0, f"reachable by {m['c']}", f"no consent for {m['c']}")),
+            x > 0, f"reachable by {m['c']}", f"no consent for {m['c']}")),
         (r"^activity_share_h(?P<a>\d\d)_(?P<b>\d\d)$", lambda m, f, x: _fmt(x, "%d", 100.0)
             + f"% of their activity between {m['a']}:00 and {m['b']}:00 local time"),
         (r"^activity_share_(?P<d>mon|tue|wed|thu|fri|sat|sun)$", lambda m, f, x: _fmt(
@@ -192,39 +195,65 @@ def _registry() -> dict[str, tuple[str, str]]:
     return {f.name: (f.description, f.unit) for f in all_features()}
 
 
-def _generic(name: str, values: pd.Series) -> Texts:
+@cache
+def _generic_head(name: str) -> tuple[str, str]:
+    """The start of a feature's generic sentence (from its registry description) and unit."""
     description, unit = _registry().get(name, (name.replace("_", " "), ""))
     head = description.split(";")[0].rstrip(".")
     head = head[:1].lower() + head[1:]
     head = re.sub(r"in the (\d+) days before as_of", r"in the last \1 days", head)
     head = head.replace(" ever (before as_of)", " ever").replace(" before as_of", "")
-    x = pd.to_numeric(values, errors="coerce") if values.dtype != object and not \
-        pd.api.types.is_string_dtype(values.dtype) else None
-    if x is None:
-        shown = values.astype(object).where(values.notna(), "unknown").astype(str).to_numpy(
-            dtype=object)
+    return head, unit
+
+
+def _generic(name: str, values: pd.Series | FeatureColumns) -> Texts:
+    head, unit = _generic_head(name)
+    if isinstance(values, FeatureColumns):
+        arr = None if values.is_text(name) else values.number(name)
+        if arr is None:
+            shown = np.array(["unknown" if pd.isna(v) else str(v)
+                              for v in values.text(name).tolist()], dtype=object)
     else:
-        arr = x.to_numpy(dtype=float, na_value=np.nan)
+        x = pd.to_numeric(values, errors="coerce") if values.dtype != object and not \
+            pd.api.types.is_string_dtype(values.dtype) else None
+        arr = None if x is None else x.to_numpy(dtype=float, na_value=np.nan)
+        if x is None:
+            shown = values.astype(object).where(values.notna(), "unknown").astype(str).to_numpy(
+                dtype=object)
+    if arr is not None:
         shown = (_fmt(arr, "%d", 100.0) + "%" if unit == "share"
                  else _fmt(arr, "%.2f") if unit in ("ratio", "probability")
                  else _fmt(arr) + (f" {unit}" if unit in ("days", "orders", "hour") else ""))
     return head + ": " + shown
 
 
-def driver_texts(name: str, features: pd.DataFrame) -> Texts:
-    """One plain sentence per row of ``features`` describing feature ``name``'s value there."""
-    if name not in features.columns:
-        raise KeyError(f"feature {name!r} is not in the frame")
+@cache
+def _template(name: str) -> tuple[re.Match, Callable] | None:
+    """The first template matching feature ``name`` (None: the generic sentence)."""
     for pattern, fn in TEMPLATES:
         m = pattern.match(name)
         if m:
-            out = fn(m, features, _num(features, name))
-            return np.asarray(out, dtype=object)
-    return np.asarray(_generic(name, features[name]), dtype=object)
+            return m, fn
+    return None
 
 
-def explain(picked: np.ndarray, names: np.ndarray, features: pd.DataFrame) -> np.ndarray:
+def driver_texts(name: str, features: pd.DataFrame | FeatureColumns) -> Texts:
+    """One plain sentence per row of ``features`` describing feature ``name``'s value there."""
+    if name not in features.columns:
+        raise KeyError(f"feature {name!r} is not in the frame")
+    found = _template(name)
+    if found is not None:
+        m, fn = found
+        return np.asarray(fn(m, features, _num(features, name)), dtype=object)
+    values = features if isinstance(features, FeatureColumns) else features[name]
+    return np.asarray(_generic(name, values), dtype=object)
+
+
+def explain(picked: np.ndarray, names: np.ndarray,
+            features: pd.DataFrame | FeatureColumns) -> np.ndarray:
     """Texts for a matrix of picked feature positions (rows × k) into ``names``."""
+    if isinstance(features, FeatureColumns):
+        return _explain_columns(picked, names, features)
     out = np.empty(picked.shape, dtype=object)
     # Column arrays read once (reading a column of a frame with attrs deep-copies the attrs).
     arrays: dict[str, np.ndarray] = {}
@@ -244,4 +273,16 @@ def explain(picked: np.ndarray, names: np.ndarray, features: pd.DataFrame) -> np
             name = str(names[j])
             cols = [name, *(c for c in companions if c != name)]
             out[hit, k] = driver_texts(name, pd.DataFrame({c: array(c)[hit] for c in cols}))
+    return out
+
+
+def _explain_columns(picked: np.ndarray, names: np.ndarray,
+                     features: FeatureColumns) -> np.ndarray:
+    """:func:`explain` on feature columns: each driver's sentences from the rows it drives."""
+    out = np.empty(picked.shape, dtype=object)
+    for k in range(picked.shape[1]):
+        for j in np.unique(picked[:, k]).tolist():
+            hit = np.flatnonzero(picked[:, k] == j)
+            rows = features if len(hit) == len(features) else features.take(hit)
+            out[hit, k] = driver_texts(str(names[j]), rows)
     return out

@@ -9,18 +9,25 @@ so one customer scored alone gets exactly the numbers of the full run.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from pandas.api.internals import create_dataframe_from_blocks
 
+from churnkit.data.columns import FeatureColumns
 from churnkit.data.contract import as_utc_timestamp
-from churnkit.data.frames import model_matrix
+from churnkit.data.frames import model_matrix, require_columns
 from churnkit.data.tables import Tables
 from churnkit.features import build_features
+from churnkit.features.registry import all_features
 from churnkit.models.timing import OUTPUT_COLUMNS as TIMING_COLUMNS
-from churnkit.policy import POLICY_COLUMNS, PolicyConfig, at_risk_rows, decide
+from churnkit.policy import POLICY_COLUMNS, PolicyConfig, at_risk_rows
+from churnkit.policy.causes import RowContributions
+from churnkit.policy.rules import REQUIRED_FEATURES, decide_columns
 from churnkit.policy.segments import activity_state, lifecycle_segment
 from churnkit.scoring.bundle import ModelBundle
 from churnkit.scoring.drivers import explain as driver_texts
@@ -39,8 +46,13 @@ def top_drivers(contributions: pd.DataFrame, features: pd.DataFrame,
     each as ``{"feature", "value", "contribution", "text"}`` (contribution in log-odds; text:
     plain words with numbers, from :mod:`churnkit.scoring.drivers`)."""
     values = contributions.drop(columns="bias")
-    names = np.asarray(values.columns)
-    matrix = values.to_numpy()
+    return _top_drivers(values.to_numpy(), np.asarray(values.columns),
+                        FeatureColumns.from_frame(features), n)
+
+
+def _top_drivers(matrix: np.ndarray, names: np.ndarray, features: FeatureColumns,
+                 n: int = N_DRIVERS) -> list[list[dict]]:
+    """:func:`top_drivers` of SHAP values ``matrix`` (rows × features ``names``, no bias)."""
     rows = np.arange(len(matrix))
     # The n largest per row (argpartition, then order those n): no full sort of every row.
     n = min(n, matrix.shape[1])
@@ -52,15 +64,16 @@ def top_drivers(contributions: pd.DataFrame, features: pd.DataFrame,
     # become Python objects: floats, str or None).
     shown = np.empty(picked.shape, dtype=object)
     for k in range(picked.shape[1]):
-        for j in np.unique(picked[:, k]):
+        for j in np.unique(picked[:, k]).tolist():
             hit = np.flatnonzero(picked[:, k] == j)
-            col = features[names[j]].iloc[hit]
-            if pd.api.types.is_string_dtype(col.dtype) or col.dtype == object:
-                vals = col.to_numpy(dtype=object)
-                vals[pd.isna(col).to_numpy()] = None
+            name = str(names[j])
+            if features.is_text(name):
+                vals = features.text(name)[hit].astype(object)
+                vals[pd.isna(vals)] = None
             else:
-                num = col.to_numpy(dtype=float, na_value=np.nan)
-                vals = np.array(num.tolist(), dtype=object)
+                num = features.number(name)[hit]
+                vals = np.empty(len(num), dtype=object)
+                vals[:] = num.tolist()
                 vals[np.isnan(num)] = None
             shown[hit, k] = vals
     contribution = np.round(np.take_along_axis(matrix, picked, axis=1), 4)
@@ -90,8 +103,8 @@ def score_columns(bundle: ModelBundle, *, explain: bool | str = "at_risk") -> li
     return columns
 
 
-def score_features(features: pd.DataFrame, bundle: ModelBundle, *, as_of: object,
-                   explain: bool | str = "at_risk") -> pd.DataFrame:
+def score_features(features: pd.DataFrame | FeatureColumns, bundle: ModelBundle, *,
+                   as_of: object, explain: bool | str = "at_risk") -> pd.DataFrame:
     """Score a feature frame (index ``customer_id``, built as of ``as_of``) with ``bundle``.
 
     Returns one row per customer: ``churn_probability``, ``risk_percentile`` (0-100, against the
@@ -106,47 +119,149 @@ def score_features(features: pd.DataFrame, bundle: ModelBundle, *, as_of: object
     as at risk (:func:`churnkit.policy.causes.at_risk_rows`), the only ones whose cause it reads
     from SHAP values; the others get an empty list. TreeSHAP is the dearest step of scoring, and
     a low-risk customer has few features pushing churn up. ``True`` explains everyone.
+
+    The frame is read once into arrays (:class:`churnkit.data.columns.FeatureColumns`, which
+    may also be passed instead of it); every stage works on those, and the result is built once
+    at the end, so one customer costs little more than the models' own work. Each row depends
+    only on its own features: a customer scored alone gets the bits of the full run.
     """
     if explain not in (True, False, "at_risk"):
         raise ValueError(f"explain={explain!r}; expected True, False or 'at_risk'")
     config = bundle.policy or PolicyConfig.default()
-    X = model_matrix(features, bundle.feature_spec.names)
-    probability = bundle.churn_model.predict_proba(X)[:, 1]
-    percentile = bundle.risk_percentile(probability)
-    out = pd.DataFrame(
-        {
-            "churn_probability": probability,
-            "risk_percentile": np.round(percentile, 1),
-            "risk_band": bundle.risk_band(percentile),
-            "segment": lifecycle_segment(features),
-            "activity": activity_state(features),
-        },
-        index=features.index,
-    )
+    columns = FeatureColumns.from_frame(features)
+    model = bundle.churn_model
+    require_columns(columns, bundle.feature_spec.names, needed_by="the churn model")
+    design = model.design(columns)
+    if design is None:  # a frame LightGBM reads otherwise (see ChurnModel.design)
+        frame = model_matrix(columns.frame, bundle.feature_spec.names)
+        probability = model.predict_proba(frame)[:, 1]
+    else:
+        probability = model.predict_proba_design(design)
+    raw_percentile = bundle.risk_percentile(probability)
+    percentile = np.round(raw_percentile, 1)
+    scored: dict[str, object] = {
+        "churn_probability": probability,
+        "risk_percentile": percentile,
+        "risk_band": bundle.risk_band(raw_percentile),
+        "segment": lifecycle_segment(columns),
+        "activity": activity_state(columns),
+    }
     contributions = None
+    n = len(columns)
     if explain:
-        rows = (np.arange(len(X)) if explain is True
-                else np.flatnonzero(at_risk_rows(out["risk_percentile"].to_numpy(), features,
-                                                 config)))
-        every = len(rows) == len(X)
-        drivers: list[list[dict]] = [[] for _ in range(len(X))]
+        rows = (np.arange(n) if explain is True
+                else np.flatnonzero(at_risk_rows(percentile, columns, config)))
+        every = len(rows) == n
+        drivers: list[list[dict]] = [[] for _ in range(n)]
         if len(rows):
-            contributions = bundle.churn_model.contributions(X if every else X.iloc[rows])
-            explained = top_drivers(contributions, features if every else features.iloc[rows])
+            if design is not None:
+                values = model.contributions_design(design if every else design[rows])
+            else:
+                values = model.contributions(frame if every else frame.iloc[rows]).to_numpy()
+            names = np.asarray(model.feature_names_in_)
+            explained = _top_drivers(values[:, :-1], names,
+                                     columns if every else columns.take(rows))
             for row, listed in zip(rows.tolist(), explained, strict=True):
                 drivers[row] = listed
-        out["top_drivers"] = drivers
+            contributions = RowContributions(values, rows, tuple(model.feature_names_in_))
+        scored["top_drivers"] = drivers
     # The bundle's optional stages, in order; each adds columns (see ModelBundle.components).
     if bundle.timing is not None:
-        out = out.join(bundle.timing.predict(features, as_of=as_utc_timestamp(as_of)))
+        scored.update(bundle.timing.predict_columns(columns, as_of=as_utc_timestamp(as_of)))
     # value_if_returned (what a customer who comes back is worth) backs the economic gate and
     # uplift x value - cost; without a value model the policy falls back to past spend.
     if bundle.value is not None:
-        value = bundle.value.predict_frame(features)
-        out["expected_value"] = value["expected_value"]
-        out["value_if_returned"] = value["value_if_returned"]
-    uplift = bundle.uplift.predict(features) if bundle.uplift is not None else None
-    return decide(out, features, config, uplift, contributions=contributions, as_of=as_of)
+        value = bundle.value.predict_columns(columns)
+        scored["expected_value"] = value["expected_value"]
+        scored["value_if_returned"] = value["value_if_returned"]
+    uplift = bundle.uplift.predict_columns(columns) if bundle.uplift is not None else None
+    # What decide checks of its inputs (the scores are complete here, the rows aligned).
+    require_columns(columns, REQUIRED_FEATURES, needed_by="the policy (purchases, consent)")
+    if config.contact_caps.active and as_of is None and "contact_date" in scored:
+        raise ValueError("decide: the contact caps move contact_date and need as_of (the "
+                         "features' cutoff)")
+    scored.update(decide_columns(scored, columns, config, uplift, contributions=contributions,
+                                 as_of=as_of))
+    return _frame(scored, columns.index)
+
+
+#: Score columns kept as objects whatever they hold: no channel stays None, not a missing string.
+OBJECT_COLUMNS = ("channel",)
+#: The dtype pandas gives a column of Python strings (and a NumPy array of strings).
+_TEXT_DTYPES = {"O": pd.Series(np.array(["a"], dtype=object)).dtype,
+                "U": pd.Series(np.array(["a"])).dtype}
+
+
+def _frame(columns: dict[str, object], index: pd.Index) -> pd.DataFrame:
+    """The scores as one frame, built block by block (numbers of one dtype together, each text
+    column an extension array), each column of the dtype ``pd.DataFrame(columns)`` would give
+    it (with :data:`OBJECT_COLUMNS` as objects), at a fraction of its cost for a few rows."""
+    n = len(index)
+    numeric: dict[np.dtype, list[tuple[int, np.ndarray]]] = {}
+    blocks: list[tuple[object, np.ndarray]] = []
+    for k, (name, values) in enumerate(columns.items()):
+        if isinstance(values, pd.Index | pd.Series):
+            values = values.array if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) \
+                else values.to_numpy()
+        if isinstance(values, list):
+            values = np.fromiter(values, dtype=object, count=len(values))
+        if isinstance(values, np.ndarray) and values.dtype.kind in "mM":
+            values = pd.array(values)
+        if isinstance(values, pd.api.extensions.ExtensionArray):
+            blocks.append((values, np.array([k])))
+            continue
+        if not isinstance(values, np.ndarray) or values.ndim != 1 or len(values) != n:
+            return pd.DataFrame(_with_objects(columns, index), index=index)
+        kind = values.dtype.kind
+        if kind in "OU" and name not in OBJECT_COLUMNS and (
+                kind == "U" or pd.api.types.infer_dtype(values, skipna=True) == "string"):
+            text = _TEXT_DTYPES[kind]
+            if isinstance(text, pd.StringDtype) and text.storage == "pyarrow":
+                blocks.append((_arrow_text(values, text), np.array([k])))
+                continue
+            if isinstance(text, pd.api.extensions.ExtensionDtype):
+                blocks.append((pd.array(values, dtype=text), np.array([k])))
+                continue
+            values = values.astype(object)
+        numeric.setdefault(values.dtype, []).append((k, values))
+    for dtype, group in numeric.items():
+        block = np.empty((len(group), n), dtype=dtype)
+        for row, (_, values) in enumerate(group):
+            block[row] = values
+        blocks.append((block, np.array([k for k, _ in group])))
+    return create_dataframe_from_blocks(blocks, index=index, columns=_columns(tuple(columns)))
+
+
+def _arrow_text(values: np.ndarray, dtype: pd.StringDtype) -> pd.api.extensions.ExtensionArray:
+    """``pd.array(values, dtype=dtype)`` for Arrow-backed strings, built from the Arrow array
+    directly (what pandas stores: large strings, missing values null)."""
+    return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string(), from_pandas=True),
+                                      dtype=dtype)
+
+
+def _with_objects(columns: dict[str, object], index: pd.Index) -> dict[str, object]:
+    return {name: pd.Series(values, index=index, dtype=object)
+            if name in OBJECT_COLUMNS and not isinstance(values, pd.Series) else values
+            for name, values in columns.items()}
+
+
+@functools.lru_cache(maxsize=16)
+def _columns(names: tuple[str, ...]) -> pd.Index:
+    """The column index of a score frame (one per set of columns, shared: an Index is
+    immutable)."""
+    return pd.Index(list(names))
+
+
+def warm_up(bundle: ModelBundle) -> None:
+    """Score one made-up customer with every stage of ``bundle`` (drivers included), so that
+    the first real call does not pay for LightGBM's and the stages' first-use set-up."""
+    values = {"count": 1, "total": 1.0, "float": 1.0, "flag": False, "str": None}
+    kinds = {"count": "int64", "total": "float64", "float": "float64", "flag": "bool",
+             "str": "str"}
+    row = pd.DataFrame({f.name: pd.Series([values[f.dtype]], dtype=kinds[f.dtype])
+                        for f in all_features()},
+                       index=pd.Index([0], name="customer_id"))
+    score_features(row, bundle, as_of=bundle.metadata.as_of, explain=True)
 
 
 def score(tables: Tables, *, as_of: object, bundle: ModelBundle,

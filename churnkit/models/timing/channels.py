@@ -21,18 +21,38 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
+from churnkit.data.columns import FeatureColumns, nan_to_zero
 from churnkit.data.contract import CHANNELS
 
 
-def _num(frame: pd.DataFrame, name: str) -> np.ndarray:
+def _num(frame: pd.DataFrame | FeatureColumns, name: str) -> np.ndarray:
     if name not in frame.columns:
         return np.zeros(len(frame))
+    if isinstance(frame, FeatureColumns):
+        return nan_to_zero(frame.number(name))
     s = frame[name]
     if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
         values = s.to_numpy(dtype="float64", na_value=np.nan)  # no parsing: ~10x cheaper
     else:
         values = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     return np.nan_to_num(values)
+
+
+_INPUTS = (*(f"opens_{ch}" for ch in CHANNELS), *(f"contacts_{ch}" for ch in CHANNELS),
+           *(f"can_contact_{ch}" for ch in CHANNELS), "unsubscribed")
+
+
+def _inputs(frame: pd.DataFrame | FeatureColumns
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Opens, messages and consent per channel (rows x channels) and the unsubscribe flag,
+    missing values and absent columns 0."""
+    if isinstance(frame, FeatureColumns):
+        values = nan_to_zero(frame.matrix(_INPUTS))
+    else:
+        values = np.column_stack([_num(frame, name) for name in _INPUTS]) if len(frame) else \
+            np.zeros((0, len(_INPUTS)))
+    k = len(CHANNELS)
+    return values[:, :k], values[:, k:2 * k], values[:, 2 * k:3 * k], values[:, 3 * k]
 
 
 class ChannelRanker:
@@ -71,19 +91,28 @@ class ChannelRanker:
         """Per customer: ``channel`` (best allowed, None when none is allowed),
         ``channel_confidence`` (0-1, NaN without a channel) and ``channel_ranking`` (allowed
         channels, best first)."""
+        columns = self.rank_columns(frame)
+        # object dtype keeps None (no channel) as None rather than a missing string
+        return pd.DataFrame({"channel": pd.Series(columns["channel"], index=frame.index,
+                                                  dtype=object),
+                             "channel_confidence": columns["channel_confidence"],
+                             "channel_ranking": columns["channel_ranking"]}, index=frame.index)
+
+    def rank_columns(self, frame: pd.DataFrame | FeatureColumns, *, ranking: bool = True
+                     ) -> dict[str, object]:
+        """:meth:`rank`'s columns as arrays: ``channel`` (object: str or None),
+        ``channel_confidence`` (float64) and, with ``ranking``, ``channel_ranking`` (a list
+        per row)."""
         n_rows = len(frame)
-        score = np.full((n_rows, len(CHANNELS)), -np.inf)
-        mean = np.zeros((n_rows, len(CHANNELS)))
-        var = np.zeros((n_rows, len(CHANNELS)))
-        unsubscribed = _num(frame, "unsubscribed") > 0
-        for j, ch in enumerate(CHANNELS):
-            a = self.alpha_[ch] + _num(frame, f"opens_{ch}")
-            b = self.beta_[ch] + _num(frame, f"contacts_{ch}") - _num(frame, f"opens_{ch}")
-            b = np.maximum(b, 1e-6)
-            mean[:, j] = a / (a + b)
-            var[:, j] = a * b / ((a + b) ** 2 * (a + b + 1))
-            allowed = (_num(frame, f"can_contact_{ch}") > 0) & ~unsubscribed
-            score[:, j] = np.where(allowed, mean[:, j] * self.conversion_per_open_[ch], -np.inf)
+        # Every channel at once: (rows, channels) matrices of the history and the consent.
+        opens, contacts, consent, unsubscribed = _inputs(frame)
+        alpha, beta, conversion = self._priors()
+        a = alpha + opens
+        b = np.maximum(beta + contacts - opens, 1e-6)
+        mean = a / (a + b)
+        var = a * b / ((a + b) ** 2 * (a + b + 1))
+        allowed = (consent > 0) & ~(unsubscribed > 0)[:, None]
+        score = np.where(allowed, mean * conversion, -np.inf)
         order = np.argsort(-score, axis=1, kind="stable")
         n_allowed = np.isfinite(score).sum(axis=1)
         best, second = order[:, 0], order[:, 1]
@@ -96,11 +125,19 @@ class ChannelRanker:
         confidence = np.where(n_allowed == 0, np.nan, confidence)
         names = np.asarray(CHANNELS, dtype=object)
         channel = np.where(n_allowed > 0, names[best], None)
-        ranking = [list(names[order[i, :n_allowed[i]]]) for i in range(n_rows)]
-        # object dtype keeps None (no channel) as None rather than a missing string
-        return pd.DataFrame({"channel": pd.Series(channel, index=frame.index, dtype=object),
-                             "channel_confidence": confidence,
-                             "channel_ranking": ranking}, index=frame.index)
+        out = {"channel": channel, "channel_confidence": confidence}
+        if ranking:
+            out["channel_ranking"] = [list(names[order[i, :n_allowed[i]]]) for i in range(n_rows)]
+        return out
+
+    def _priors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The fitted priors and conversions per channel as vectors (made once per fit)."""
+        fitted = (self.alpha_, self.beta_, self.conversion_per_open_)
+        cached = getattr(self, "_vectors", None)
+        if cached is None or any(a is not b for a, b in zip(cached[0], fitted, strict=True)):
+            cached = (fitted, tuple(np.array([d[ch] for ch in CHANNELS]) for d in fitted))
+            self._vectors = cached
+        return cached[1]
 
     def to_dict(self) -> dict:
         return {"alpha": self.alpha_, "beta": self.beta_,

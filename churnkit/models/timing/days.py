@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from churnkit.data.frames import numeric_matrix
+from churnkit.models.prediction import predict
 from churnkit.models.trees import TreeSettings
 
 #: Features of the hazard model (those present in the frame are used).
@@ -29,6 +30,13 @@ FEATURES = (
     "delivery_failures_90d", "paid_not_received", "unresolved_tickets", "tickets_90d",
     "days_since_last_contact", "contacts_90d", "payday_affinity", "orders_in_transit",
 )
+
+
+def _row_sums(a: np.ndarray) -> np.ndarray:
+    """Per row, the sum of ``a``'s columns added left to right: a row gets the same bits
+    whatever the other rows (``a.sum(axis=1)`` orders its additions by the array's layout,
+    which differs between one row and many)."""
+    return np.cumsum(a, axis=1)[:, -1]  # an accumulation is sequential, whatever the layout
 
 
 def feature_matrix(frame: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
@@ -99,7 +107,7 @@ class NextOrderModel:
         n_bins = len(self.edges) - 1
         rows = np.repeat(np.arange(len(X)), n_bins)
         bins = np.tile(np.arange(n_bins), len(X))
-        h = self.booster_.predict(self._expand(X[rows], bins)) if len(X) else np.empty(0)
+        h = predict(self.booster_, self._expand(X[rows], bins)) if len(X) else np.empty(0)
         return np.clip(np.asarray(h).reshape(len(X), n_bins), 1e-6, 1 - 1e-6)
 
     def survival(self, hazards: np.ndarray, days: np.ndarray) -> np.ndarray:
@@ -119,25 +127,34 @@ class NextOrderModel:
         ``conditional_quantile_days`` (return time among those who return within the horizon),
         and ``expected_days`` (unconditional mean; beyond the horizon the last bin's daily hazard
         continues, capped at 10 years)."""
+        return pd.DataFrame(self.summary_columns(hazards, quantile=quantile))
+
+    def summary_columns(self, hazards: np.ndarray, *, quantile: float,
+                        survival: np.ndarray | None = None,
+                        conditional_mean: bool = True) -> dict[str, np.ndarray]:
+        """:meth:`summary`'s columns as arrays (``survival``: ``S`` on days 0..horizon, when
+        the caller has it already; without ``conditional_mean``, no
+        ``conditional_mean_days``)."""
         H = self.horizon_days
         grid = np.arange(0, H + 1, dtype=float)
-        S = self.survival(hazards, grid)  # (n, H+1)
+        S = self.survival(hazards, grid) if survival is None else survival  # (n, H+1)
         p_return = 1 - S[:, -1]
         # Conditional CDF of the return time given a return before H.
         with np.errstate(divide="ignore", invalid="ignore"):
             cond = (1 - S) / p_return[:, None]
-        mass = -np.diff(S, axis=1)  # P(order on day d) for d = 0..H-1
-        mid = grid[:-1] + 0.5
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cond_mean = (mass * mid).sum(axis=1) / p_return
+        out = {"p_return": p_return}
+        if conditional_mean:
+            mass = -np.diff(S, axis=1)  # P(order on day d) for d = 0..H-1
+            mid = grid[:-1] + 0.5
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out["conditional_mean_days"] = _row_sums(mass * mid) / p_return
         q_idx = (cond < quantile).sum(axis=1)  # first day whose conditional CDF reaches q
         q_days = np.minimum(q_idx, H).astype(float)
         width_last = self.edges[-1] - self.edges[-2]
         daily_tail = -np.log1p(-hazards[:, -1]) / width_last
-        restricted = S[:, :-1].sum(axis=1)  # E[min(T, H)] on the day grid
+        restricted = _row_sums(S[:, :-1])  # E[min(T, H)] on the day grid
         expected = np.minimum(restricted + S[:, -1] / np.maximum(daily_tail, 1e-9), 3650.0)
-        return pd.DataFrame({"p_return": p_return, "conditional_mean_days": cond_mean,
-                             "conditional_quantile_days": q_days, "expected_days": expected})
+        return {**out, "conditional_quantile_days": q_days, "expected_days": expected}
 
     # -- persistence -----------------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -25,11 +25,13 @@ local).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from churnkit.data.columns import FeatureColumns, nan_to_zero
 from churnkit.data.contract import as_utc_timestamp
 from churnkit.models.part import read_document, write_document
 from churnkit.models.timing.channels import ChannelRanker
@@ -128,22 +130,33 @@ class TimingModel:
                           for s in range(0, len(features), PLAN_CHUNK)])
 
     def _plan(self, features: pd.DataFrame, day0: pd.Timestamp) -> pd.DataFrame:
+        columns = self._plan_columns(features, day0)
+        columns["channel"] = pd.Series(columns["channel"], index=features.index, dtype=object)
+        return pd.DataFrame(columns, index=features.index)
+
+    def _plan_columns(self, features: pd.DataFrame | FeatureColumns, day0: pd.Timestamp, *,
+                      working: bool = True) -> dict[str, object]:
+        """:meth:`plan`'s columns as arrays (``contact_date`` a DatetimeIndex, ``channel`` an
+        object array); without ``working`` only :data:`OUTPUT_COLUMNS`."""
         cfg = self.config_
         n = len(features)
         hz = self.days_.hazards(features)
-        summary = self.days_.summary(hz, quantile=cfg.return_quantile)
-        p_return = summary["p_return"].to_numpy()
+        grid = np.arange(self.days_.horizon_days + 1, dtype=float)
+        S = self.days_.survival(hz, grid)  # (n, days 0..horizon)
+        summary = self.days_.summary_columns(hz, quantile=cfg.return_quantile, survival=S,
+                                             conditional_mean=working)
+        p_return = summary["p_return"]
 
         incident = np.zeros(n, dtype=bool)
-        if "days_since_paid_not_received" in features.columns:
-            d = pd.to_numeric(features["days_since_paid_not_received"], errors="coerce")
-            incident |= (d <= cfg.incident_recent_days).to_numpy(dtype=bool, na_value=False)
-        if "unresolved_tickets" in features.columns:
-            u = pd.to_numeric(features["unresolved_tickets"], errors="coerce")
-            incident |= (u > 0).to_numpy(dtype=bool, na_value=False)
+        with np.errstate(invalid="ignore"):  # NaN compares False: no incident
+            if "days_since_paid_not_received" in features.columns:
+                incident |= _numbers(features, "days_since_paid_not_received") \
+                    <= cfg.incident_recent_days
+            if "unresolved_tickets" in features.columns:
+                incident |= _numbers(features, "unresolved_tickets") > 0
         drift = ~incident & (p_return < cfg.drift_probability)
         rhythm = ~incident & ~drift
-        wait = np.minimum(summary["conditional_quantile_days"].to_numpy(), cfg.max_wait_days)
+        wait = np.minimum(summary["conditional_quantile_days"], cfg.max_wait_days)
         base = np.where(rhythm, np.round(wait), 0).astype(int)
         window = np.where(incident, 1, np.where(drift, cfg.drift_search_days,
                                                  cfg.rhythm_search_days))
@@ -163,8 +176,10 @@ class TimingModel:
         weekday = cand_wd[rows, pick]
         offset = base + pick
         # Slot confidence: the share of that day's engagement chance within +-1 hour of the hour.
-        near = sum(hours[rows, np.clip(hour + k, 0, 23)] * ((hour + k >= 0) & (hour + k < 24))
-                   for k in (-1, 0, 1))
+        # (the three hours' shares added in order from 0, as a sum over them would)
+        around = hour[:, None] + np.array([-1, 0, 1])[None, :]
+        shares = hours[rows[:, None], np.clip(around, 0, 23)] * ((around >= 0) & (around < 24))
+        near = np.cumsum(np.concatenate([np.zeros((n, 1)), shares], axis=1), axis=1)[:, -1]
         with np.errstate(divide="ignore", invalid="ignore"):
             slot_conf = np.clip(near / hours.sum(axis=1), 0, 1)
 
@@ -173,33 +188,30 @@ class TimingModel:
         w = cfg.date_confidence_window_days
         lo_d = np.clip(offset - w / 2, 0, self.days_.horizon_days)
         hi_d = np.clip(offset + w / 2, 0, self.days_.horizon_days)
-        grid = np.arange(self.days_.horizon_days + 1, dtype=float)
-        S = self.days_.survival(hz, grid)
-        s_lo, s_hi = _row_interp(S, lo_d), _row_interp(S, hi_d)
+        s_lo, s_hi = _row_interp(S, np.column_stack([lo_d, hi_d])).T
         with np.errstate(divide="ignore", invalid="ignore"):
             concentration = np.clip((s_lo - s_hi) / p_return, 0, 1)
         date_conf = np.where(incident, 1.0, np.where(drift, 1 - p_return, concentration))
 
-        channels = self.channels_.rank(features)
-        out = pd.DataFrame(
-            {
-                "contact_date": day0 + pd.to_timedelta(offset, unit="D"),
-                "contact_date_confidence": np.nan_to_num(date_conf, nan=0.0),
-                "contact_weekday": weekday.astype("int64"),
-                "contact_hour_local": hour.astype("int64"),
-                "contact_slot_confidence": np.nan_to_num(slot_conf, nan=0.0),
-                "channel": pd.Series(channels["channel"].to_numpy(), index=features.index,
-                                     dtype=object),
-                "channel_confidence": channels["channel_confidence"].to_numpy(),
-                "expected_days_to_next_order": summary["expected_days"].to_numpy(),
+        channels = self.channels_.rank_columns(features, ranking=working)
+        out = {
+            "contact_date": _days_after(day0, offset),
+            "contact_date_confidence": nan_to_zero(date_conf),
+            "contact_weekday": weekday.astype("int64"),
+            "contact_hour_local": hour.astype("int64"),
+            "contact_slot_confidence": nan_to_zero(slot_conf),
+            "channel": channels["channel"],
+            "channel_confidence": channels["channel_confidence"],
+            "expected_days_to_next_order": summary["expected_days"],
+        }
+        if working:
+            out.update({
                 "contact_rule": np.select([incident, drift], ["incident", "drift"], "rhythm"),
                 "p_order_within_horizon": p_return,
-                "return_days_if_returning": summary["conditional_mean_days"].to_numpy(),
+                "return_days_if_returning": summary["conditional_mean_days"],
                 "contact_day_offset": offset.astype("int64"),
-                "channel_ranking": channels["channel_ranking"].to_numpy(),
-            },
-            index=features.index,
-        )
+                "channel_ranking": channels["channel_ranking"],
+            })
         return out
 
     def predict(self, features: pd.DataFrame, *, as_of: object) -> pd.DataFrame:
@@ -211,6 +223,20 @@ class TimingModel:
         day's weekday and ``contact_hour_local`` the customer's local hour.
         """
         return self.plan(features, as_of=as_of).loc[:, list(OUTPUT_COLUMNS)]
+
+    def predict_columns(self, features: pd.DataFrame | FeatureColumns, *, as_of: object
+                        ) -> dict[str, object]:
+        """:meth:`predict`'s columns as arrays: ``contact_date`` a UTC DatetimeIndex,
+        ``channel`` an object array (str or None), the others NumPy arrays."""
+        day0 = as_utc_timestamp(as_of).normalize()
+        if len(features) <= PLAN_CHUNK:
+            return self._plan_columns(features, day0, working=False)
+        parts = [self._plan_columns(_rows(features, slice(s, s + PLAN_CHUNK)), day0,
+                                    working=False)
+                 for s in range(0, len(features), PLAN_CHUNK)]
+        return {c: (pd.concat([pd.Series(p[c]) for p in parts], ignore_index=True).array
+                    if c == "contact_date" else np.concatenate([p[c] for p in parts]))
+                for c in OUTPUT_COLUMNS}
 
     # -- persistence -----------------------------------------------------------------------
     def save(self, directory: str | Path) -> None:
@@ -232,11 +258,41 @@ class TimingModel:
         return model
 
 
+@functools.lru_cache(maxsize=8)
+def _day_dtype(unit: str) -> pd.DatetimeTZDtype:
+    """The dtype pandas gives a UTC day of this unit plus whole days."""
+    return (pd.Timestamp(0, tz="UTC").as_unit(unit)
+            + pd.to_timedelta(np.zeros(1, dtype=np.int64), unit="D")).dtype
+
+
+def _days_after(day0: pd.Timestamp, offset: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """``day0 + pd.to_timedelta(offset, unit="D")`` (UTC midnights, whole days after
+    ``day0``) as a datetime array of that expression's dtype, by NumPy arithmetic."""
+    dtype = _day_dtype(day0.unit)
+    day = np.timedelta64(1, "D").astype(f"m8[{dtype.unit}]")
+    return pd.array(day0.as_unit(dtype.unit).asm8 + offset.astype(np.int64) * day, dtype=dtype)
+
+
+def _numbers(features: pd.DataFrame | FeatureColumns, name: str) -> np.ndarray:
+    """Column ``name`` as float64 (text read as numbers where it is one, else NaN)."""
+    if isinstance(features, FeatureColumns):
+        return features.number(name)
+    return pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=float,
+                                                                   na_value=np.nan)
+
+
+def _rows(features: pd.DataFrame | FeatureColumns, rows: slice) -> pd.DataFrame | FeatureColumns:
+    if isinstance(features, FeatureColumns):
+        return features.take(np.arange(len(features))[rows])
+    return features.iloc[rows]
+
+
 def _row_interp(S: np.ndarray, days: np.ndarray) -> np.ndarray:
-    """Row-wise linear interpolation of ``S`` (values at days 0, 1, ...) at ``days``."""
+    """Row-wise linear interpolation of ``S`` (values at days 0, 1, ...) at ``days`` (one day
+    per row, or a row of days per row)."""
     i = np.clip(np.floor(days).astype(int), 0, S.shape[1] - 2)
     frac = days - i
-    rows = np.arange(len(S))
+    rows = np.arange(len(S)).reshape(-1, *([1] * (np.ndim(days) - 1)))
     return S[rows, i] * (1 - frac) + S[rows, i + 1] * frac
 
 

@@ -49,7 +49,14 @@ class HourProfiles:
     def hour_probabilities(self, counts: np.ndarray) -> np.ndarray:
         """(n, 24) P(local hour of the next activity) given each row's hour counts."""
         counts = _checked(counts)
-        return _rowwise_matmul(_posterior(counts, self.shares_, self.profiles_), self.profiles_)
+        # The logarithms of the fitted profiles and shares, taken once per fit.
+        logs = getattr(self, "_logs", None)
+        if logs is None or logs[0] is not self.profiles_ or logs[1] is not self.shares_:
+            logs = (self.profiles_, self.shares_, np.log(self.profiles_).T,
+                    np.log(self.shares_)[None, :])
+            self._logs = logs
+        return _rowwise_matmul(_posterior(counts, self.shares_, self.profiles_, logs[2:]),
+                               self.profiles_)
 
     def to_dict(self) -> dict:
         return {"shares": self.shares_.tolist(), "profiles": self.profiles_.tolist()}
@@ -71,9 +78,13 @@ def _checked(counts: np.ndarray) -> np.ndarray:
     return counts
 
 
-def _posterior(counts: np.ndarray, shares: np.ndarray, profiles: np.ndarray) -> np.ndarray:
-    """(n, k) P(profile | counts): multinomial log-likelihoods plus log shares, normalized."""
-    log = _rowwise_matmul(counts, np.log(profiles).T) + np.log(shares)[None, :]
+def _posterior(counts: np.ndarray, shares: np.ndarray, profiles: np.ndarray,
+               logs: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """(n, k) P(profile | counts): multinomial log-likelihoods plus log shares, normalized
+    (``logs``: ``np.log(profiles).T`` and ``np.log(shares)[None, :]`` when known)."""
+    log_profiles, log_shares = logs if logs is not None else (np.log(profiles).T,
+                                                              np.log(shares)[None, :])
+    log = _rowwise_matmul(counts, log_profiles) + log_shares
     log -= log.max(axis=1, keepdims=True)
     resp = np.exp(log)
     resp /= resp.sum(axis=1, keepdims=True)
@@ -84,6 +95,12 @@ def _rowwise_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` summed in a fixed order per row, so a row's result does not depend on which
     other rows share the call (BLAS blocks by matrix size: a customer scored alone or in a
     shard of the nightly job would differ in the last bit)."""
+    if a.shape[0] * a.shape[1] * b.shape[1] <= 1 << 16:
+        # Few rows: every product at once, then the same additions in the same order (zero
+        # first, as below) by one accumulation along the inner dimension.
+        products = np.zeros((a.shape[0], a.shape[1] + 1, b.shape[1]))
+        np.multiply(a[:, :, None], b[None, :, :], out=products[:, 1:, :])
+        return np.cumsum(products, axis=1)[:, -1, :]
     out = np.zeros((a.shape[0], b.shape[1]))
     for j in range(a.shape[1]):
         out += a[:, j, None] * b[None, j, :]

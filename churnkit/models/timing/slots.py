@@ -24,8 +24,10 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from churnkit.data.columns import FeatureColumns
 from churnkit.data.frames import numeric_matrix
 from churnkit.features.clock import HOUR_BANDS, WEEKDAYS
+from churnkit.models.prediction import predict
 from churnkit.models.timing.profiles import HourProfiles
 from churnkit.models.trees import TreeSettings
 
@@ -44,10 +46,15 @@ def _matrix(frame: pd.DataFrame) -> np.ndarray:
     return numeric_matrix(frame, FEATURES)
 
 
-def _hour_counts(frame: pd.DataFrame) -> np.ndarray | None:
-    """(n, 24) activity counts per local hour, or None when the frame lacks them."""
-    if not set(HOUR_COUNT_COLS) <= set(frame.columns):
+def _hour_counts(frame: pd.DataFrame | FeatureColumns) -> np.ndarray | None:
+    """(n, 24) activity counts per local hour (missing: 0), or None when the frame lacks
+    them."""
+    columns = frame.columns
+    if not all(c in columns for c in HOUR_COUNT_COLS):
         return None
+    if isinstance(frame, FeatureColumns):
+        counts = frame.matrix(HOUR_COUNT_COLS)
+        return np.where(np.isnan(counts), 0.0, counts)
     return frame.loc[:, list(HOUR_COUNT_COLS)].to_numpy(dtype="float64", na_value=0.0)
 
 
@@ -107,15 +114,15 @@ class SlotModel:
         if len(frame) == 0:
             return np.empty((0, 24)), np.empty((0, 7))
         X = _matrix(frame)
-        hours = np.asarray(self.hour_booster_.predict(X)).reshape(len(X), 24)
+        hours = np.asarray(predict(self.hour_booster_, X)).reshape(len(X), 24)
         modal = X[:, FEATURES.index("modal_local_hour")]
         has = ~np.isnan(modal)
         if self.offset_booster_ is not None and has.any():
             # The two hour models averaged (each a distribution over the 24 hours).
-            offset_p = np.asarray(self.offset_booster_.predict(X[has])).reshape(-1, 24)
+            offset_p = np.asarray(predict(self.offset_booster_, X[has])).reshape(-1, 24)
             cols = (modal[has].astype(np.int64)[:, None] + np.arange(24)[None, :]) % 24
             absolute = np.empty_like(offset_p)
-            np.put_along_axis(absolute, cols, offset_p, axis=1)
+            absolute[np.arange(len(cols))[:, None], cols] = offset_p
             hours[has] = (hours[has] + absolute) / 2
         counts = _hour_counts(frame)
         if self.profiles_ is not None and counts is not None:
@@ -123,10 +130,10 @@ class SlotModel:
             if active.any():
                 hours[active] = (hours[active]
                                  + self.profiles_.hour_probabilities(counts[active])) / 2
-        days = np.asarray(self.weekday_booster_.predict(X)).reshape(len(X), 7)
+        days = np.asarray(predict(self.weekday_booster_, X)).reshape(len(X), 7)
         # No activity before as_of: the population's distribution (the global prior), which
         # beats what the trees extrapolate from an all-missing clock.
-        none = ~(np.nan_to_num(X[:, FEATURES.index("activity_events")], nan=0.0) > 0)
+        none = ~(X[:, FEATURES.index("activity_events")] > 0)  # NaN compares False, as 0
         prior = self.prior_slot_.reshape(7, 24)
         hours[none] = prior.sum(axis=0)
         days[none] = prior.sum(axis=1)

@@ -1,0 +1,106 @@
+"""FeatureColumns: a feature frame's columns as arrays, with the values the frame gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churnkit.data import columns as columns_module
+from churnkit.data.columns import SMALL_FRAME_ROWS, FeatureColumns
+from churnkit.data.frames import numeric_matrix
+
+
+@pytest.fixture(params=["blocks", "public"])
+def reader(request, monkeypatch):
+    """Both ways of reading a frame: its storage blocks, and its public conversions."""
+    if request.param == "public":
+        monkeypatch.setattr(columns_module, "_blocks", lambda frame: None)
+    return request.param
+
+
+def frame(n: int, *, nullable: bool = False) -> pd.DataFrame:
+    rng = np.random.default_rng(n)
+    out = pd.DataFrame({
+        "count": rng.integers(0, 5, n),
+        "share": np.where(rng.random(n) < 0.3, np.nan, rng.random(n)),
+        "flag": rng.random(n) < 0.5,
+        "category": pd.Series(rng.choice(["a", "b", None], n), dtype="str"),
+        "small": rng.random(n).astype("float32"),
+    }, index=pd.Index(np.arange(100, 100 + n), name="customer_id"))
+    if nullable:
+        out["maybe"] = pd.array(np.where(rng.random(n) < 0.5, None, 3), dtype="Int64")
+        out["yes"] = pd.array(np.where(rng.random(n) < 0.5, None, True), dtype="boolean")
+    return out
+
+
+def assert_same_objects(got: np.ndarray, want: np.ndarray) -> None:
+    assert len(got) == len(want)
+    for x, y in zip(got.tolist(), want.tolist(), strict=True):
+        assert x == y or (pd.isna(x) and pd.isna(y)), (x, y)
+
+
+@pytest.mark.parametrize("n", [1, 2, SMALL_FRAME_ROWS, SMALL_FRAME_ROWS + 1, 500])
+@pytest.mark.parametrize("nullable", [False, True])
+def test_numbers_and_flags_are_the_frames_floats(n, nullable, reader):
+    f = frame(n, nullable=nullable)
+    if nullable:  # a frame assembled column by column: many storage blocks
+        f["when"] = pd.Timestamp("2025-07-01", tz="UTC")
+        f = pd.concat([f[["share"]], f.drop(columns="share")], axis=1)
+    cols = FeatureColumns.from_frame(f)
+    assert len(cols) == n and cols.index.equals(f.index)
+    assert list(cols.columns) == list(f.columns)
+    for name in f.columns:
+        if name == "when":
+            assert cols.is_text(name)
+            assert cols.text(name).tolist() == f[name].to_numpy(dtype=object).tolist()
+            continue
+        if name == "category":
+            assert cols.is_text(name)
+            assert_same_objects(cols.text(name), f[name].to_numpy(dtype=object))
+            continue
+        want = f[name].to_numpy(dtype=float, na_value=np.nan)
+        np.testing.assert_array_equal(cols.number(name), want)
+    np.testing.assert_array_equal(cols.number("absent"), np.full(n, np.nan))
+    np.testing.assert_array_equal(cols.number("absent", 0.0), np.zeros(n))
+
+
+def test_matrix_is_numeric_matrix_of_the_frame(reader):
+    f = frame(7)
+    names = ["share", "absent", "flag", "category", "count"]
+    np.testing.assert_array_equal(FeatureColumns.from_frame(f).matrix(names),
+                                  numeric_matrix(f, names))
+    np.testing.assert_array_equal(numeric_matrix(FeatureColumns.from_frame(f), names),
+                                  numeric_matrix(f, names))
+    f["category"] = pd.Series(["1.5", "x", None, "2", "a", "b", "3"], dtype="str",
+                              index=f.index)  # numbers written as text read as numbers
+    np.testing.assert_array_equal(FeatureColumns.from_frame(f).matrix(["category"]),
+                                  numeric_matrix(f, ["category"]))
+
+
+def test_rows_taken_keep_their_values_and_index(reader):
+    f = frame(30)
+    cols = FeatureColumns.from_frame(f)
+    part = cols.take(np.array([3, 0, 29]))
+    np.testing.assert_array_equal(part.matrix(["count", "share"]),
+                                  numeric_matrix(f.iloc[[3, 0, 29]], ["count", "share"]))
+    assert part.index.tolist() == [103, 100, 129]
+    assert_same_objects(part.text("category"),
+                        f["category"].iloc[[3, 0, 29]].to_numpy(dtype=object))
+    pd.testing.assert_frame_equal(part.frame, f.iloc[[3, 0, 29]])
+
+
+def test_columns_handed_out_are_read_only():
+    cols = FeatureColumns.from_frame(frame(3))
+    with pytest.raises(ValueError, match="read-only"):
+        cols.number("count")[0] = 1.0
+
+
+def test_a_frame_with_other_columns_or_dtypes_gets_its_own_layout():
+    a, b = frame(2), frame(2)
+    b["share"] = b["share"].astype("float32")
+    assert FeatureColumns.from_frame(a).dtype("share") == np.float64
+    assert FeatureColumns.from_frame(b).dtype("share") == np.float32
+    c = a[["flag", "count"]]
+    np.testing.assert_array_equal(FeatureColumns.from_frame(c).matrix(["count", "flag"]),
+                                  numeric_matrix(c, ["count", "flag"]))
