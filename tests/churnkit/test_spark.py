@@ -163,11 +163,13 @@ def test_bad_data_fails_the_job_with_the_problem_and_writes_nothing(spark, tmp_p
 
 
 def test_the_row_comparison_sees_a_changed_score_a_band_or_a_driver(single_machine):
-    """The comparison above is strict where it must be: ulps pass, real changes do not."""
+    """The comparison above is bitwise: even a change in the last digits fails it."""
     rows = _sorted(single_machine)
+    assert_same_rows(rows.copy(), rows)
     nudged = rows.copy()
     nudged["churn_probability"] = nudged["churn_probability"] * (1 + 1e-15)
-    assert_same_rows(nudged, rows)
+    with pytest.raises(AssertionError):
+        assert_same_rows(nudged, rows)
     changed = rows.copy()
     changed.loc[7, "churn_probability"] += 1e-6
     with pytest.raises(AssertionError):
