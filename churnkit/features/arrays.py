@@ -260,7 +260,10 @@ def _rank(values: np.ndarray) -> np.ndarray:
 
 def _categories(series: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
     """Free-text categories as int32 codes into their sorted distinct values (-1 when empty)."""
-    encoded = pa.array(series, from_pandas=True).dictionary_encode()
+    values = pa.array(series, from_pandas=True)
+    if isinstance(values, pa.ChunkedArray):  # a column read from Parquet in several chunks
+        values = values.combine_chunks()
+    encoded = values.dictionary_encode()
     names = encoded.dictionary.to_pylist()
     rank = np.empty(len(names), dtype=np.int32)
     rank[np.argsort(np.array(names, dtype=object), kind="stable")] = np.arange(len(names))

@@ -81,3 +81,18 @@ def test_for_customers_slices_match_a_filter(synth_shop, pick):
         pdt.assert_frame_equal(part.get(name), frame[frame["customer_id"].isin(wanted)])
     assert np.shares_memory(tables.for_customers(wanted[:1]).orders["amount"].to_numpy(),
                             tables.orders["amount"].to_numpy()) or not pick
+
+
+def test_text_columns_in_several_arrow_chunks_convert_like_one():
+    # columns read from Parquet may hold several Arrow chunks
+    import pyarrow as pa
+
+    from churnkit.features.arrays import _categories, codes
+
+    chunked = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([["b", None], ["a", "b"]])))
+    whole = pd.Series(["b", None, "a", "b"], dtype="str")
+    for series in (chunked, whole):
+        values, names = _categories(series)
+        assert names == ("a", "b") and values.tolist() == [1, -1, 0, 1]
+    long = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([["late"] * 70, ["lost"] * 70])))
+    assert codes(long, ("placed", "late", "lost")).tolist() == [1] * 70 + [2] * 70
