@@ -39,6 +39,8 @@ def _column_buffers(series: pd.Series) -> list:
     if isinstance(series.dtype, pd.DatetimeTZDtype):
         return [series.dt.tz_convert(None).to_numpy(dtype="datetime64[us]").view("int64")]
     array = pa.array(series, from_pandas=True)
+    if isinstance(array, pa.ChunkedArray):  # a column read from Parquet in several chunks
+        array = array.combine_chunks()
     # An array may view a larger buffer: copy it out so that only its own values count.
     array = pa.concat_arrays([array]) if array.offset else array
     return [b for b in array.buffers() if b is not None]

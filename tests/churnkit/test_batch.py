@@ -381,3 +381,19 @@ def test_both_sinks_say_what_they_wrote(clean_run):
     assert result.output == str(out)
     assert result.summary_path == str(summary_path_for(out))
     assert json.loads(summary_path_for(out).read_text()) == result.summary
+
+
+def test_the_input_digest_reads_columns_in_several_arrow_chunks():
+    # tables read from Parquet may hold a text column in several Arrow chunks
+    import pyarrow as pa
+
+    from churnkit.jobs.resume import content_digest
+
+    whole = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([["a", None, "b"]])))
+    one = ck.Tables(orders=pd.DataFrame({"category": whole}))
+    chunked = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([["a", None], ["b"]])))
+    other = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([["a", None], ["c"]])))
+    assert content_digest(ck.Tables(orders=pd.DataFrame({"category": chunked}))) == \
+        content_digest(one)
+    assert content_digest(ck.Tables(orders=pd.DataFrame({"category": other}))) != \
+        content_digest(one)
