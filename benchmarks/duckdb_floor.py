@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 import churnkit as ck
-from churnkit.features.engine import _connect, _registered, computed_families, engine
+from churnkit.features.engine import computed_families
+from churnkit.features.oracle import _connect, _registered, engine
 from churnkit.features.views import compose_sql
 
 AS_OF = "2025-01-01"

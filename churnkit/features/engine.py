@@ -67,8 +67,6 @@ def compute_columns(known: Known, fams: Sequence[Family]) -> Columns:
     """The families' computed (non-population) columns for the customers of ``known``."""
     out: Columns = {}
     for fam in fams:
-        if fam.compute is None:
-            raise NotImplementedError(f"feature family {fam.name!r} has no array definition")
         values = fam.compute(known)
         for feature in fam.sql_features():
             out[feature.name] = values[feature.name]

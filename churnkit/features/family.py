@@ -116,7 +116,7 @@ class Family:
     required_tables: tuple[str, ...]
     features: tuple[Feature, ...]
     sql: Callable[[frozenset[str]], str]
-    compute: Computer | None = None
+    compute: Computer
     finish: Finisher | None = None
     optional_tables: tuple[str, ...] = field(default=())
     required_columns: tuple[str, ...] = field(default=())
