@@ -10,7 +10,7 @@ na_value=np.nan)`` for numbers and flags, whatever the number of rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -177,6 +177,22 @@ def _read_blocks(layout: _Layout, values: list, n: int
     return numbers, texts
 
 
+_COLUMN_LAYOUTS: dict[tuple, _Layout] = {}
+
+
+def _column_layout(names: tuple[str, ...], dtypes: tuple) -> _Layout:
+    """The layout of frames with these column names and dtypes (see
+    :meth:`FeatureColumns.from_columns`)."""
+    key = (names, dtypes)
+    layout = _COLUMN_LAYOUTS.get(key)
+    if layout is None:
+        layout = _Layout(pd.Index(list(names)), list(dtypes))
+        if len(_COLUMN_LAYOUTS) >= 8:  # one layout per set of computed families; keep a few
+            _COLUMN_LAYOUTS.clear()
+        _COLUMN_LAYOUTS[key] = layout
+    return layout
+
+
 def _layout(frame: pd.DataFrame) -> _Layout:
     dtypes = frame.dtypes.tolist()
     for layout in _LAYOUTS:
@@ -195,17 +211,18 @@ class FeatureColumns:
     the number of rows. Arrays handed out are read-only views or fresh copies.
     """
 
-    __slots__ = ("_derived", "_layout", "_numbers", "_rows", "_source", "_texts", "columns",
-                 "index")
+    __slots__ = ("_derived", "_layout", "_make", "_numbers", "_rows", "_source", "_texts",
+                 "columns", "index")
 
     def __init__(self, index: pd.Index, layout: _Layout, numbers: np.ndarray,
-                 texts: dict[str, np.ndarray], source: pd.DataFrame,
-                 rows: np.ndarray | None = None) -> None:
+                 texts: dict[str, np.ndarray], source: pd.DataFrame | None,
+                 rows: np.ndarray | None = None,
+                 make: Callable[[], pd.DataFrame] | None = None) -> None:
         self.index = index
         #: Column name -> position in the frame, in the frame's order (``name in columns`` is
         #: a dictionary lookup).
         self.columns: dict[str, int] = layout.column_at
-        self._source, self._rows = source, rows
+        self._source, self._rows, self._make = source, rows, make
         self._derived: dict[object, object] = {}
         self._layout = layout
         numbers.flags.writeable = False
@@ -240,9 +257,29 @@ class FeatureColumns:
                      for j in layout.texts.tolist()}
         return cls(frame.index, layout, np.ascontiguousarray(numbers), texts, frame)
 
+    @classmethod
+    def from_columns(cls, index: pd.Index, columns: Mapping[str, np.ndarray],
+                     dtypes: tuple, make: Callable[[], pd.DataFrame]) -> FeatureColumns:
+        """The columns of the frame ``make()`` would build, without building it (``make`` runs
+        only when :attr:`frame` is read): ``index``, and ``columns`` in the frame's order with
+        their frame ``dtypes``; a number or flag column's array is of its dtype's kind, a text
+        column's anything :func:`pandas.array` takes for its dtype. The values equal
+        :meth:`from_frame` of that frame."""
+        layout = _column_layout(tuple(columns), dtypes)
+        arrays = list(columns.values())
+        numbers = np.empty((len(layout.numbers), len(index)))
+        for k, j in enumerate(layout.numbers.tolist()):
+            numbers[k] = arrays[j]  # the cast the frame's to_numpy(float) makes
+        texts = {layout.names[j]: pd.array(arrays[j], dtype=dtypes[j]).to_numpy(dtype=object)
+                 for j in layout.texts.tolist()}
+        return cls(index, layout, np.ascontiguousarray(numbers.T), texts, None, make=make)
+
     @property
     def frame(self) -> pd.DataFrame:
-        """The frame these columns came from (for the rare input a model reads as a frame)."""
+        """The frame these columns came from (for the rare input a model reads as a frame, and
+        for callers who want the features as a frame)."""
+        if self._source is None:
+            self._source = self._make()  # type: ignore[misc]
         return self._source if self._rows is None else self._source.iloc[self._rows]
 
     def __len__(self) -> int:
@@ -309,7 +346,10 @@ class FeatureColumns:
     def take(self, rows: np.ndarray) -> FeatureColumns:
         """The rows at positions ``rows`` (an integer array)."""
         rows = np.asarray(rows, dtype=np.intp)
+        texts = {k: v[rows] for k, v in self._texts.items()}
+        if self._source is None:  # built from columns: its frame is made when asked for
+            return FeatureColumns(self.index[rows], self._layout, self._numbers[rows], texts,
+                                  None, make=lambda: self.frame.iloc[rows])
         source = rows if self._rows is None else self._rows[rows]
-        return FeatureColumns(self.index[rows], self._layout, self._numbers[rows],
-                              {k: v[rows] for k, v in self._texts.items()}, self._source,
-                              source)
+        return FeatureColumns(self.index[rows], self._layout, self._numbers[rows], texts,
+                              self._source, source)

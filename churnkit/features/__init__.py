@@ -9,6 +9,7 @@ from churnkit.features.clock import WEEKDAYS
 from churnkit.features.engine import (
     build_features,
     computed_families,
+    feature_columns,
     fit_population,
     left_out_families,
     shop_arrays,
@@ -32,6 +33,7 @@ __all__ = [
     "build_features",
     "computed_families",
     "families",
+    "feature_columns",
     "feature_reference_markdown",
     "fit_population",
     "left_out_families",

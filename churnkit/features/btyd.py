@@ -18,7 +18,7 @@ from churnkit.features.arrays import DAY_US, Known
 from churnkit.features.family import Columns, Family, Feature, description_of
 from churnkit.features.population import PopulationFit
 from churnkit.features.sql import age_days
-from churnkit.stats.btyd import expected_purchases, p_alive, p_no_purchase
+from churnkit.stats.btyd import predictions
 
 NAME = "btyd"
 _O = ("orders",)
@@ -83,13 +83,10 @@ def _finish(columns: Columns, population: PopulationFit) -> Columns:
     x = x[buyers]
     t_x = np.asarray(columns["btyd_recency_days"], dtype="float64")[buyers]
     big_t = np.asarray(columns["btyd_T_days"], dtype="float64")[buyers]
-    out["p_alive"][buyers] = p_alive(params, x, t_x, big_t)
-    out[f"expected_purchases_{HORIZON_DAYS}d"][buyers] = expected_purchases(
-        params, HORIZON_DAYS, x, t_x, big_t
-    )
-    out[f"p_no_purchase_{HORIZON_DAYS}d"][buyers] = p_no_purchase(
-        params, HORIZON_DAYS, x, t_x, big_t
-    )
+    alive, expected, quiet = predictions(params, HORIZON_DAYS, x, t_x, big_t)
+    out["p_alive"][buyers] = alive
+    out[f"expected_purchases_{HORIZON_DAYS}d"][buyers] = expected
+    out[f"p_no_purchase_{HORIZON_DAYS}d"][buyers] = quiet
     return out
 
 

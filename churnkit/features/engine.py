@@ -12,6 +12,7 @@ so a customer's row does not depend on who else is computed. The SQL definitions
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from churnkit.data.columns import FeatureColumns
 from churnkit.data.contract import as_utc_timestamp
 from churnkit.data.tables import Tables
 from churnkit.data.validation import validated
@@ -56,6 +58,14 @@ def shop_arrays(tables: Tables) -> ShopArrays:
 
 def _cutoff(as_of: object) -> pd.Timestamp:
     # Tables hold microseconds; rounding a finer as_of *up* keeps "time < as_of" unchanged.
+    try:
+        return _cached_cutoff(as_of)
+    except TypeError:  # unhashable
+        return as_utc_timestamp(as_of).ceil("us")
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_cutoff(as_of: object) -> pd.Timestamp:
     return as_utc_timestamp(as_of).ceil("us")
 
 
@@ -73,24 +83,53 @@ def compute_columns(known: Known, fams: Sequence[Family]) -> Columns:
     return out
 
 
-def _frame(known: Known, columns: Columns, fams: Sequence[Family]) -> pd.DataFrame:
-    """The feature frame, each column typed by its registered dtype (see :data:`DTYPES`)."""
-    data: dict[str, object] = {}
-    for fam in fams:
-        for feature in fam.features:
-            values = columns[feature.name]
-            if feature.dtype == "count":
-                values = np.asarray(values, dtype=np.int64)
-            elif feature.dtype == "flag":
-                values = np.asarray(values, dtype=bool)
-            elif feature.dtype == "str":
-                values = pd.array(values, dtype="str")
-            else:
-                values = np.asarray(values, dtype=np.float64)
-            data[feature.name] = values
+#: The frame dtype of each registered kind (see :data:`~churnkit.features.family.DTYPES`).
+_DTYPES = {"count": np.dtype(np.int64), "flag": np.dtype(bool), "total": np.dtype(np.float64),
+           "float": np.dtype(np.float64), "str": pd.StringDtype(na_value=np.nan)}
+
+
+_LAYOUTS: dict[tuple[int, ...], tuple[tuple[Family, ...], tuple[str, ...], tuple]] = {}
+
+
+def _layout(fams: tuple[Family, ...]) -> tuple[tuple[str, ...], tuple]:
+    """The families' feature names in output order and each one's frame dtype (kept per set of
+    families, found by identity: hashing a family hashes all its features)."""
+    key = tuple(map(id, fams))
+    found = _LAYOUTS.get(key)
+    if found is None:
+        features = [f for fam in fams for f in fam.features]
+        found = (fams, tuple(f.name for f in features), tuple(_DTYPES[f.dtype] for f in features))
+        if len(_LAYOUTS) >= 16:
+            _LAYOUTS.clear()
+        _LAYOUTS[key] = found  # holds the families: their ids stay theirs
+    return found[1], found[2]
+
+
+def _ordered(columns: Columns, fams: tuple[Family, ...]) -> dict[str, np.ndarray]:
+    """The families' columns in output order, each of its dtype's kind (cast where it is
+    not)."""
+    names, dtypes = _layout(fams)
+    out = {}
+    for name, dtype in zip(names, dtypes, strict=True):
+        values = columns[name]
+        if isinstance(dtype, np.dtype) and (not isinstance(values, np.ndarray)
+                                            or values.dtype.kind != dtype.kind):
+            values = np.asarray(values, dtype=dtype)
+        out[name] = values
+    return out
+
+
+def _index(known: Known) -> pd.Index:
     ids = known.ids
-    index = pd.Index(ids, dtype="str" if ids.dtype == object else ids.dtype, name="customer_id")
-    # one block per dtype (consolidated), as a frame read from Parquet would be
+    return pd.Index(ids, dtype="str" if ids.dtype == object else ids.dtype, name="customer_id")
+
+
+def _frame(index: pd.Index, columns: dict[str, np.ndarray], dtypes: tuple) -> pd.DataFrame:
+    """The feature frame, each column of its registered dtype: one block per dtype
+    (consolidated), as a frame read from Parquet would be."""
+    data = {name: pd.array(values, dtype=dtype) if not isinstance(dtype, np.dtype)
+            else np.asarray(values, dtype=dtype)
+            for (name, values), dtype in zip(columns.items(), dtypes, strict=True)}
     return pd.DataFrame(data, index=index, copy=True)
 
 
@@ -154,9 +193,37 @@ def build_features(
         absent is not computed and its columns are absent. ``attrs``: ``families`` (names
         computed), ``population`` (the :class:`PopulationFit` used), ``as_of``.
     """
+    known, data, fams, population, cutoff = _computed(tables, as_of, customer_ids, population)
+    frame = _frame(_index(known), data, _layout(fams)[1])
+    frame.attrs = {"families": [f.name for f in fams], "population": population, "as_of": cutoff}
+    return frame
+
+
+def feature_columns(
+    tables: Tables | ShopArrays,
+    *,
+    as_of: object,
+    customer_ids: Iterable[object] | None = None,
+    population: PopulationFit | None = None,
+) -> FeatureColumns:
+    """:func:`build_features` as the scoring stages read it: the same columns and values as
+    :class:`~churnkit.data.columns.FeatureColumns`, without building the frame (it is built
+    only if :attr:`FeatureColumns.frame` is read, with empty ``attrs``). For one customer the
+    frame is most of the cost after the reductions."""
+    known, data, fams, _, _ = _computed(tables, as_of, customer_ids, population)
+    index, dtypes = _index(known), _layout(fams)[1]
+    return FeatureColumns.from_columns(index, data, dtypes, lambda: _frame(index, data, dtypes))
+
+
+def _computed(tables: Tables | ShopArrays, as_of: object, customer_ids: Iterable[object] | None,
+              population: PopulationFit | None
+              ) -> tuple[Known, dict[str, np.ndarray], tuple[Family, ...], PopulationFit,
+                         pd.Timestamp]:
+    """What :func:`build_features` computes: the known customers, the columns in output order,
+    the families computed, the population fit used and the cutoff."""
     cutoff = _cutoff(as_of)
     shop = tables if isinstance(tables, ShopArrays) else shop_arrays(validated(tables))
-    fams = computed_families(shop.tables)
+    fams = tuple(computed_families(shop.tables))
     if customer_ids is not None:
         if population is None:
             population = fit_population(shop, as_of=cutoff)
@@ -168,15 +235,14 @@ def build_features(
     for fam in fams:
         if fam.finish is not None:
             columns.update(fam.finish(columns, population))
-    frame = _frame(known, columns, fams)
-    frame.attrs = {"families": [f.name for f in fams], "population": population, "as_of": cutoff}
-    return frame
+    return known, _ordered(columns, fams), fams, population, cutoff
 
 
 __all__ = [
     "build_features",
     "compute_columns",
     "computed_families",
+    "feature_columns",
     "fit_population",
     "left_out_families",
     "shop_arrays",

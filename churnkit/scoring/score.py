@@ -22,7 +22,7 @@ from churnkit.data.columns import FeatureColumns
 from churnkit.data.contract import as_utc_timestamp
 from churnkit.data.frames import model_matrix, require_columns
 from churnkit.data.tables import Tables
-from churnkit.features import build_features
+from churnkit.features import feature_columns
 from churnkit.features.registry import all_features
 from churnkit.models.timing import OUTPUT_COLUMNS as TIMING_COLUMNS
 from churnkit.policy import POLICY_COLUMNS, PolicyConfig, at_risk_rows
@@ -294,10 +294,9 @@ def score(tables: Tables, *, as_of: object, bundle: ModelBundle,
     """
     cutoff = as_utc_timestamp(as_of)
     t0 = time.perf_counter()
-    features = build_features(tables, as_of=cutoff, customer_ids=customer_ids,
-                              population=bundle.population)
-    # pandas deep-copies ``attrs`` on every operation; scoring needs none of them.
-    features.attrs = {}
+    # The stages read the engine's arrays; the feature frame is built only when asked for.
+    features = feature_columns(tables, as_of=cutoff, customer_ids=customer_ids,
+                               population=bundle.population)
     t1 = time.perf_counter()
     if len(features):
         scored = score_features(features, bundle, as_of=cutoff, explain=explain)
@@ -308,4 +307,4 @@ def score(tables: Tables, *, as_of: object, bundle: ModelBundle,
     if timings is not None:
         timings["features"] = t1 - t0
         timings["models_and_policy"] = time.perf_counter() - t1
-    return (scored, features) if with_features else scored
+    return (scored, features.frame) if with_features else scored

@@ -28,6 +28,7 @@ digamma terms once per distinct ``x`` (:mod:`churnkit.stats.btyd_likelihood`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
@@ -254,6 +255,16 @@ def _purchases_if_alive(params: BGNBDParams, x: np.ndarray, z: np.ndarray) -> np
         raise ValueError(f"a customer would be expected to buy {most:.3g} times in the window "
                          f"(at most {_MOST_PURCHASES:.0e}): is t in the unit alpha was fitted in?")
     log_scale = s * np.log1p(-z)  # P(N = n) = exp(log_scale) * pmf
+    if rows.size <= _ROW_BY_ROW:
+        # The same sums row by row in Python floats (the same correctly rounded operations in
+        # the same order, so the same bits): for a few rows NumPy's cost per operation is most
+        # of the work.
+        totals = np.empty(rows.size)
+        for k, (sk, bk, zk, lk) in enumerate(zip(s.tolist(), big_b.tolist(), z.tolist(),
+                                                  log_scale.tolist(), strict=True)):
+            totals[k], log_scale[k] = _series_one(a, sk, bk, zk, lk)
+        out[rows] = totals * np.exp(log_scale)
+        return out.reshape(shape)
     pmf = np.ones(rows.size)
     rho = np.ones(rows.size)
     cum = np.zeros(rows.size)  # R(n)
@@ -285,6 +296,50 @@ def _purchases_if_alive(params: BGNBDParams, x: np.ndarray, z: np.ndarray) -> np
             rows, s, big_b, z, log_scale, pmf, rho, cum, total = (
                 v[keep] for v in (rows, s, big_b, z, log_scale, pmf, rho, cum, total))
     return out.reshape(shape)
+
+
+#: Up to this many customers :func:`_purchases_if_alive` sums their series one by one.
+_ROW_BY_ROW = 8
+
+
+def _series_one(a: float, s: float, big_b: float, z: float, log_scale: float
+                ) -> tuple[float, float]:
+    """One row of :func:`_purchases_if_alive`'s series: its total and log scale, by the same
+    operations as the vectorized loop."""
+    pmf, rho, cum, total, n = 1.0, 1.0, 0.0, 0.0, 0
+    while True:
+        for _ in range(_CHECK_EVERY):
+            cum += rho
+            rho *= (big_b + n) / (a + big_b + n)
+            pmf *= (s + n) * (z / (n + 1))
+            total += pmf * cum
+            n += 1
+        q = (s + n) * z / (n + 1)
+        tail = pmf * q / (1 - q) * (cum + 1 / (1 - q)) if q < 1 else math.inf
+        if pmf > _RESCALE_ABOVE:
+            pmf /= _RESCALE_ABOVE
+            total /= _RESCALE_ABOVE
+            log_scale += _LOG_RESCALE
+        if tail <= _SERIES_RTOL * total:
+            return total, log_scale
+
+
+_LOG_RESCALE = float(np.log(_RESCALE_ABOVE))
+
+
+def predictions(params: BGNBDParams, t, frequency, recency, T
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(p_alive, expected_purchases, p_no_purchase)`` over a horizon ``t``, with the inputs
+    checked and ``P(alive)`` computed once: the values of the three functions."""
+    x, t_x, big_t = summary_arrays(frequency, recency, T)
+    t = checked_array(t, "t")
+    x, t_x, big_t, t = np.broadcast_arrays(x, t_x, big_t, t)
+    alive = p_alive(params, x, t_x, big_t)
+    z = t / (params.alpha + big_t + t)
+    expected = _purchases_if_alive(params, x, z) * alive
+    alpha_t = params.alpha + big_t
+    quiet = np.exp((params.r + x) * (np.log(alpha_t) - np.log(alpha_t + t)))
+    return alive, expected, (1 - alive) + alive * quiet
 
 
 def expected_purchases(params: BGNBDParams, t, frequency, recency, T) -> np.ndarray:

@@ -354,3 +354,28 @@ def test_summarize_then_fit_runs() -> None:
     assert (summary["recency"] < summary["T"]).all()
     params = fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
     assert np.all(p_alive(params, summary["frequency"], summary["recency"], summary["T"]) <= 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(10, 40), st.integers(0, 2**32 - 1),
+       st.sampled_from([PUBLISHED, BGNBDParams(r=2.0, alpha=0.5, a=1.0, b=3e6),
+                        BGNBDParams(r=0.9, alpha=30.0, a=4e6, b=2e6),
+                        BGNBDParams(r=50.0, alpha=0.01, a=0.3, b=0.2)]))
+def test_few_customers_get_the_bits_of_many(n, seed, params) -> None:
+    """The row-by-row series for a few customers gives each customer's value of the vectorized
+    one, bit for bit, also where the series rescales (very frequent buyers)."""
+    rng = np.random.default_rng(seed)
+    big_t = rng.uniform(0, 900, n)
+    t_x = big_t * rng.random(n)
+    x = np.floor(rng.exponential(5, n) * (rng.random(n) < 0.9))
+    x[: n // 5] *= 400  # some very frequent buyers
+    t = rng.choice([0.0, 1.0, 90.0, 365.0], n)
+    many = btyd.predictions(params, t, x, t_x, big_t)
+    for i in range(n):
+        one = btyd.predictions(params, t[i:i + 1], x[i:i + 1], t_x[i:i + 1], big_t[i:i + 1])
+        for got, want in zip(one, many, strict=True):
+            assert got.view(np.int64)[0] == want[i:i + 1].view(np.int64)[0], (i, got, want[i])
+    assert n > btyd._ROW_BY_ROW  # the many go through the vectorized sum
+    np.testing.assert_array_equal(many[0], p_alive(params, x, t_x, big_t))
+    np.testing.assert_array_equal(many[1], expected_purchases(params, t, x, t_x, big_t))
+    np.testing.assert_array_equal(many[2], p_no_purchase(params, t, x, t_x, big_t))

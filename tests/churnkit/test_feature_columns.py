@@ -104,3 +104,38 @@ def test_a_frame_with_other_columns_or_dtypes_gets_its_own_layout():
     c = a[["flag", "count"]]
     np.testing.assert_array_equal(FeatureColumns.from_frame(c).matrix(["count", "flag"]),
                                   numeric_matrix(c, ["count", "flag"]))
+
+
+def _same_columns(got: FeatureColumns, want: FeatureColumns) -> None:
+    assert got.index.equals(want.index) and got.index.dtype == want.index.dtype
+    assert list(got.columns) == list(want.columns)
+    for name in want.columns:
+        assert got.dtype(name) == want.dtype(name), name
+        assert got.is_text(name) == want.is_text(name), name
+        if want.is_text(name):
+            assert_same_objects(got.text(name), want.text(name))
+        else:  # bitwise: the engine's arrays give the frame's floats
+            np.testing.assert_array_equal(got.number(name).view(np.int64),
+                                          want.number(name).view(np.int64), err_msg=name)
+
+
+@pytest.mark.parametrize("ids", [None, "one", "several"])
+def test_columns_from_the_engine_are_those_of_its_frame(ids):
+    import churnkit as ck
+    from churnkit.features import feature_columns
+
+    tables, _ = ck.synth.generate(300, seed=5, start="2024-01-01", end="2025-01-01")
+    as_of = "2024-11-01"
+    known = ck.build_features(tables, as_of=as_of).index
+    chosen = {None: None, "one": [known[7]], "several": [known[40], known[3], "nobody"]}[ids]
+    frame = ck.build_features(tables, as_of=as_of, customer_ids=chosen)
+    got = feature_columns(tables, as_of=as_of, customer_ids=chosen)
+    want = FeatureColumns.from_frame(frame)
+    _same_columns(got, want)
+    assert any(want.is_text(n) for n in want.columns)  # the text path is exercised
+    rows = np.arange(len(want))[::-1]
+    _same_columns(got.take(rows), want.take(rows))
+    # The frame is built only when read, and is build_features' frame without its attrs.
+    frame.attrs = {}
+    pd.testing.assert_frame_equal(got.take(rows).frame, frame.iloc[rows])
+    pd.testing.assert_frame_equal(got.frame, frame)
