@@ -56,8 +56,9 @@ class Settings:
         default one day): a later one is refused as a likely mistake.
     batch_wait_ms
         How long a request may wait for others to be scored in the same call
-        (``CHURNKIT_BATCH_WAIT_MS``, default 2 ms; 0 = no waiting, only requests already queued
-        are merged). See :mod:`serving.merging`.
+        (``CHURNKIT_BATCH_WAIT_MS``, default 0: no waiting, the requests queued while the
+        previous call ran are merged; a call costs a few milliseconds, so waiting for more
+        only adds to every answer's latency). See :mod:`serving.merging`.
     queue_timeout_s
         A request that waited this long for its scoring call is answered 503 instead
         (``CHURNKIT_QUEUE_TIMEOUT_S``, default 10 s): load shedding under overload.
@@ -81,7 +82,7 @@ class Settings:
     max_ids: int = 1000
     max_events_rows: int = 100_000
     max_future_seconds: float = 86_400.0
-    batch_wait_ms: float = 2.0
+    batch_wait_ms: float = 0.0
     queue_timeout_s: float = 10.0
     store_memory_mb: float = 256.0
     port: int = 3000
