@@ -17,7 +17,6 @@ Run: ``.venv/bin/python benchmarks/score_one.py`` (first run ~5 minutes for the 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -29,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from score_stages import AS_OF, fixture
+from score_stages import AS_OF, fixture, fixture_parser
 
 
 def median_ms(values: list[float]) -> float:
@@ -37,13 +36,7 @@ def median_ms(values: list[float]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/churnkit-score-stages"))
-    parser.add_argument("--customers", type=int, default=20_000)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rows", type=int, default=1000, help="customers scored one by one")
-    args = parser.parse_args()
+    args = fixture_parser(__doc__.split("\n\n")[0], rows=1000).parse_args()
 
     import churnkit as ck
     from churnkit.scoring import score_features

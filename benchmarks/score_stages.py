@@ -173,13 +173,19 @@ def many_customers(score, bundle, features: pd.DataFrame, n: int) -> dict:
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def fixture_parser(description: str, rows: int) -> argparse.ArgumentParser:
+    """The options of :func:`fixture` (and ``--rows``, customers scored one by one)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/churnkit-score-stages"))
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rows", type=int, default=300, help="customers scored one by one")
+    parser.add_argument("--rows", type=int, default=rows, help="customers scored one by one")
+    return parser
+
+
+def main() -> None:
+    parser = fixture_parser(__doc__.split("\n\n")[0], rows=300)
     parser.add_argument("--passes", type=int, default=1)
     parser.add_argument("--stages", action="store_true", help="CPU time per stage")
     parser.add_argument("--big", type=int, default=100_000, help="rows of the large call (0: none)")

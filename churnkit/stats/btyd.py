@@ -271,12 +271,7 @@ def _purchases_if_alive(params: BGNBDParams, x: np.ndarray, z: np.ndarray) -> np
     total = np.zeros(rows.size)
     n = 0
     while rows.size:
-        for _ in range(_CHECK_EVERY):
-            cum += rho
-            rho *= (big_b + n) / (a + big_b + n)
-            pmf *= (s + n) * (z / (n + 1))
-            total += pmf * cum
-            n += 1
+        pmf, rho, cum, total, n = _terms(a, s, big_b, z, pmf, rho, cum, total, n)
         # Past the mode the ratios q = P(N = m + 1) / P(N = m) = (s + m) z / (m + 1) fall, so
         # the rest is at most sum_j pmf q^j (R(n) + j) = pmf q / (1 - q) (R(n) + 1 / (1 - q)).
         q = (s + n) * z / (n + 1)
@@ -298,6 +293,18 @@ def _purchases_if_alive(params: BGNBDParams, x: np.ndarray, z: np.ndarray) -> np
     return out.reshape(shape)
 
 
+def _terms(a, s, big_b, z, pmf, rho, cum, total, n):
+    """The series' next :data:`_CHECK_EVERY` terms added to ``total``: on arrays in place, on
+    floats (one row) by the same operations in the same order."""
+    for _ in range(_CHECK_EVERY):
+        cum += rho
+        rho *= (big_b + n) / (a + big_b + n)
+        pmf *= (s + n) * (z / (n + 1))
+        total += pmf * cum
+        n += 1
+    return pmf, rho, cum, total, n
+
+
 #: Up to this many customers :func:`_purchases_if_alive` sums their series one by one.
 _ROW_BY_ROW = 8
 
@@ -308,12 +315,7 @@ def _series_one(a: float, s: float, big_b: float, z: float, log_scale: float
     operations as the vectorized loop."""
     pmf, rho, cum, total, n = 1.0, 1.0, 0.0, 0.0, 0
     while True:
-        for _ in range(_CHECK_EVERY):
-            cum += rho
-            rho *= (big_b + n) / (a + big_b + n)
-            pmf *= (s + n) * (z / (n + 1))
-            total += pmf * cum
-            n += 1
+        pmf, rho, cum, total, n = _terms(a, s, big_b, z, pmf, rho, cum, total, n)
         q = (s + n) * z / (n + 1)
         tail = pmf * q / (1 - q) * (cum + 1 / (1 - q)) if q < 1 else math.inf
         if pmf > _RESCALE_ABOVE:
