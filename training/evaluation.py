@@ -45,6 +45,43 @@ LEVEL = 0.95
 _MLFLOW_INVALID = re.compile(r"[^A-Za-z0-9_\-\. /]")
 
 
+#: The headline groups :func:`training.pipeline.activity_groups` builds, with their labels.
+ACTIVE_GROUPS = {"active_30d": "ordered in the last 30 days",
+                 "active_90d": "ordered in the last 90 days"}
+
+
+@dataclass(frozen=True)
+class GroupEvaluation:
+    """The evaluation among one group of the held-out customers (e.g. those who ordered in the
+    last 90 days: the ones a campaign can still keep), with its own bootstrap.
+
+    ``metrics`` per score (model, baselines, oracle) and metric; ``best_baseline`` the best
+    baseline by ROC-AUC *in this group*; ``versus_best_baseline`` the paired differences model
+    − that baseline. ``note`` says why a group is not scored (too few customers, one outcome);
+    its metrics are then empty.
+    """
+
+    label: str
+    n_customers: int
+    churn_rate: float
+    metrics: dict[str, dict[str, Estimate]]
+    best_baseline: str | None
+    versus_best_baseline: dict[str, Estimate]
+    note: str = ""
+
+    def line(self, model: str, metric: str = "roc_auc") -> str:
+        """One line: the model's value and its paired difference from the group's best
+        baseline, with intervals."""
+        head = f"{self.label} ({self.n_customers:,} customers"
+        if self.note:
+            return f"{head}): not scored, {self.note}"
+        est, diff = self.metrics[model][metric], self.versus_best_baseline[metric]
+        label = METRIC_LABELS.get(metric, metric)
+        return (f"{head}, churn rate {self.churn_rate:.1%}): {model} {label} "
+                f"{est.value:.3f} [{est.low:.3f}, {est.high:.3f}]; − {self.best_baseline} "
+                f"(best baseline here) {diff.value:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}]")
+
+
 @dataclass(frozen=True, eq=False)  # eq=False: frames and arrays have no boolean equality
 class Evaluation:
     """The evaluation of one model at one held-out cutoff; see :func:`evaluate`."""
@@ -65,6 +102,8 @@ class Evaluation:
     gain: pd.DataFrame
     importance: pd.Series
     score_distribution: dict[str, np.ndarray] = field(repr=False)
+    #: Group name (e.g. ``active_90d``) -> its evaluation; see :func:`evaluate`'s ``groups``.
+    groups: dict[str, GroupEvaluation] = field(default_factory=dict)
 
     @property
     def baselines(self) -> list[str]:
@@ -111,7 +150,9 @@ class Evaluation:
         }
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out |= {"cutoff": self.cutoff.isoformat(), "importance": self.importance.to_dict(),
-                "score_distribution": histogram}
+                "score_distribution": histogram,
+                "groups": {k: {f.name: getattr(g, f.name) for f in fields(g)}
+                           for k, g in self.groups.items()}}
         out |= {k: out[k].to_dict("records") for k in ("by_segment", "calibration", "gain")}
         return _jsonable(out)
 
@@ -119,7 +160,9 @@ class Evaluation:
         """Finite numbers keyed by valid MLflow metric names, for ``mlflow.log_metrics``.
 
         ``<score>.<metric>`` (+ ``_low``/``_high``), ``diff_best.<metric>``,
-        ``diff.<baseline>.<metric>``, ``oracle_margin_share``, ``churn_rate``, ``n_customers``.
+        ``diff.<baseline>.<metric>``, ``oracle_margin_share``, ``churn_rate``, ``n_customers``;
+        per group ``<group>.<score>.<metric>``, ``<group>.diff_best.<metric>``,
+        ``<group>.n_customers`` and ``<group>.churn_rate``.
         Characters MLflow refuses in score names become ``_``; NaN/inf values are left out.
         """
         out: dict[str, float] = {"churn_rate": self.churn_rate,
@@ -138,6 +181,12 @@ class Evaluation:
             put(f"diff.{_mlflow_name(baseline)}", by_metric)
         if self.oracle_margin_share is not None:
             out["oracle_margin_share"] = self.oracle_margin_share
+        for name, group in self.groups.items():
+            out[f"{name}.n_customers"] = float(group.n_customers)
+            out[f"{name}.churn_rate"] = group.churn_rate
+            for score, by_metric in group.metrics.items():
+                put(f"{name}.{_mlflow_name(score)}", by_metric)
+            put(f"{name}.diff_best", group.versus_best_baseline)
         return {k: float(v) for k, v in out.items() if math.isfinite(v)}
 
     def summary_table(self) -> pd.DataFrame:
@@ -158,6 +207,7 @@ def evaluate(
     oracle: str | None = None,
     segments: pd.DataFrame | None = None,
     contributions: pd.DataFrame | None = None,
+    groups: Mapping[str, np.ndarray] | None = None,
     cutoff,
     horizon_days: int,
     n_boot: int = 200,
@@ -183,6 +233,12 @@ def evaluate(
     contributions
         SHAP values (columns = features, plus ``bias`` which is ignored) for the evaluated rows
         or a sample of them; gives the global importance (mean absolute value, log-odds).
+    groups
+        Group name -> boolean mask aligned with ``y`` (e.g. :func:`training.pipeline.
+        activity_groups`: customers who ordered in the last 30 and 90 days). Each gets the
+        metrics of every score with intervals and the paired difference against its own best
+        baseline, from its own bootstrap (``n_boot`` resamples of its customers); labels from
+        :data:`ACTIVE_GROUPS` where the name is one of those.
     cutoff
         The evaluation cutoff (UTC; a naive timestamp is taken as UTC).
     horizon_days
@@ -235,7 +291,35 @@ def evaluate(
         gain=_gain(y, scores),
         importance=_importance(contributions),
         score_distribution={"churned": scores[model][y], "stayed": scores[model][~y]},
+        groups={name: _group(name, np.asarray(mask, dtype=bool), y, scores, model, oracle,
+                             n_boot, random_state)
+                for name, mask in (groups or {}).items()},
     )
+
+
+def _group(name: str, mask: np.ndarray, y: np.ndarray, scores: dict[str, np.ndarray],
+           model: str, oracle: str | None, n_boot: int, random_state: int) -> GroupEvaluation:
+    """:class:`GroupEvaluation` of the customers in ``mask``."""
+    if len(mask) != len(y):
+        raise ValueError(f"group {name!r} has {len(mask)} rows, y has {len(y)}")
+    label = ACTIVE_GROUPS.get(name, name)
+    y_in = y[mask]
+    n = len(y_in)
+    churn_rate = float(y_in.mean()) if n else float("nan")
+    note = ("" if n >= MIN_SEGMENT_ROWS and 0 < y_in.sum() < n else
+            f"fewer than {MIN_SEGMENT_ROWS} customers" if n < MIN_SEGMENT_ROWS else
+            "only one outcome")
+    if note:
+        return GroupEvaluation(label, n, churn_rate, {}, None, {}, note)
+    draws = bootstrap_draws(y_in, {s: v[mask] for s, v in scores.items()}, n_boot=n_boot,
+                            random_state=random_state)
+    metrics = {s: {m: _estimate(point, sample) for m, (point, sample) in by_metric.items()}
+               for s, by_metric in draws.items()}
+    baselines = [s for s in scores if s not in (model, oracle)]
+    best = max(baselines, key=lambda s: metrics[s]["roc_auc"].value)
+    versus = {m: paired_difference(draws, model, best, m, level=LEVEL)
+              for m in draws[model] if m in draws[best]}
+    return GroupEvaluation(label, n, churn_rate, metrics, best, versus)
 
 
 # -- pieces ------------------------------------------------------------------------------------

@@ -66,6 +66,18 @@ def evaluation_segments(frame: pd.DataFrame) -> pd.DataFrame:
     return seg
 
 
+def activity_groups(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The evaluation's headline groups (:data:`training.evaluation.ACTIVE_GROUPS`): customers
+    whose last order before the cutoff is at most 30 and 90 days old, the ones a campaign can
+    still keep (long-lapsed customers are ranked easily by every method and inflate the
+    overall figures)."""
+    if "days_since_last_order" not in frame.columns:
+        return {}
+    days = pd.to_numeric(frame["days_since_last_order"], errors="coerce").to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):  # no order: NaN, in neither group
+        return {f"active_{w}d": days <= w for w in (30, 90)}
+
+
 def train(
     tables: ck.Tables,
     *,
@@ -142,7 +154,7 @@ def train(
     contributions = model.contributions(model_matrix(sample, names))
     evaluation = evaluate(
         ye, scores, model="model", oracle=oracle, segments=evaluation_segments(ev),
-        contributions=contributions, cutoff=cutoffs.evaluation,
+        groups=activity_groups(ev), contributions=contributions, cutoff=cutoffs.evaluation,
         horizon_days=config.horizon_days, n_boot=config.bootstrap, random_state=config.seed,
     )
     # Timing: fitted on the training and validation snapshots (their label windows close by the

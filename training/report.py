@@ -70,6 +70,22 @@ better. Probability metrics are blank for scores that are not probabilities.</p>
 {% endfor %}</table>
 </section>
 
+{% if ev.groups %}<section id="active"><h2>Customers a campaign can still keep</h2>
+<p class="muted">Long-lapsed customers are ranked easily by every method and lift the overall
+figures; these groups are the customers who ordered recently. Each has its own bootstrap; the
+difference is against the best baseline in that group, on the same resamples.</p>
+<table class="active"><tr><th>group</th><th>customers</th><th>churn rate</th>
+<th>{{ ev.model }} ROC-AUC</th><th>best baseline here</th><th>its ROC-AUC</th>
+<th>{{ ev.model }} − best baseline</th></tr>
+{% for g in ev.groups.values() %}<tr><td>{{ g.label }}</td>
+<td class="num">{{ "{:,}".format(g.n_customers) }}</td>
+<td class="num">{{ g.churn_rate|number }}</td>
+{% if g.note %}<td colspan="4" class="muted">not scored: {{ g.note }}</td>{% else -%}
+<td class="num">{{ g.metrics[ev.model]["roc_auc"]|estimate }}</td><td>{{ g.best_baseline }}</td>
+<td class="num">{{ g.metrics[g.best_baseline]["roc_auc"]|estimate }}</td>
+<td class="num">{{ g.versus_best_baseline["roc_auc"]|difference }}</td>{% endif %}</tr>
+{% endfor %}</table></section>{% endif %}
+
 {% if ev.oracle %}<section id="oracle"><h2>Oracle margin share</h2>
 <p>{{ oracle_sentence }}</p></section>{% endif %}
 

@@ -14,7 +14,7 @@ from churnkit.labels import build_training_set
 from training.baselines import Baselines
 from training.config import TrainConfig
 from training.evaluation import evaluate
-from training.pipeline import bundle_dir, evaluation_segments, train
+from training.pipeline import activity_groups, bundle_dir, evaluation_segments, train
 from training.report import write_report
 from training.timing import evaluate_timing, summary_lines
 from training.tracking import log_training_run, pyfunc_example
@@ -40,6 +40,8 @@ def print_evaluation(console: Console, evaluation) -> None:
     diff = evaluation.versus_best_baseline["roc_auc"]
     console.print(f"model - {evaluation.best_baseline} (best baseline), ROC-AUC: "
                   f"{diff.value:+.4f} [{diff.low:+.4f}, {diff.high:+.4f}]")
+    for group in evaluation.groups.values():
+        console.print("among customers who " + group.line(evaluation.model))
     if evaluation.oracle_margin_share is not None:
         console.print(f"share of the oracle's margin above 0.5 reached: "
                       f"{evaluation.oracle_margin_share:.1%}")
@@ -164,7 +166,7 @@ def run_evaluation(*, data: Path, model: str, as_of: str, report: Path, console:
             .to_numpy()
     evaluation = evaluate(ev["churned"].to_numpy(), scores, model="model",
                           oracle="oracle" if truth is not None else None,
-                          segments=evaluation_segments(ev),
+                          segments=evaluation_segments(ev), groups=activity_groups(ev),
                           cutoff=cutoff, horizon_days=h)
     timing_ev = None  # the bundle's timing model at the same held-out cutoff
     if bundle.timing is not None:

@@ -211,3 +211,50 @@ def test_bad_inputs_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         evaluate(args.pop("y"), args.pop("scores"), cutoff="2025-01-01", horizon_days=90,
                  n_boot=5, **args)
+
+
+def test_groups_have_their_own_best_baseline_and_paired_difference():
+    y, scores, _ = _data()
+    scores = dict(scores)
+    group = np.zeros(N, dtype=bool)
+    group[: N // 3] = True
+    # Inside the group a baseline nearly as good as the oracle: the group's best baseline is
+    # that one, not the overall best.
+    rng = np.random.default_rng(3)
+    sharp = scores["weak"].copy()
+    sharp[group] = np.clip(scores["oracle"][group] + rng.normal(0, 0.01, group.sum()), 0, 1)
+    scores["sharp inside"] = sharp
+    tiny = np.zeros(N, dtype=bool)
+    tiny[:10] = True
+    ev = evaluate(y, scores, oracle="oracle", groups={"active_90d": group, "tiny": tiny},
+                  cutoff="2025-04-02", horizon_days=90, n_boot=100, random_state=1)
+    inside = ev.groups["active_90d"]
+    assert inside.label == "ordered in the last 90 days" and inside.n_customers == group.sum()
+    assert inside.churn_rate == pytest.approx(y[group].mean())
+    assert inside.metrics["model"]["roc_auc"].value == pytest.approx(
+        roc_auc_score(y[group], scores["model"][group]))
+    assert inside.best_baseline == "sharp inside" != ev.best_baseline
+    diff = inside.versus_best_baseline["roc_auc"]
+    assert diff.value == pytest.approx(inside.metrics["model"]["roc_auc"].value
+                                       - inside.metrics["sharp inside"]["roc_auc"].value)
+    assert diff.low <= diff.value <= diff.high
+    assert ev.groups["tiny"].note.startswith("fewer than") and not ev.groups["tiny"].metrics
+    assert "not scored" in ev.groups["tiny"].line("model")
+    line = inside.line("model")
+    assert "sharp inside" in line and f"{diff.value:+.3f}" in line
+    flat = ev.flat_metrics()
+    assert flat["active_90d.diff_best.roc_auc"] == pytest.approx(diff.value)
+    assert flat["active_90d.n_customers"] == group.sum()
+    assert "active_90d.model.roc_auc_low" in flat and not any(k.startswith("tiny.model")
+                                                             for k in flat)
+    json.dumps(ev.to_dict(), allow_nan=False)
+
+
+def test_activity_groups_are_recent_buyers():
+    from training.pipeline import activity_groups
+
+    frame = pd.DataFrame({"days_since_last_order": [3.0, 30.0, 30.5, 90.0, 400.0, np.nan]})
+    groups = activity_groups(frame)
+    assert groups["active_30d"].tolist() == [True, True, False, False, False, False]
+    assert groups["active_90d"].tolist() == [True, True, True, True, False, False]
+    assert activity_groups(pd.DataFrame({"x": [1]})) == {}

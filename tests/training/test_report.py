@@ -41,6 +41,8 @@ def _evaluation(*, oracle: bool = True, extras: bool = True) -> Evaluation:
     return evaluate(y, scores, oracle="oracle" if oracle else None,
                     segments=segments if extras else None,
                     contributions=contributions if extras else None,
+                    groups={"active_90d": truth < 0.3, "active_30d": truth < 0.004}
+                    if extras else None,
                     cutoff="2025-04-02", horizon_days=90, n_boot=50)
 
 
@@ -60,7 +62,7 @@ def written(ev, tmp_path_factory) -> Path:
 
 def test_every_section_and_score_is_in_the_report(ev, written):
     html = written.read_text(encoding="utf-8")
-    for section in ("header", "metrics", "versus", "oracle", "plots", "segments"):
+    for section in ("header", "metrics", "versus", "active", "oracle", "plots", "segments"):
         assert f'id="{section}"' in html, section
     for score in ev.score_names:
         assert f"<td>{score}" in html, score
@@ -70,6 +72,10 @@ def test_every_section_and_score_is_in_the_report(ev, written):
     assert "2025-04-02" in html and "90 days" in html and "2,000" in html
     assert "num_leaves" in html and "churn-lgbm" in html
     assert "vip" in html and "fewer than 50 customers" in html
+    active = ev.groups["active_90d"]
+    assert "ordered in the last 90 days" in html and active.best_baseline in html
+    assert f'{active.versus_best_baseline["roc_auc"].value:+.3f}' in html
+    assert "not scored: fewer than 50 customers" in html  # the 30-day group is too small
 
 
 def test_user_text_is_escaped_and_nothing_is_fetched(written):
