@@ -73,13 +73,16 @@ def run_training(*, data: Path, as_of: str, register: str | None, progress: Prog
     logged = log_training_run(
         tracking_uri=config.tracking_uri, experiment=config.experiment, bundle_path=target,
         params={**result.bundle.metadata.params, "horizon_days": config.horizon_days,
-                "train_cutoffs": config.train_cutoffs, "trials": config.trials,
+                "train_cutoffs": len(result.cutoffs.train), "trials": config.trials,
+                "plan_shortened": "; ".join(result.cutoffs.notes) or None,
                 "seed": config.seed, "as_of": result.bundle.metadata.as_of},
         # churn, timing, value and uplift figures, as the bundle's metadata holds them
         metrics=result.bundle.metadata.metrics, artifacts=[report],
         evaluation=result.evaluation.to_dict(), example=pyfunc_example(tables, result.bundle),
         register_as=register,
     )
+    for note in result.cutoffs.notes:
+        console.print(f"[yellow]training plan shortened to the history there is:[/] {note}")
     print_evaluation(console, result.evaluation)
     if result.timing_evaluation is not None:
         for line in summary_lines(result.timing_evaluation):
@@ -131,6 +134,8 @@ def _details(data: Path, result) -> dict:
         "data": str(data),
         "model": f"{meta.name} {meta.version}",
         "cutoffs": result.cutoffs.describe(),
+        **({"training plan shortened": "; ".join(result.cutoffs.notes)}
+           if result.cutoffs.notes else {}),
         "training rows": f"{meta.n_train_rows:,}",
         "best parameters": ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                      for k, v in meta.params.items()),

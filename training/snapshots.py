@@ -30,12 +30,18 @@ from churnkit.labels import build_training_set
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
+#: The shortest step between two training cutoffs a shortened plan uses (weekly snapshots).
+MIN_STEP_DAYS = 7
+
+
 @dataclass(frozen=True)
 class Cutoffs:
     train: tuple[pd.Timestamp, ...]
     validation: pd.Timestamp
     evaluation: pd.Timestamp
     horizon_days: int
+    #: What the plan changed to fit the history it has (empty for the plan asked for).
+    notes: tuple[str, ...] = ()
 
     def describe(self) -> str:
         days = ", ".join(f"{t:%Y-%m-%d}" for t in self.train)
@@ -43,23 +49,59 @@ class Cutoffs:
                 f"{self.evaluation:%Y-%m-%d} (horizon {self.horizon_days} days)")
 
 
+def history_needed(*, horizon_days: int, n_train: int, step_days: int,
+                   min_history_days: int | None = None) -> int:
+    """Days of history a plan needs before ``as_of``: the history before the first training
+    cutoff (``min_history_days``, default one horizon), the spread of the training cutoffs and
+    three label windows (training, validation, the held-out evaluation)."""
+    before = horizon_days if min_history_days is None else min_history_days
+    return before + (n_train - 1) * step_days + 3 * horizon_days
+
+
 def plan_cutoffs(*, as_of: object, horizon_days: int, n_train: int, step_days: int,
-                 data_start: object) -> Cutoffs:
-    """The cutoffs for data available before ``as_of``; refuses plans that start before
-    ``data_start`` plus one horizon of history (a first snapshot needs some past)."""
+                 data_start: object, min_history_days: int | None = None) -> Cutoffs:
+    """The cutoffs for data available before ``as_of``.
+
+    The first training cutoff needs ``min_history_days`` of data before it (default: one
+    horizon). With less history than ``n_train`` cutoffs ``step_days`` apart need, the plan
+    shrinks, and says so in :attr:`Cutoffs.notes`: first a shorter step (down to
+    :data:`MIN_STEP_DAYS`), then fewer cutoffs. Refused (``ValueError`` naming the minimum) when
+    not even one training cutoff fits before the validation and evaluation windows.
+    """
     end = as_utc_timestamp(as_of)
     h = pd.Timedelta(days=horizon_days)
     evaluation = end - h
     validation = evaluation - h
-    train = tuple(validation - h - pd.Timedelta(days=step_days * i) for i in range(n_train))
-    earliest = as_utc_timestamp(data_start, name="data_start") + h
-    if min(train) < earliest:
+    start = as_utc_timestamp(data_start, name="data_start")
+    before = horizon_days if min_history_days is None else min_history_days
+    earliest = start + pd.Timedelta(days=before)
+    latest = validation - h
+    covered = round((end - start) / pd.Timedelta(days=1))
+    if latest < earliest:
+        least = history_needed(horizon_days=horizon_days, n_train=1, step_days=step_days,
+                               min_history_days=before)
         raise ValueError(
-            f"not enough history: the earliest training cutoff {min(train):%Y-%m-%d} is less "
-            f"than {horizon_days} days after the data starts ({earliest - h:%Y-%m-%d}); use a "
-            "later --as-of, fewer --train-cutoffs or a shorter --horizon"
+            f"not enough history: a {horizon_days}-day model needs at least {least} days of "
+            f"data before --as-of ({before} days before the first training cutoff, then three "
+            f"{horizon_days}-day label windows: training, validation and the held-out "
+            f"evaluation); the data start {start:%Y-%m-%d}, {covered} days before "
+            f"{end:%Y-%m-%d}. Use a shorter --horizon or a later --as-of"
         )
-    return Cutoffs(tuple(sorted(train)), validation, evaluation, horizon_days)
+    room = (latest - earliest).days  # days the training cutoffs may spread over
+    n, step = n_train, step_days
+    if (n - 1) * step > room:
+        step = min(max(room // (n - 1), MIN_STEP_DAYS), step_days)
+        n = min(n, 1 + room // step)
+    notes: tuple[str, ...] = ()
+    if (n, step) != (n_train, step_days):
+        need = history_needed(horizon_days=horizon_days, n_train=n_train, step_days=step_days,
+                              min_history_days=before)
+        spread = f", {step} days apart" if n > 1 else ""
+        notes = (f"{n_train} training cutoffs {step_days} days apart need {need} days of "
+                 f"history; the data cover {covered}: trained on {n} training "
+                 f"cutoff{'s' if n > 1 else ''}{spread}",)
+    train = tuple(latest - pd.Timedelta(days=step * i) for i in range(n))
+    return Cutoffs(tuple(sorted(train)), validation, evaluation, horizon_days, notes)
 
 
 @dataclass(frozen=True)

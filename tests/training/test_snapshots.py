@@ -20,10 +20,41 @@ def test_cutoffs_are_ordered_and_label_windows_close_in_time():
     assert "evaluate at 2025-04-02" in c.describe()
 
 
-def test_not_enough_history_is_refused():
-    with pytest.raises(ValueError, match="not enough history"):
+def test_not_enough_history_is_refused_naming_the_minimum():
+    # 214 days of data; one training cutoff needs 90 days before it + 3 x 90 days of windows.
+    with pytest.raises(ValueError, match=r"needs at least 360 days .* 214 days before"):
         plan_cutoffs(as_of="2024-01-01", horizon_days=90, n_train=4, step_days=30,
                      data_start="2023-06-01")
+    with pytest.raises(ValueError, match="at least 150 days"):  # a 30-day model needs less
+        plan_cutoffs(as_of="2024-01-01", horizon_days=30, n_train=1, step_days=30,
+                     data_start="2023-09-01", min_history_days=60)
+
+
+@pytest.mark.parametrize(("days", "n", "step"), [
+    (420, 3, 30),  # the plan asked for: 90 + 2 x 30 + 3 x 90
+    (400, 3, 20),  # a shorter step first
+    (374, 3, 7),   # down to weekly snapshots
+    (370, 2, 7),   # then fewer cutoffs
+    (365, 1, 30),  # twelve months: one training cutoff
+    (360, 1, 30),  # the minimum
+])
+def test_a_short_history_shrinks_the_plan_and_says_so(days, n, step):
+    as_of = pd.Timestamp("2025-07-01", tz="UTC")
+    c = plan_cutoffs(as_of=as_of, horizon_days=90, n_train=3, step_days=30,
+                     data_start=as_of - pd.Timedelta(days=days))
+    assert len(c.train) == n
+    if n > 1:
+        gaps = {b - a for a, b in zip(c.train[:-1], c.train[1:], strict=True)}
+        assert gaps == {pd.Timedelta(days=step)}
+    assert min(c.train) >= as_of - pd.Timedelta(days=days - 90)  # 90 days of history first
+    assert max(c.train) + pd.Timedelta(days=90) == c.validation  # windows still close in time
+    assert c.evaluation == as_of - pd.Timedelta(days=90)
+    if days == 420:
+        assert c.notes == ()
+    else:
+        (note,) = c.notes
+        assert "3 training cutoffs 30 days apart need 420 days" in note
+        assert f"the data cover {days}" in note and f"{n} training cutoff" in note
 
 
 def test_config_defaults_and_overrides():
