@@ -78,6 +78,8 @@ def run(tables, truth, args, label: str) -> None:
     print(f"  model - {ev.best_baseline}: ROC-AUC {diff}")
     for name, d in ev.versus_baselines.items():
         print(f"  model - {name}: ROC-AUC {d['roc_auc']}")
+    for group in ev.groups.values():
+        print(f"  among customers who {group.line(ev.model)}")
     if ev.oracle_margin_share is not None:
         print(f"  share of the oracle's margin above 0.5: {ev.oracle_margin_share:.3f}")
     print(f"  best params: {result.study.best_params}")
