@@ -237,13 +237,19 @@ class ParquetStore:
             self._con.close()
 
 
+#: The query per table and call of :class:`DatabaseStore` (``table``: a contract table name).
+CUSTOMER_ROWS = "SELECT * FROM {table} WHERE customer_id = ANY(%s)"
+
+
 class DatabaseStore:
     """Contract tables in a PostgreSQL database (tables named as in the contract; a
     ``?options=-csearch_path=shop`` in the URL picks another schema, as for
     :func:`churnkit.load_tables`).
 
-    One query per present table per call, ``WHERE customer_id = ANY(%s)``; the connection is
-    opened once and re-opened after an error.
+    One query per present table per call (:data:`CUSTOMER_ROWS`); the connection is opened once
+    and re-opened after an error. Each query is an index lookup when the table has an index
+    whose first column is ``customer_id`` (as :func:`churnkit.io.write_tables` creates); at
+    start the store warns, naming them, about tables without one, which every call scans.
     """
 
     def __init__(self, url: str) -> None:
@@ -259,6 +265,24 @@ class DatabaseStore:
                                      f"{', '.join(missing)}")
         ids = present.get("customers", present["orders"]).get("customer_id", "")
         self.id_kind = "int" if "int" in ids else "str"
+        with self._lock:
+            self.unindexed = self._unindexed(present)
+        if self.unindexed:
+            logger.warning(
+                "%s: no index on customer_id in %s: every call scans these tables; create "
+                "one per table (CREATE INDEX ON %s (customer_id))", self.describe(),
+                ", ".join(self.unindexed), self.unindexed[0])
+
+    def _unindexed(self, present: dict[str, dict[str, str]]) -> list[str]:
+        """The present tables with a ``customer_id`` column but no index that starts with it."""
+        rows = self._connection().execute(
+            "SELECT t.relname FROM pg_index i "
+            "JOIN pg_class t ON t.oid = i.indrelid "
+            "JOIN pg_namespace n ON n.oid = t.relnamespace "
+            "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = i.indkey[0] "
+            "WHERE n.nspname = current_schema() AND a.attname = 'customer_id'").fetchall()
+        indexed = {r[0] for r in rows}
+        return [t for t in TABLES if "customer_id" in present.get(t, {}) and t not in indexed]
 
     def describe(self) -> str:
         return f"database {self._redacted}"  # never shows a password
@@ -293,8 +317,7 @@ class DatabaseStore:
                         frames[name] = None
                         continue
                     # name is a contract table name, not user input; the ids are a parameter
-                    cur = self._connection().execute(
-                        f"SELECT * FROM {name} WHERE customer_id = ANY(%s)", [ids])
+                    cur = self._connection().execute(CUSTOMER_ROWS.format(table=name), [ids])
                     columns = [d.name for d in cur.description or []]
                     numeric = [d.name for d in cur.description or [] if d.type_code == 1700]
                     rows = cur.fetchall()

@@ -203,3 +203,40 @@ def test_database_store_gives_the_customers_rows_fresh(small_shop):
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.mark.postgres
+@requires_pg()
+def test_database_store_looks_customers_up_by_index_and_names_tables_without_one(caplog):
+    import psycopg
+
+    from serving.store import CUSTOMER_ROWS
+
+    tables, _ = ck.synth.generate(3000, seed=3, start="2024-01-01", end=END)
+    schema = f"ck_index_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+        write_tables(tables, url)
+        store = open_store(url)
+        assert store.unindexed == []
+        cid = int(tables.customers["customer_id"].iloc[7])
+        with psycopg.connect(url, autocommit=True) as conn:
+            for name in tables.present():
+                plan = conn.execute("EXPLAIN " + CUSTOMER_ROWS.format(table=name),
+                                    [[cid]]).fetchall()
+                text = " ".join(r[0] for r in plan)
+                assert "Index" in text and "Seq Scan" not in text, (name, text)
+            conn.execute("DROP INDEX " + conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = "
+                "'tickets'", [schema]).fetchone()[0])
+        store.close()
+        with caplog.at_level("WARNING", logger="serving.store"):
+            again = open_store(url)
+        assert again.unindexed == ["tickets"]
+        assert "no index on customer_id in tickets" in caplog.text
+        again.close()
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
