@@ -77,7 +77,9 @@ def run_training(*, data: Path, as_of: str, register: str | None, progress: Prog
                 "plan_shortened": "; ".join(result.cutoffs.notes) or None,
                 "seed": config.seed, "as_of": result.bundle.metadata.as_of},
         # churn, timing, value and uplift figures, as the bundle's metadata holds them
-        metrics=result.bundle.metadata.metrics, artifacts=[report],
+        metrics={**result.bundle.metadata.metrics,
+                 "independent_evaluation": float(result.cutoffs.independent)},
+        artifacts=[report],
         evaluation=result.evaluation.to_dict(), example=pyfunc_example(tables, result.bundle),
         register_as=register,
     )

@@ -42,66 +42,86 @@ class Cutoffs:
     horizon_days: int
     #: What the plan changed to fit the history it has (empty for the plan asked for).
     notes: tuple[str, ...] = ()
+    #: False when the history left no room for a held-out evaluation: the evaluation is then
+    #: on the validation cutoff, which chose the settings (optimistic, and said so).
+    independent: bool = True
 
     def describe(self) -> str:
         days = ", ".join(f"{t:%Y-%m-%d}" for t in self.train)
-        return (f"train at {days}; validate at {self.validation:%Y-%m-%d}; evaluate at "
-                f"{self.evaluation:%Y-%m-%d} (horizon {self.horizon_days} days)")
+        evaluation = (f"evaluate at {self.evaluation:%Y-%m-%d}" if self.independent else
+                      "no independent evaluation (the figures are the validation cutoff's)")
+        return (f"train at {days}; validate at {self.validation:%Y-%m-%d}; {evaluation} "
+                f"(horizon {self.horizon_days} days)")
 
 
 def history_needed(*, horizon_days: int, n_train: int, step_days: int,
-                   min_history_days: int | None = None) -> int:
+                   min_history_days: int | None = None, independent: bool = True) -> int:
     """Days of history a plan needs before ``as_of``: the history before the first training
     cutoff (``min_history_days``, default one horizon), the spread of the training cutoffs and
-    three label windows (training, validation, the held-out evaluation)."""
+    the label windows (training, validation and, when ``independent``, the held-out
+    evaluation)."""
     before = horizon_days if min_history_days is None else min_history_days
-    return before + (n_train - 1) * step_days + 3 * horizon_days
+    return before + (n_train - 1) * step_days + (3 if independent else 2) * horizon_days
 
 
 def plan_cutoffs(*, as_of: object, horizon_days: int, n_train: int, step_days: int,
-                 data_start: object, min_history_days: int | None = None) -> Cutoffs:
+                 data_start: object, min_history_days: int | None = None,
+                 fold_evaluation: bool = True) -> Cutoffs:
     """The cutoffs for data available before ``as_of``.
 
     The first training cutoff needs ``min_history_days`` of data before it (default: one
     horizon). With less history than ``n_train`` cutoffs ``step_days`` apart need, the plan
     shrinks, and says so in :attr:`Cutoffs.notes`: first a shorter step (down to
-    :data:`MIN_STEP_DAYS`), then fewer cutoffs. Refused (``ValueError`` naming the minimum) when
-    not even one training cutoff fits before the validation and evaluation windows.
+    :data:`MIN_STEP_DAYS`), then fewer cutoffs; then (``fold_evaluation``) the held-out
+    evaluation is given up: the evaluation is the validation cutoff's, marked not
+    :attr:`~Cutoffs.independent`. Refused (``ValueError`` naming the minimum) when not even
+    one training cutoff and the validation fit.
     """
     end = as_utc_timestamp(as_of)
     h = pd.Timedelta(days=horizon_days)
-    evaluation = end - h
-    validation = evaluation - h
     start = as_utc_timestamp(data_start, name="data_start")
     before = horizon_days if min_history_days is None else min_history_days
     earliest = start + pd.Timedelta(days=before)
-    latest = validation - h
     covered = round((end - start) / pd.Timedelta(days=1))
+    independent = end - 3 * h >= earliest or not fold_evaluation
+    evaluation = end - h
+    validation = evaluation - h if independent else evaluation
+    latest = validation - h
     if latest < earliest:
         least = history_needed(horizon_days=horizon_days, n_train=1, step_days=step_days,
-                               min_history_days=before)
+                               min_history_days=before, independent=not fold_evaluation)
+        windows = ("three" if not fold_evaluation else "two")
+        kinds = ("training, validation and the held-out evaluation" if not fold_evaluation
+                 else "training and validation")
         raise ValueError(
             f"not enough history: a {horizon_days}-day model needs at least {least} days of "
-            f"data before --as-of ({before} days before the first training cutoff, then three "
-            f"{horizon_days}-day label windows: training, validation and the held-out "
-            f"evaluation); the data start {start:%Y-%m-%d}, {covered} days before "
-            f"{end:%Y-%m-%d}. Use a shorter --horizon or a later --as-of"
+            f"data before --as-of ({before} days before the first training cutoff, then "
+            f"{windows} {horizon_days}-day label windows: {kinds}); the data start "
+            f"{start:%Y-%m-%d}, {covered} days before {end:%Y-%m-%d}. Use a shorter "
+            "--horizon or a later --as-of"
         )
     room = (latest - earliest).days  # days the training cutoffs may spread over
     n, step = n_train, step_days
     if (n - 1) * step > room:
         step = min(max(room // (n - 1), MIN_STEP_DAYS), step_days)
         n = min(n, 1 + room // step)
-    notes: tuple[str, ...] = ()
+    notes: list[str] = []
     if (n, step) != (n_train, step_days):
         need = history_needed(horizon_days=horizon_days, n_train=n_train, step_days=step_days,
                               min_history_days=before)
         spread = f", {step} days apart" if n > 1 else ""
-        notes = (f"{n_train} training cutoffs {step_days} days apart need {need} days of "
-                 f"history; the data cover {covered}: trained on {n} training "
-                 f"cutoff{'s' if n > 1 else ''}{spread}",)
+        notes.append(f"{n_train} training cutoffs {step_days} days apart need {need} days of "
+                     f"history; the data cover {covered}: trained on {n} training "
+                     f"cutoff{'s' if n > 1 else ''}{spread}")
+    if not independent:
+        need = history_needed(horizon_days=horizon_days, n_train=1, step_days=step_days,
+                              min_history_days=before)
+        notes.append(f"no independent evaluation: a held-out evaluation needs {need} days of "
+                     f"history, the data cover {covered}; the figures are those of the "
+                     "validation cutoff, which chose the settings, so they are optimistic")
     train = tuple(latest - pd.Timedelta(days=step * i) for i in range(n))
-    return Cutoffs(tuple(sorted(train)), validation, evaluation, horizon_days, notes)
+    return Cutoffs(tuple(sorted(train)), validation, evaluation, horizon_days, tuple(notes),
+                   independent)
 
 
 @dataclass(frozen=True)

@@ -192,8 +192,10 @@ def promote(name: str, *, tracking_uri: str) -> Promotion:
     """Point ``champion`` at the ``challenger`` if it is better on the same evaluation cutoff.
 
     Better means a higher ROC-AUC with the paired bootstrap interval of its difference to the
-    best baseline above zero. A challenger evaluated at another cutoff than the champion is not
-    compared (the numbers would not be comparable): retrain both on the same data or promote
+    best baseline above zero, on an independent (held-out) evaluation: a challenger trained on
+    too short a history to hold a cutoff out is not promoted. A challenger evaluated at another
+    cutoff than the champion is not compared (the numbers would not be comparable): retrain
+    both on the same data or promote
     explicitly after an offline comparison.
     """
     from mlflow.exceptions import MlflowException
@@ -203,6 +205,10 @@ def promote(name: str, *, tracking_uri: str) -> Promotion:
         challenger, c_metrics, c_cutoff = _metrics_of(client, name, CHALLENGER)
     except MlflowException:
         return Promotion(False, f"no model registered as {name}@{CHALLENGER}")
+    if c_metrics.get("independent_evaluation", 1.0) == 0.0:
+        return Promotion(False, f"{name} v{challenger.version} has no independent evaluation "
+                         "(its history was too short for a held-out cutoff): evaluate it on "
+                         "later data (churnkit evaluate) before promoting it", challenger.version)
     if c_metrics.get("diff_best.roc_auc_low", 0.0) <= 0.0:
         return Promotion(False, f"{name} v{challenger.version} does not beat its best baseline "
                          "with a paired interval above zero", challenger.version)

@@ -21,13 +21,31 @@ def test_cutoffs_are_ordered_and_label_windows_close_in_time():
 
 
 def test_not_enough_history_is_refused_naming_the_minimum():
-    # 214 days of data; one training cutoff needs 90 days before it + 3 x 90 days of windows.
-    with pytest.raises(ValueError, match=r"needs at least 360 days .* 214 days before"):
+    # 214 days of data; one training cutoff needs 90 days before it, then the training and the
+    # validation windows (the held-out evaluation given up): 270 days.
+    with pytest.raises(ValueError, match=r"needs at least 270 days .* 214 days before"):
         plan_cutoffs(as_of="2024-01-01", horizon_days=90, n_train=4, step_days=30,
                      data_start="2023-06-01")
     with pytest.raises(ValueError, match="at least 150 days"):  # a 30-day model needs less
         plan_cutoffs(as_of="2024-01-01", horizon_days=30, n_train=1, step_days=30,
-                     data_start="2023-09-01", min_history_days=60)
+                     data_start="2023-09-01", min_history_days=60, fold_evaluation=False)
+    # Without folding, the held-out evaluation is required: 360 days.
+    with pytest.raises(ValueError, match=r"at least 360 days .* held-out evaluation"):
+        plan_cutoffs(as_of="2025-07-01", horizon_days=90, n_train=3, step_days=30,
+                     data_start="2024-09-01", fold_evaluation=False)
+
+
+@pytest.mark.parametrize("days", [273, 300, 359])
+def test_under_a_year_the_evaluation_is_folded_and_said_not_independent(days):
+    as_of = pd.Timestamp("2025-07-01", tz="UTC")
+    c = plan_cutoffs(as_of=as_of, horizon_days=90, n_train=3, step_days=30,
+                     data_start=as_of - pd.Timedelta(days=days))
+    h = pd.Timedelta(days=90)
+    assert not c.independent and c.evaluation == c.validation == as_of - h
+    assert max(c.train) + h == c.validation
+    assert min(c.train) >= as_of - pd.Timedelta(days=days) + h
+    assert any("no independent evaluation" in note and "optimistic" in note for note in c.notes)
+    assert "no independent evaluation" in c.describe()
 
 
 @pytest.mark.parametrize(("days", "n", "step"), [
@@ -48,7 +66,7 @@ def test_a_short_history_shrinks_the_plan_and_says_so(days, n, step):
         assert gaps == {pd.Timedelta(days=step)}
     assert min(c.train) >= as_of - pd.Timedelta(days=days - 90)  # 90 days of history first
     assert max(c.train) + pd.Timedelta(days=90) == c.validation  # windows still close in time
-    assert c.evaluation == as_of - pd.Timedelta(days=90)
+    assert c.evaluation == as_of - pd.Timedelta(days=90) and c.independent
     if days == 420:
         assert c.notes == ()
     else:
