@@ -207,8 +207,9 @@ def promote(name: str, *, tracking_uri: str) -> Promotion:
         return Promotion(False, f"no model registered as {name}@{CHALLENGER}")
     if c_metrics.get("independent_evaluation", 1.0) == 0.0:
         return Promotion(False, f"{name} v{challenger.version} has no independent evaluation "
-                         "(its history was too short for a held-out cutoff): evaluate it on "
-                         "later data (churnkit evaluate) before promoting it", challenger.version)
+                         "(its history was too short for a held-out cutoff): judge it on later "
+                         "data (churnkit evaluate) and set the champion alias by hand, or "
+                         "retrain once the history holds a cutoff out", challenger.version)
     if c_metrics.get("diff_best.roc_auc_low", 0.0) <= 0.0:
         return Promotion(False, f"{name} v{challenger.version} does not beat its best baseline "
                          "with a paired interval above zero", challenger.version)
