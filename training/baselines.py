@@ -4,6 +4,8 @@
   into a probability by a one-feature logistic fit (monotone, so its ranking is plain recency);
 - **btyd**: the BG/NBD probability of no purchase in the horizon (the classic BTYD benchmark),
   with the population parameters fitted before the cutoff;
+- **pareto_nbd**: the same from the Pareto/NBD model (:mod:`churnkit.stats.pareto_nbd`), its
+  parameters fitted on the scored customers' purchase summaries (data before the cutoff only);
 - **rfm_logreg**: logistic regression on log recency, log frequency and log monetary value.
 
 On synthetic data the pipeline adds the generator's **oracle** (the true churn probability),
@@ -22,6 +24,8 @@ from sklearn.preprocessing import StandardScaler
 import churnkit as ck
 from churnkit.policy import activity_state, lifecycle_segment
 from churnkit.stats import p_no_purchase
+from churnkit.stats.pareto_nbd import fit_pareto_nbd
+from churnkit.stats.pareto_nbd import p_no_purchase as pareto_no_purchase
 
 
 def _recency(frame: pd.DataFrame) -> np.ndarray:
@@ -59,7 +63,8 @@ class Baselines:
         return self
 
     def score(self, frame: pd.DataFrame, population) -> dict[str, np.ndarray]:
-        """``{"recency": p, "btyd": p, "rfm_logreg": p}``: P(churn) per row of ``frame``."""
+        """``{"recency": p, "btyd": p, "pareto_nbd": p, "rfm_logreg": p}``: P(churn) per row of
+        ``frame`` (the BTYD models give customers who never bought their training rate)."""
         out = {
             "recency": self.recency_.predict_proba(np.log1p(_recency(frame))[:, None])[:, 1],
             "rfm_logreg": self.rfm_.predict_proba(_rfm(frame))[:, 1],
@@ -76,6 +81,13 @@ class Baselines:
                 frame["btyd_T_days"].to_numpy(dtype=float)[buyers],
             )
         out["btyd"] = btyd
+        pareto = np.full(len(frame), self.never_bought_rate_)
+        if buyers.sum() >= 2:
+            summary = (x[buyers], frame["btyd_recency_days"].to_numpy(dtype=float)[buyers],
+                       frame["btyd_T_days"].to_numpy(dtype=float)[buyers])
+            pareto[buyers] = pareto_no_purchase(fit_pareto_nbd(*summary), self.horizon_days,
+                                                *summary)
+        out["pareto_nbd"] = pareto
         return out
 
 

@@ -1,5 +1,6 @@
 """Statistics the features and the evaluations share: the BG/NBD model of repeat purchases
-(P(alive), expected purchases), the one bootstrap (resamples, percentile intervals) and the
+(P(alive), expected purchases), the Pareto/NBD model (:mod:`churnkit.stats.pareto_nbd`, a
+baseline), the one bootstrap (resamples, percentile intervals) and the
 classification metrics with bootstrap intervals."""
 
 from churnkit.stats.bootstrap import percentile_interval, resample_counts, resamples

@@ -41,7 +41,7 @@ def result(shop, config):
 def test_model_beats_every_baseline_and_approaches_the_oracle(result):
     ev = result.evaluation
     auc = {name: m["roc_auc"].value for name, m in ev.metrics.items()}
-    for baseline in ("recency", "btyd", "rfm_logreg"):
+    for baseline in ("recency", "btyd", "pareto_nbd", "rfm_logreg"):
         assert auc["model"] > auc[baseline], auc
     assert ev.versus_best_baseline["roc_auc"].low > 0, "paired CI above zero"
     assert auc["oracle"] > auc["model"]
