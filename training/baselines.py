@@ -23,9 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 import churnkit as ck
 from churnkit.policy import activity_state, lifecycle_segment
-from churnkit.stats import p_no_purchase
-from churnkit.stats.pareto_nbd import fit_pareto_nbd
-from churnkit.stats.pareto_nbd import p_no_purchase as pareto_no_purchase
+from churnkit.stats import fit_pareto_nbd, p_no_purchase, pareto_p_no_purchase
 
 
 def _recency(frame: pd.DataFrame) -> np.ndarray:
@@ -85,7 +83,7 @@ class Baselines:
         if buyers.sum() >= 2:
             summary = (x[buyers], frame["btyd_recency_days"].to_numpy(dtype=float)[buyers],
                        frame["btyd_T_days"].to_numpy(dtype=float)[buyers])
-            pareto[buyers] = pareto_no_purchase(fit_pareto_nbd(*summary), self.horizon_days,
+            pareto[buyers] = pareto_p_no_purchase(fit_pareto_nbd(*summary), self.horizon_days,
                                                 *summary)
         out["pareto_nbd"] = pareto
         return out

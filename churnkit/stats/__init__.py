@@ -25,22 +25,29 @@ from churnkit.stats.metrics import (
     roc_auc,
     top_decile_lift,
 )
+from churnkit.stats.pareto_nbd import ParetoNBDParams, fit_pareto_nbd
+from churnkit.stats.pareto_nbd import p_alive as pareto_p_alive
+from churnkit.stats.pareto_nbd import p_no_purchase as pareto_p_no_purchase
 
 __all__ = [
     "METRICS",
     "BGNBDParams",
     "Estimate",
+    "ParetoNBDParams",
     "average_precision",
     "bootstrap_draws",
     "brier",
     "evaluate_scores",
     "expected_purchases",
     "fit_bgnbd",
+    "fit_pareto_nbd",
     "log_likelihood",
     "log_loss",
     "p_alive",
     "p_no_purchase",
     "paired_difference",
+    "pareto_p_alive",
+    "pareto_p_no_purchase",
     "percentile_interval",
     "resample_counts",
     "resamples",
