@@ -4,8 +4,8 @@
   into a probability by a one-feature logistic fit (monotone, so its ranking is plain recency);
 - **btyd**: the BG/NBD probability of no purchase in the horizon (the classic BTYD benchmark),
   with the population parameters fitted before the cutoff;
-- **pareto_nbd**: the same from the Pareto/NBD model (:mod:`churnkit.stats.pareto_nbd`), its
-  parameters fitted on the scored customers' purchase summaries (data before the cutoff only);
+- **pareto_nbd**: the same from the Pareto/NBD model (:mod:`churnkit.stats.pareto_nbd`), with
+  its population parameters fitted before the cutoff too;
 - **rfm_logreg**: logistic regression on log recency, log frequency and log monetary value.
 
 On synthetic data the pipeline adds the generator's **oracle** (the true churn probability),
@@ -23,7 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 import churnkit as ck
 from churnkit.policy import activity_state, lifecycle_segment
-from churnkit.stats import fit_pareto_nbd, p_no_purchase, pareto_p_no_purchase
+from churnkit.stats import p_no_purchase, pareto_p_no_purchase
 
 
 def _recency(frame: pd.DataFrame) -> np.ndarray:
@@ -80,11 +80,11 @@ class Baselines:
             )
         out["btyd"] = btyd
         pareto = np.full(len(frame), self.never_bought_rate_)
-        if buyers.sum() >= 2:
-            summary = (x[buyers], frame["btyd_recency_days"].to_numpy(dtype=float)[buyers],
-                       frame["btyd_T_days"].to_numpy(dtype=float)[buyers])
-            pareto[buyers] = pareto_p_no_purchase(fit_pareto_nbd(*summary), self.horizon_days,
-                                                *summary)
+        if population is not None and population.pareto_nbd is not None and buyers.any():
+            pareto[buyers] = pareto_p_no_purchase(
+                population.pareto_nbd, self.horizon_days, x[buyers],
+                frame["btyd_recency_days"].to_numpy(dtype=float)[buyers],
+                frame["btyd_T_days"].to_numpy(dtype=float)[buyers])
         out["pareto_nbd"] = pareto
         return out
 

@@ -1,6 +1,8 @@
-"""BTYD: P(alive) and expected purchases from a BG/NBD model fitted on the population.
+"""BTYD: P(alive) and expected purchases from the BG/NBD and Pareto/NBD models fitted on the
+population.
 
-The classic "buy till you die" baseline (Fader, Hardie & Lee 2005), as features. The per-customer
+The classic "buy till you die" baselines (Fader, Hardie & Lee 2005; Schmittlein, Morrison &
+Colombo 1987), as features. The per-customer
 inputs follow :func:`churnkit.stats.btyd_data.summarize_purchases` exactly: purchase *days* are UTC
 calendar days of orders placed before ``as_of``; ``btyd_frequency`` = distinct purchase days - 1,
 ``btyd_recency_days`` = days from the first to the last purchase day, ``btyd_T_days`` = days from
@@ -19,6 +21,8 @@ from churnkit.features.family import Columns, Family, Feature, description_of
 from churnkit.features.population import PopulationFit
 from churnkit.features.sql import age_days
 from churnkit.stats.btyd import predictions
+from churnkit.stats.pareto_nbd import p_alive as pareto_p_alive
+from churnkit.stats.pareto_nbd import p_purchase_if_alive
 
 NAME = "btyd"
 _O = ("orders",)
@@ -40,6 +44,11 @@ def _features() -> tuple[Feature, ...]:
                 f"the {HORIZON_DAYS} days after as_of.", "purchases", _O, python=True),
         Feature(f"p_no_purchase_{HORIZON_DAYS}d", NAME, "BG/NBD probability of no purchase in "
                 f"the {HORIZON_DAYS} days after as_of.", "probability", _O, python=True),
+        Feature("pnbd_p_alive", NAME, "Pareto/NBD probability that the customer is still "
+                "active at as_of.", "probability", _O, python=True),
+        Feature(f"pnbd_p_no_purchase_{HORIZON_DAYS}d", NAME, "Pareto/NBD probability of no "
+                f"purchase in the {HORIZON_DAYS} days after as_of.", "probability", _O,
+                python=True),
     )
 
 
@@ -76,17 +85,22 @@ def _compute(known: Known) -> Columns:
 def _finish(columns: Columns, population: PopulationFit) -> Columns:
     x = np.asarray(columns["btyd_frequency"], dtype="float64")
     out = {f.name: np.full(len(x), np.nan) for f in FAMILY.python_features()}
-    params = population.bgnbd
     buyers = ~np.isnan(x)
-    if params is None or not buyers.any():
+    if not buyers.any():
         return out
     x = x[buyers]
     t_x = np.asarray(columns["btyd_recency_days"], dtype="float64")[buyers]
     big_t = np.asarray(columns["btyd_T_days"], dtype="float64")[buyers]
-    alive, expected, quiet = predictions(params, HORIZON_DAYS, x, t_x, big_t)
-    out["p_alive"][buyers] = alive
-    out[f"expected_purchases_{HORIZON_DAYS}d"][buyers] = expected
-    out[f"p_no_purchase_{HORIZON_DAYS}d"][buyers] = quiet
+    if population.bgnbd is not None:
+        alive, expected, quiet = predictions(population.bgnbd, HORIZON_DAYS, x, t_x, big_t)
+        out["p_alive"][buyers] = alive
+        out[f"expected_purchases_{HORIZON_DAYS}d"][buyers] = expected
+        out[f"p_no_purchase_{HORIZON_DAYS}d"][buyers] = quiet
+    if population.pareto_nbd is not None:
+        alive = pareto_p_alive(population.pareto_nbd, x, t_x, big_t)
+        out["pnbd_p_alive"][buyers] = alive
+        out[f"pnbd_p_no_purchase_{HORIZON_DAYS}d"][buyers] = 1.0 - alive * p_purchase_if_alive(
+            population.pareto_nbd, HORIZON_DAYS, x, big_t)
     return out
 
 

@@ -18,10 +18,14 @@ import pandas as pd
 
 from churnkit.data.contract import as_utc_timestamp
 from churnkit.stats.btyd import BGNBDParams, fit_bgnbd
+from churnkit.stats.pareto_nbd import ParetoNBDParams, fit_pareto_nbd
 
 #: Below this many buyers a BG/NBD fit is noise; the BTYD probabilities are then left empty.
 MIN_BUYERS_FOR_BGNBD = 20
-_VERSION = 1
+#: The Pareto/NBD fit reads at most this many buyers (a seeded sample): its hypergeometric
+#: terms cost more than BG/NBD's, and the four parameters are settled well before.
+PARETO_FIT_BUYERS = 20_000
+_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,9 @@ class PopulationFit:
     bgnbd
         BG/NBD parameters (days) fitted on the buyers, or None when there were fewer than
         :data:`MIN_BUYERS_FOR_BGNBD` buyers or the fit did not converge.
+    pareto_nbd
+        Pareto/NBD parameters (days) fitted on the buyers (at most :data:`PARETO_FIT_BUYERS`
+        of them, a seeded sample), or None as for ``bgnbd``.
     """
 
     def __deepcopy__(self, memo: dict) -> PopulationFit:
@@ -55,6 +62,7 @@ class PopulationFit:
     n_buyers: int
     mean_order_value: float
     bgnbd: BGNBDParams | None = None
+    pareto_nbd: ParetoNBDParams | None = None
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (ISO timestamp, plain numbers; NaN becomes None)."""
@@ -66,6 +74,7 @@ class PopulationFit:
             "n_buyers": int(self.n_buyers),
             "mean_order_value": mov,
             "bgnbd": None if self.bgnbd is None else self.bgnbd.to_dict(),
+            "pareto_nbd": None if self.pareto_nbd is None else self.pareto_nbd.to_dict(),
         }
 
     @classmethod
@@ -80,6 +89,7 @@ class PopulationFit:
             n_buyers=int(d["n_buyers"]),
             mean_order_value=float("nan") if mov is None else float(mov),
             bgnbd=None if d["bgnbd"] is None else BGNBDParams.from_dict(d["bgnbd"]),
+            pareto_nbd=None if d["pareto_nbd"] is None else ParetoNBDParams(**d["pareto_nbd"]),
         )
 
 
@@ -100,7 +110,7 @@ def population_from_columns(columns: Mapping[str, np.ndarray], as_of: pd.Timesta
     x_all = np.asarray(columns["btyd_frequency"], dtype="float64")
     buyers = ~np.isnan(x_all)
     n_buyers = int(buyers.sum())
-    params = None
+    params = pareto = None
     if n_buyers >= MIN_BUYERS_FOR_BGNBD:
         x = x_all[buyers]
         t_x = np.asarray(columns["btyd_recency_days"], dtype="float64")[buyers]
@@ -109,10 +119,15 @@ def population_from_columns(columns: Mapping[str, np.ndarray], as_of: pd.Timesta
             params = fit_bgnbd(x, t_x, big_t)
         except RuntimeError:  # the optimizer did not converge: leave P(alive) & co. empty
             params = None
+        try:
+            pareto = fit_pareto_nbd(x, t_x, big_t, max_customers=PARETO_FIT_BUYERS)
+        except (RuntimeError, ValueError):  # as for BG/NBD: its features stay empty
+            pareto = None
     return PopulationFit(
         as_of=as_of,
         n_customers=len(x_all),
         n_buyers=n_buyers,
         mean_order_value=revenue / n_orders if n_orders else float("nan"),
         bgnbd=params,
+        pareto_nbd=pareto,
     )

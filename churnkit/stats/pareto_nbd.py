@@ -127,7 +127,11 @@ def p_purchase_if_alive(params: ParetoNBDParams, t, frequency, T) -> np.ndarray:
     log_density = (np.log(k) - np.log(a_t)[..., None]
                    - (k + 1) * np.log1p(u / a_t[..., None])
                    - params.s * np.log1p(u / b_t[..., None]))
-    return 0.5 * t * (np.exp(log_density) @ _WEIGHTS)
+    density = np.exp(log_density)
+    total = np.zeros(density.shape[:-1])
+    for k, weight in enumerate(_WEIGHTS.tolist()):  # node by node: the same sum at any size
+        total += weight * density[..., k]
+    return 0.5 * t * total
 
 
 def p_no_purchase(params: ParetoNBDParams, t, frequency, recency, T) -> np.ndarray:
