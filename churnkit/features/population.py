@@ -81,7 +81,9 @@ class PopulationFit:
     def from_dict(cls, d: Mapping) -> PopulationFit:
         """Inverse of :meth:`to_dict`."""
         if d.get("version") != _VERSION:
-            raise ValueError(f"population fit version {d.get('version')!r}, expected {_VERSION}")
+            raise ValueError(f"population fit version {d.get('version')!r}, expected {_VERSION}: "
+                             "it was saved by another churnkit version, whose features differ; "
+                             "retrain the bundle with this version")
         mov = d["mean_order_value"]
         return cls(
             as_of=as_utc_timestamp(d["as_of"]),

@@ -127,11 +127,9 @@ def p_purchase_if_alive(params: ParetoNBDParams, t, frequency, T) -> np.ndarray:
     log_density = (np.log(k) - np.log(a_t)[..., None]
                    - (k + 1) * np.log1p(u / a_t[..., None])
                    - params.s * np.log1p(u / b_t[..., None]))
-    density = np.exp(log_density)
-    total = np.zeros(density.shape[:-1])
-    for k, weight in enumerate(_WEIGHTS.tolist()):  # node by node: the same sum at any size
-        total += weight * density[..., k]
-    return 0.5 * t * total
+    # A sum along each row (not a matrix product, whose blocking may depend on the number of
+    # rows): a customer gets the same bits alone or among many.
+    return 0.5 * t * np.sum(np.exp(log_density) * _WEIGHTS, axis=-1)
 
 
 def p_no_purchase(params: ParetoNBDParams, t, frequency, recency, T) -> np.ndarray:
