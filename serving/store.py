@@ -104,12 +104,26 @@ class ParquetStore:
             raise ck.DataSourceError(f"data directory {self.directory} lacks the required "
                                      f"table(s) {', '.join(missing)} (NAME.parquet, NAME/ or "
                                      "NAME.csv)")
-        ids = self._source("customers") or self._source("orders")  # one id kind in all tables
-        kind = self._con.sql(f"SELECT typeof(customer_id) FROM {ids} LIMIT 1").fetchall()
-        kind = kind[0] if kind else None
-        self.id_kind = "int" if kind and "INT" in kind[0].upper() else "str"
+        self.id_kind = self._id_kind()
         if memory_mb > 0:
             self._take_snapshot()  # at start: the service is ready with its snapshot
+
+    def _id_kind(self) -> str:
+        """The kind :func:`churnkit.validate` gives the ids: ``"int"`` when every table holds
+        integers, or text that is a plain integer (as CSV files hold them), else ``"str"``."""
+        for name in TABLES:
+            source = self._source(name)
+            if source is None:
+                continue
+            ((kind, plain),) = self._con.sql(
+                f"SELECT any_value(typeof(customer_id)), bool_and(regexp_full_match("
+                f"CAST(customer_id AS VARCHAR), '0|[1-9][0-9]{{0,17}}')) FROM {source}"
+            ).fetchall()
+            if kind is None:  # no rows: says nothing
+                continue
+            if "INT" not in kind.upper() and not plain:
+                return "str"
+        return "int"
 
     def describe(self) -> str:
         held = "" if self._snapshot is None else ", held in memory"

@@ -240,3 +240,16 @@ def test_database_store_looks_customers_up_by_index_and_names_tables_without_one
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.mark.parametrize(("ids", "kind"), [(["1", "22", "0"], "int"), (["1", "007"], "str"),
+                                           (["1", "a-2"], "str")])
+def test_a_csv_store_reads_ids_as_validation_does(tmp_path, ids, kind):
+    """CSV files hold every id as text; plain integers become int64 in validation, so the
+    store parses requested ids as integers then (a text id would never be found)."""
+    pd.DataFrame({"customer_id": ids, "ordered_at": "2025-01-02T00:00:00Z",
+                  "amount": 10.0}).to_csv(tmp_path / "orders.csv", index=False)
+    store = ParquetStore(tmp_path)
+    assert store.id_kind == kind
+    assert ck.validate(ck.load_tables(tmp_path)).orders["customer_id"].dtype.kind == \
+        ("i" if kind == "int" else "O")
