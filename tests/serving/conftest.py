@@ -52,9 +52,11 @@ def store_dir(shop, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def service(bundle_path, store_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("service")
-    # two workers whatever the machine's cores: every HTTP test runs against several processes
+    # two workers whatever the machine's cores: every HTTP test runs against several processes;
+    # a 5 ms merge wait, so that the merging test's concurrent requests surely share calls (the
+    # default, 0, merges only what queues while a call runs: a few-ms call may leave nothing)
     running = start_ready(tmp, {"CHURNKIT_API_KEY": API_KEY, "CHURNKIT_MAX_IDS": str(MAX_IDS),
-                                "CHURNKIT_WORKERS": "2"},
+                                "CHURNKIT_WORKERS": "2", "CHURNKIT_BATCH_WAIT_MS": "5"},
                           ["--model", str(bundle_path), "--data", str(store_dir)])
     try:
         yield running
