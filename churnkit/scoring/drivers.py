@@ -168,6 +168,10 @@ TEMPLATES: tuple[tuple[re.Pattern, Callable], ...] = tuple(
                                          "(BG/NBD)", "%d", 100.0)),
         (r"^expected_purchases_90d$", _simple("", " purchases expected in the next 90 days "
                                               "(BG/NBD)", "%.1f")),
+        (r"^pnbd_p_alive$", _simple("", "% chance of still being an active buyer (Pareto/NBD)",
+                                    "%d", 100.0)),
+        (r"^pnbd_p_no_purchase_90d$", _simple("", "% chance of no purchase in the next 90 days "
+                                              "(Pareto/NBD)", "%d", 100.0)),
         (r"^days_since_(signup|first_order)$", lambda m, f, x: (
             "customer for " if m[1] == "signup" else "first order ") + _fmt(x)
             + (" days" if m[1] == "signup" else " days ago")),

@@ -50,6 +50,11 @@ def test_shares_flags_and_probabilities():
     assert driver_texts("p_alive", f)[0] == \
         "7% chance of still being an active buyer (BG/NBD)"
     assert driver_texts("unsubscribed", f)[0] == "subscribed to marketing"
+    pnbd = frame(pnbd_p_alive=[0.42], pnbd_p_no_purchase_90d=[0.996])
+    assert driver_texts("pnbd_p_alive", pnbd)[0] == \
+        "42% chance of still being an active buyer (Pareto/NBD)"
+    assert driver_texts("pnbd_p_no_purchase_90d", pnbd)[0] == \
+        "100% chance of no purchase in the next 90 days (Pareto/NBD)"
     assert driver_texts("can_contact_sms", f)[0] == "reachable by sms"
     assert driver_texts("min_satisfaction", f)[0] == "complaint handling rated 2.0/5"
 
