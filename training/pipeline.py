@@ -17,7 +17,7 @@ import pandas as pd
 
 import churnkit as ck
 from churnkit.data import model_matrix
-from churnkit.features import fit_population
+from churnkit.features import fit_population, latest_send_age
 from churnkit.labels import LABEL_COLUMNS, latest_timestamp
 from churnkit.models import ChurnModel, DriftReference
 from churnkit.policy import PolicyConfig, lifecycle_segment, postpone_references
@@ -76,6 +76,16 @@ def activity_groups(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     days = pd.to_numeric(frame["days_since_last_order"], errors="coerce").to_numpy(dtype=float)
     with np.errstate(invalid="ignore"):  # no order: NaN, in neither group
         return {f"active_{w}d": days <= w for w in (30, 90)}
+
+
+def send_ages(tables: ck.Tables, cutoffs: pd.Series) -> np.ndarray:
+    """Per row, the age of the shop's latest message at the row's cutoff
+    (:func:`churnkit.features.latest_send_age`; NaN: nothing sent yet), for the drift reference's
+    sending-cycle features."""
+    contacts = tables.get("contacts")
+    cut = pd.to_datetime(cutoffs, utc=True)
+    ages = {c: latest_send_age(contacts, c) for c in cut.unique()}
+    return np.array([np.nan if ages[c] is None else ages[c] for c in cut], dtype=float)
 
 
 def train(
@@ -172,7 +182,8 @@ def train(
     value_ev = evaluate_value(value, tables, snaps.evaluation, horizon_days=config.horizon_days)
     policy = PolicyConfig.from_yaml(config.policy) if config.policy else PolicyConfig.default()
     # Drift: the training features' distributions, for the nightly job's PSI check.
-    drift = DriftReference().fit(snaps.train[list(names)])
+    drift = DriftReference().fit(snaps.train[list(names)],
+                                 send_age=send_ages(tables, snaps.train["cutoff"]))
     bundle = replace(bundle, value=value, policy=policy, drift=drift)
     # The decision filter's averages (value, P(return) of the at-risk customers), fixed now
     # on the same reference population as the risk percentiles.

@@ -6,6 +6,7 @@ See :func:`build_features`; the families and their columns are listed by
 
 from churnkit.features.arrays import ShopArrays
 from churnkit.features.clock import WEEKDAYS
+from churnkit.features.contacts import latest_send_age
 from churnkit.features.engine import (
     build_features,
     computed_families,
@@ -14,7 +15,7 @@ from churnkit.features.engine import (
     left_out_families,
     shop_arrays,
 )
-from churnkit.features.family import Family, Feature
+from churnkit.features.family import TRENDS, Family, Feature
 from churnkit.features.population import PopulationFit
 from churnkit.features.registry import (
     all_features,
@@ -24,6 +25,7 @@ from churnkit.features.registry import (
 )
 
 __all__ = [
+    "TRENDS",
     "WEEKDAYS",
     "Family",
     "Feature",
@@ -36,6 +38,7 @@ __all__ = [
     "feature_columns",
     "feature_reference_markdown",
     "fit_population",
+    "latest_send_age",
     "left_out_families",
     "model_features",
     "shop_arrays",

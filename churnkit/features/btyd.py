@@ -37,7 +37,7 @@ def _features() -> tuple[Feature, ...]:
         Feature("btyd_recency_days", NAME, "Days from the first to the last purchase day.",
                 "days", _O),
         Feature("btyd_T_days", NAME, "Days from the first purchase day (00:00 UTC) to as_of.",
-                "days", _O),
+                "days", _O, trend="age"),
         Feature("p_alive", NAME, "BG/NBD probability that the customer is still active at "
                 "as_of.", "probability", _O, python=True),
         Feature(f"expected_purchases_{HORIZON_DAYS}d", NAME, "BG/NBD expected purchase days in "

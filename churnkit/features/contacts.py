@@ -11,6 +11,8 @@ general models leave them out.
 
 from __future__ import annotations
 
+import pandas as pd
+
 from churnkit.data.contract import CHANNELS, CONTACT_GROUPS
 from churnkit.features import reduce as r
 from churnkit.features.arrays import NAT, Known
@@ -29,6 +31,19 @@ RECENT_CONTACTS = 5
 def recent_contact_age(k: int) -> str:
     """The feature holding the age in days of the ``k``-th most recent message (1 = the last)."""
     return "days_since_last_contact" if k == 1 else f"days_since_contact_{k}"
+
+
+def latest_send_age(contacts: pd.DataFrame | None, as_of: pd.Timestamp) -> float | None:
+    """Days from the shop's most recent message sent (treatment group) strictly before ``as_of``
+    to ``as_of``: the smallest ``days_since_last_contact`` over the whole base, where the shop's
+    sending calendar stands. None when nothing was sent before ``as_of`` (or no contacts table).
+    """
+    if contacts is None or contacts.empty:
+        return None
+    sent = contacts["sent_at"][(contacts["group"] == "treatment") & (contacts["sent_at"] < as_of)]
+    if sent.empty:
+        return None
+    return float((as_of - sent.max()) / pd.Timedelta(days=1))
 
 
 def _features() -> tuple[Feature, ...]:
@@ -53,10 +68,11 @@ def _features() -> tuple[Feature, ...]:
         Feature("conversion_rate", NAME, "Converted / sent; empty if never contacted.", "share",
                 _C),
         Feature("days_since_last_contact", NAME, "Days since the last message sent; empty if "
-                "never contacted.", "days", _C),
+                "never contacted.", "days", _C, trend="cycle"),
         *(Feature(recent_contact_age(k), NAME, f"Days since message number {k} counted back "
                   "from the last one sent (any channel); empty with fewer messages.",
-                  "days", _C, model_input=False) for k in range(2, RECENT_CONTACTS + 1)),
+                  "days", _C, model_input=False, trend="cycle")
+          for k in range(2, RECENT_CONTACTS + 1)),
         Feature("days_since_last_comeback", NAME, "Days since the last attributed conversion "
                 "(either group); empty if none.", "days", _C),
         Feature("holdout_contacts", NAME, "Times drawn into a control group (not sent).",

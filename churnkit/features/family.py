@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 #: has no rows (a true zero); ``float`` is float64 and NaN when undefined (nothing to measure);
 #: ``flag`` is bool (False without rows); ``str`` is text (empty when undefined).
 DTYPES = ("count", "total", "float", "flag", "str")
+#: How a feature moves with the calendar by construction (:attr:`Feature.trend`): ``age`` grows
+#: by one a day for every customer (tenure); ``cycle`` follows the shop's own sending calendar
+#: (days since the last message: small after a campaign, large before the next one).
+TRENDS = ("age", "cycle")
 
 @dataclass(frozen=True)
 class Feature:
@@ -50,6 +54,10 @@ class Feature:
         False for a column that feeds one specific model rather than the general ones (the
         activity clock's 24 hour counts feed the timing model's hour profiles): the churn and
         value models leave it out (:func:`model_features`).
+    trend
+        One of :data:`TRENDS` for a feature that moves with the calendar whatever the customers
+        do, or None. The nightly drift check compares such a feature in a way that does not
+        fire on the calendar alone (:class:`churnkit.models.DriftReference`, docs/batch.md).
     """
 
     name: str
@@ -60,10 +68,13 @@ class Feature:
     dtype: str = "float"
     python: bool = False
     model_input: bool = True
+    trend: str | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise ValueError(f"feature {self.name}: dtype {self.dtype!r} not in {DTYPES}")
+        if self.trend is not None and self.trend not in TRENDS:
+            raise ValueError(f"feature {self.name}: trend {self.trend!r} not in {TRENDS}")
 
 
 #: Feature columns by name, one value per customer.

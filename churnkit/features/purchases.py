@@ -24,9 +24,9 @@ _CO = ("customers", "orders")
 def _features() -> tuple[Feature, ...]:
     out = [
         Feature("days_since_signup", NAME, "Tenure: days from signup to as_of.", "days",
-                ("customers",)),
+                ("customers",), trend="age"),
         Feature("days_since_first_order", NAME, "Days from the first order to as_of; empty "
-                "without orders.", "days", _O),
+                "without orders.", "days", _O, trend="age"),
         Feature("days_since_last_order", NAME, "Recency: days from the last order to as_of; "
                 "empty without orders.", "days", _O),
     ]

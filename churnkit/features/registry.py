@@ -63,6 +63,14 @@ def model_features(columns: Iterable[str]) -> tuple[str, ...]:
     return tuple(f.name for f in all_features() if f.model_input and f.name in present)
 
 
+#: The feature reference's note on a feature marked with a trend (:attr:`Feature.trend`).
+_TREND_NOTES = {
+    "age": " *Drift check: grows with the calendar; only its young part is compared.*",
+    "cycle": " *Drift check: follows the shop's sending calendar; compared relative to the "
+             "shop's latest send.*",
+}
+
+
 def feature_reference_markdown() -> str:
     """The feature reference as Markdown: one section and table per family.
 
@@ -103,7 +111,7 @@ def feature_reference_markdown() -> str:
             "|---|---|---|---|---|",
         ]
         for f in fam.features:
-            desc = f.description.replace("|", "\\|")
+            desc = f.description.replace("|", "\\|") + _TREND_NOTES.get(f.trend, "")
             lines.append(
                 f"| `{f.name}` | {desc} | {f.unit} | {', '.join(f.source_tables)} | {f.dtype} |"
             )

@@ -34,12 +34,13 @@ from rich.console import Console
 
 from churnkit.data import Tables, as_utc_timestamp, validated
 from churnkit.errors import DataSourceError
+from churnkit.features import latest_send_age
 from churnkit.io import atomic_file, load_tables, progress_bar
 from churnkit.jobs.resume import default_work_dir, fingerprint, part_path, prepare_work_dir
 from churnkit.jobs.sinks import open_sink
 from churnkit.jobs.summary import BatchResult, finish_summary, read_parts
 from churnkit.jobs.workers import default_workers, run_tasks
-from churnkit.models.drift import DEFAULT_THRESHOLD
+from churnkit.models.drift import DEFAULT_THRESHOLD, RATE_RATIO, rate_shift_text
 from churnkit.scoring import ModelBundle, flatten, score, to_arrow
 from churnkit.scoring.schema import OUTPUT_FORMAT
 
@@ -171,6 +172,9 @@ def run_batch(
     except OSError as exc:
         raise DataSourceError(f"cannot write the work directory {work}: {exc}") from exc
     drift = bundle.drift
+    # where the shop's sending calendar stands, from the whole contacts table (a shard's own
+    # contacts would not know the base's latest send)
+    send_age = latest_send_age(tables.get("contacts"), cutoff)
     n_customers = len(tables.customers)
     shards = -(-n_customers // shard_size) if n_customers else 1
     done_before = [i for i in range(shards) if part_path(work, i).exists()]
@@ -187,7 +191,8 @@ def run_batch(
         shard = _shard(tables, shard_size, index)
         flat, features, seconds = _score_flat(shard, as_of=cutoff, bundle=bundle)
         t1 = time.perf_counter()
-        counts = drift.bin_counts(features) if drift is not None else None
+        counts = (drift.bin_counts(features, send_age=send_age) if drift is not None
+                  else None)
         t2 = time.perf_counter()
         seconds["drift"] = t2 - t1
         _write_part(part_path(work, index), flat, counts, seconds)
@@ -221,7 +226,7 @@ def run_batch(
     schema, counts, drift_counts = read_parts(parts, drift)
     report = None
     if drift is not None:
-        report = drift.report(drift.psi_from_counts(drift_counts), threshold=threshold)
+        report = drift.check(drift_counts, threshold=threshold)
     summary = {
         "format": OUTPUT_FORMAT,
         "as_of": cutoff.isoformat(),
@@ -246,4 +251,7 @@ def run_batch(
         listed = ", ".join(f"{k} {v:.2f}" for k, v in list(report["drifted"].items())[:5])
         say(f"warning: {len(report['drifted'])} feature(s) drifted from the training data "
             f"(PSI > {threshold:g}): {listed}")
+    if report is not None and report["rate_shifts"]:
+        say(f"warning: {len(report['rate_shifts'])} event rate(s) moved ×{RATE_RATIO:g} or more "
+            f"from the training data: {rate_shift_text(report['rate_shifts'])}")
     return BatchResult(committed.output, committed.summary, committed.summary_location, stages)

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
-from churnkit.models.drift import DriftReference
+from churnkit.models.drift import RATE_RATIO, DriftReference, rate_shift_text
 
 #: Columns the summary counts customers by.
 COUNTED = ("action", "risk_band", "channel", "segment")
@@ -114,5 +114,8 @@ def print_summary(console: Console, result: BatchResult) -> None:
                       f"{len(drift['drifted'])} feature(s) above {drift['threshold']:g}: "
                       + (", ".join(f"{k} {v:.2f}" for k, v in drift["drifted"].items())
                          or "none"))
+        shifts = drift.get("rate_shifts") or {}
+        console.print(f"Event rates: {len(shifts)} count feature(s) moved ×{RATE_RATIO:g} or more"
+                      + (f": {rate_shift_text(shifts)}" if shifts else ""))
     if result.summary_path:
         console.print(f"Summary: {result.summary_path}")

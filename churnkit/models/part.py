@@ -53,8 +53,10 @@ def write_document(directory: str | Path, name: str, doc: dict, *, format: int) 
     return path
 
 
-def read_document(directory: str | Path, name: str, *, part: str, format: int) -> dict:
-    """The JSON document ``directory/name`` written by :func:`write_document`.
+def read_document(directory: str | Path, name: str, *, part: str,
+                  format: int | tuple[int, ...]) -> dict:
+    """The JSON document ``directory/name`` written by :func:`write_document`, in ``format``
+    (or one of several formats this code still reads).
 
     Raises
     ------
@@ -68,7 +70,8 @@ def read_document(directory: str | Path, name: str, *, part: str, format: int) -
         raise FileNotFoundError(f"no {part} at {directory} (missing {name})")
     doc = json.loads(path.read_text())
     found = doc.get("format", FIRST_FORMAT)
-    if found != format:
+    readable = (format,) if isinstance(format, int) else tuple(format)
+    if found not in readable:
         raise BundleMismatchError(f"{part} format {found} at {directory}; this code reads "
-                                  f"format {format}")
+                                  f"format {' or '.join(map(str, readable))}")
     return doc

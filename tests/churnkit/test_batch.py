@@ -142,13 +142,18 @@ def test_summary_json_matches_the_scored_rows(clean_run, tables, bundle):
     assert summary["duration_seconds"] > 0
     assert set(summary["stage_seconds"]) >= {"load", "features", "models_and_policy",
                                              "write_parts", "assemble"}
-    # drift summed over shards equals the PSI of the whole base's features at once
+    # drift summed over shards equals the PSI and the rate check of the whole base at once, the
+    # sending cycle taken from the whole contacts table (not a shard's)
     features = ck.build_features(tables, as_of=AS_OF, population=bundle.population)
-    psi = bundle.drift.psi(features)
+    send_age = ck.features.latest_send_age(tables.contacts, pd.Timestamp(AS_OF, tz="UTC"))
+    assert send_age is not None and send_age > 0
+    counts = bundle.drift.bin_counts(features, send_age=send_age)
+    psi = bundle.drift.psi_from_counts(counts)
     drift = summary["drift"]
     assert drift["psi"] == pytest.approx({k: round(v, 6) for k, v in psi.items()}, abs=1e-6)
     assert drift["max_feature"] == psi.idxmax()
     assert set(drift["drifted"]) == set(psi[psi > drift["threshold"]].index)
+    assert drift["rate_shifts"] == bundle.drift.rate_shifts_from_counts(counts)
 
 
 def test_psi_threshold_sets_the_warning(tables, bundle, tmp_path):
