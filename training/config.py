@@ -36,6 +36,8 @@ class TrainConfig(BaseModel):
     policy: Path | None = None
     #: Learn which action pays from the campaign holdouts (needs closed campaigns in contacts).
     uplift: bool = True
+    #: Closed campaigns the pooled policy evaluation holds out in turn (the latest ones).
+    uplift_campaigns: int = Field(6, ge=1)
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides: object) -> TrainConfig:

@@ -35,7 +35,8 @@ from training.evaluation import Evaluation, evaluate
 from training.snapshots import Cutoffs, Progress, build_snapshots, plan_cutoffs
 from training.timing import TimingEvaluation, evaluate_timing, fit_timing
 from training.tuning import model_params, tune
-from training.uplift import UpliftEvaluation, fit_and_evaluate_uplift
+from training.uplift import UpliftEvaluation
+from training.uplift_pooled import PooledUplift, fit_and_evaluate_pooled
 from training.value import ValueEvaluation, evaluate_value, fit_value
 
 #: Rows of the evaluation cutoff whose SHAP values feed the global importance plot.
@@ -54,6 +55,7 @@ class TrainResult:
     timing_evaluation: TimingEvaluation | None = None  # the timing model at the evaluation cutoff
     value_evaluation: ValueEvaluation | None = None  # value vs realized revenue, same cutoff
     uplift_evaluation: UpliftEvaluation | None = None  # policies on the held-out campaign
+    uplift_pooled: PooledUplift | None = None  # the same over the last campaigns, pooled
     uplift_skipped: str | None = None  # why the bundle has no uplift model (config or data)
 
 
@@ -194,24 +196,28 @@ def train(
     metrics = evaluation.flat_metrics() | timing_ev.flat_metrics() | value_ev.flat_metrics()
     # Uplift: which action pays, learned from the randomized campaign holdouts closed
     # by as_of; evaluated on the latest of them with a model fitted on the earlier ones.
-    uplift_ev, uplift_skipped = None, None
+    # Pooled: the same over the last campaigns, each held out in turn (one control group is
+    # too small to judge a policy).
+    uplift_ev, uplift_pooled, uplift_skipped = None, None, None
     if config.uplift:
         try:
-            uplift, uplift_ev = fit_and_evaluate_uplift(
+            uplift, uplift_ev, uplift_pooled = fit_and_evaluate_pooled(
                 tables, as_of=cutoff, truth=truth, bundle=_with_reference(bundle, model, ev, names),
-                n_boot=config.bootstrap, seed=config.seed, n_jobs=config.threads or 1)
+                last=config.uplift_campaigns, n_boot=config.bootstrap, seed=config.seed,
+                n_jobs=config.threads or 1)
         except ValueError as exc:  # no contacts table, too few closed campaigns or controls
             uplift_skipped = str(exc)
         else:
             bundle = replace(bundle, uplift=uplift)
-            metrics |= uplift_ev.flat_metrics()
+            metrics |= uplift_ev.flat_metrics() | uplift_pooled.flat_metrics()
     bundle = _with_reference(bundle, model, ev, names, metrics=metrics)
     eval_frame = ev.drop(columns=[c for c in LABEL_COLUMNS if c != "churned"]).assign(
         **{f"score_{k}": v for k, v in scores.items()}
     )
     return TrainResult(bundle, evaluation, cutoffs, study, eval_frame,
                        timing_evaluation=timing_ev, value_evaluation=value_ev,
-                       uplift_evaluation=uplift_ev, uplift_skipped=uplift_skipped)
+                       uplift_evaluation=uplift_ev, uplift_pooled=uplift_pooled,
+                       uplift_skipped=uplift_skipped)
 
 
 def _sample(n: int, limit: int, seed: int) -> np.ndarray:

@@ -109,11 +109,13 @@ or only one outcome are not scored.</p>
 {% endfor %}</table>{% else %}<p class="muted">No segments were given.</p>{% endif %}
 </section>
 {{ timing_html|safe }}
+{{ pooled_html|safe }}
 """ + page_foot()
 
 
 def write_report(evaluation: Evaluation, path: str | Path, *, title: str,
-                 details: dict | None = None, timing: object | None = None) -> Path:
+                 details: dict | None = None, timing: object | None = None,
+                 pooled: object | None = None) -> Path:
     """Write the evaluation as one self-contained HTML file and return its path.
 
     Parameters
@@ -129,7 +131,7 @@ def write_report(evaluation: Evaluation, path: str | Path, *, title: str,
         Key/value facts for the header (model name/version, data, cutoffs, best params);
         non-string values are shown as JSON.
     """
-    html = render_report(evaluation, title=title, details=details, timing=timing)
+    html = render_report(evaluation, title=title, details=details, timing=timing, pooled=pooled)
     path = Path(path)
     with atomic_file(path) as tmp:
         tmp.write_text(html, encoding="utf-8")
@@ -137,9 +139,10 @@ def write_report(evaluation: Evaluation, path: str | Path, *, title: str,
 
 
 def render_report(evaluation: Evaluation, *, title: str, details: dict | None = None,
-                  timing: object | None = None) -> str:
+                  timing: object | None = None, pooled: object | None = None) -> str:
     """The report's HTML as a string (what :func:`write_report` writes); ``timing`` (a
-    :class:`training.timing.TimingEvaluation`) adds the contact-timing section."""
+    :class:`training.timing.TimingEvaluation`) adds the contact-timing section, ``pooled``
+    (a :class:`training.uplift_pooled.PooledUplift`) the policies over the last campaigns."""
     ev = evaluation
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["estimate"] = lambda e: f"{e.value:.3f} [{e.low:.3f}, {e.high:.3f}]"
@@ -165,7 +168,7 @@ def render_report(evaluation: Evaluation, *, title: str, details: dict | None = 
                for s in ev.score_names},
         oracle_sentence=_oracle_sentence(ev), figures=figures,
         segments=ev.by_segment.to_dict("records"),
-        timing_html=_timing_html(timing),
+        timing_html=_timing_html(timing), pooled_html=_pooled_html(pooled),
     )
 
 
@@ -174,6 +177,41 @@ def _timing_html(timing: object | None) -> str:
     if timing is None:
         return ""
     return render_html(timing)
+
+
+def _pooled_html(pooled: object | None) -> str:
+    """The pooled policy section: estimates, paired differences, verdicts, dropped strata."""
+    if pooled is None:
+        return ""
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    fmt = "{:,.0f}".format
+    return env.from_string(_POOLED_TEMPLATE).render(
+        p=pooled, policies=pooled.policies.to_html(float_format=fmt, classes="segments"),
+        differences=pooled.differences.to_html(float_format=fmt, classes="segments"),
+        verdicts=[pooled.verdict(*pair) for pair in (("uplift", "do_nothing"),
+                                                     ("uplift", "rules"),
+                                                     ("rules", "do_nothing"))],
+        dropped=pooled.dropped.groupby("policy")["contacts"].sum().to_dict())
+
+
+_POOLED_TEMPLATE = """\
+<section id="pooled">
+<h2>Which policy pays: the last {{ p.campaigns|length }} campaigns, pooled</h2>
+<p>Each campaign from {{ p.campaigns[0] }} to {{ p.campaigns[-1] }} is held out in turn, with an
+uplift model fitted only on the campaigns closed before it; every policy decides on its
+{{ "{:,}".format(p.n_contacts) }} contacts and its incremental profit per 1000 contacts is
+estimated from the randomized arms (IPW; DR with an outcome model fitted on the earlier
+campaigns), with 95% bootstrap intervals. One campaign's control group is too small to judge a
+policy; the pooled figures and the paired differences are the ones to read.</p>
+<ul>{% for v in verdicts %}<li>{{ v }}</li>{% endfor %}</ul>
+{{ policies|safe }}
+<h3>Paired differences (same resamples)</h3>
+{{ differences|safe }}
+{% if dropped %}<p class="muted">Strata without an estimate (nobody randomized to the action or
+to control there), counted as 0: {% for k, v in dropped.items() %}{{ k }} {{ v }} contacts{% if
+not loop.last %}, {% endif %}{% endfor %}.</p>{% endif %}
+</section>
+"""
 
 
 def _oracle_sentence(ev: Evaluation) -> str:

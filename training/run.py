@@ -18,6 +18,7 @@ from training.pipeline import activity_groups, bundle_dir, evaluation_segments, 
 from training.report import write_report
 from training.timing import evaluate_timing, summary_lines
 from training.tracking import log_training_run, pyfunc_example
+from training.uplift_pooled import pooled_uplift
 
 REPORT_NAME = "evaluation.html"
 
@@ -69,7 +70,8 @@ def run_training(*, data: Path, as_of: str, register: str | None, progress: Prog
     result.bundle.save(target)
     report = write_report(result.evaluation, target / REPORT_NAME,
                           title=f"churnkit: {config.name} {result.bundle.metadata.version}",
-                          details=_details(data, result), timing=result.timing_evaluation)
+                          details=_details(data, result), timing=result.timing_evaluation,
+                          pooled=result.uplift_pooled)
     logged = log_training_run(
         tracking_uri=config.tracking_uri, experiment=config.experiment, bundle_path=target,
         params={**result.bundle.metadata.params, "horizon_days": config.horizon_days,
@@ -116,10 +118,14 @@ def print_winback_evaluation(console: Console, result) -> None:
         r = u.ratios()
         ratio = r["vs_best_alternative"]
         line = (f"uplift policy vs the best alternative ({r['best_alternative']}): "
-                + (f"{ratio:.2f}x" if ratio == ratio else "n/a (every alternative loses money)"))
+                f"{r['minus_best_alternative']:+,.0f} per 1000"
+                + (f" ({ratio:.2f}x)" if ratio == ratio else ""))
         if "vs_oracle" in r:
             line += f"; vs the oracle: {r['vs_oracle']:.0%}"
         console.print(line)
+    pooled = getattr(result, "uplift_pooled", None)
+    if pooled is not None:
+        print_pooled(console, pooled)
     rule = getattr(result.bundle.policy, "postpone", None)
     if rule is not None and rule.active:
         console.print(
@@ -128,6 +134,29 @@ def print_winback_evaluation(console: Console, result) -> None:
             f"{rule.reference_value:,.0f}, P(return) {rule.reference_return_probability:.0%}; "
             "applied where the rules decide"
             + (" (row rules_postponing above)" if result.uplift_evaluation is not None else ""))
+
+
+def print_pooled(console: Console, pooled) -> None:
+    """The policies over the last campaigns (:class:`training.uplift_pooled.PooledUplift`):
+    pooled estimates with intervals, the paired differences, and what had no estimate."""
+    shown = [c for c in ("contacted_share", "profit_per_1000_true", "profit_per_1000_dr",
+                         "profit_per_1000_dr_low", "profit_per_1000_dr_high",
+                         "profit_per_1000_ipw", "profit_per_1000_ipw_low",
+                         "profit_per_1000_ipw_high") if c in pooled.policies]
+    print_frame(console, pooled.policies[shown], index_name="policy", float_format="{:,.0f}",
+                title=f"Pooled over the last {len(pooled.campaigns)} campaigns "
+                      f"({pooled.campaigns[0]} .. {pooled.campaigns[-1]}, "
+                      f"{pooled.n_contacts:,} contacts; each held out with a model fitted on "
+                      "the campaigns before it): incremental profit per 1000 contacts")
+    print_frame(console, pooled.differences, index_name="pair", float_format="{:,.0f}",
+                title="Paired differences per 1000 contacts (same resamples), 95% intervals")
+    for pair in ("uplift", "do_nothing"), ("uplift", "rules"), ("rules", "do_nothing"):
+        console.print(pooled.verdict(*pair))
+    if len(pooled.dropped):
+        by_policy = pooled.dropped.groupby("policy")["contacts"].sum()
+        console.print("strata without an estimate (nobody randomized to the action or to "
+                      "control there; counted as 0): " + ", ".join(
+                          f"{k} {v:,} contacts" for k, v in by_policy.items()))
 
 
 def _details(data: Path, result) -> dict:
@@ -179,19 +208,29 @@ def run_evaluation(*, data: Path, model: str, as_of: str, report: Path, console:
     if bundle.timing is not None:
         timing_ev = evaluate_timing(bundle.timing, ev, cutoff=cutoff, truth=truth,
                                     contacts=tables.get("contacts"))
+    pooled = None  # the bundle's policy over the last campaigns (its uplift refitted per origin)
+    if bundle.uplift is not None and tables.get("contacts") is not None:
+        try:
+            pooled = pooled_uplift(tables, as_of=end, truth=truth, bundle=bundle)
+        except ValueError as exc:
+            console.print(f"No pooled policy evaluation: {exc}")
     path = write_report(evaluation, report, title=f"churnkit evaluation: {model}",
-                        details={"data": str(data), "model": model}, timing=timing_ev)
+                        details={"data": str(data), "model": model}, timing=timing_ev,
+                        pooled=pooled)
     config = TrainConfig.load(tracking_uri=tracking_uri, experiment=experiment)
     mlflow.set_tracking_uri(config.tracking_uri)
     mlflow.set_experiment(config.experiment)
     with mlflow.start_run(run_name=f"evaluate {bundle.metadata.name} "
                                    f"{bundle.metadata.version} at {cutoff:%Y-%m-%d}"):
         mlflow.log_metrics(evaluation.flat_metrics()
-                           | (timing_ev.flat_metrics() if timing_ev is not None else {}))
+                           | (timing_ev.flat_metrics() if timing_ev is not None else {})
+                           | (pooled.flat_metrics() if pooled is not None else {}))
         mlflow.log_artifact(str(path))
     print_evaluation(console, evaluation)
     if timing_ev is not None:
         for line in summary_lines(timing_ev):
             console.print(line)
+    if pooled is not None:
+        print_pooled(console, pooled)
     console.print(f"report: {path}")
     return evaluation

@@ -55,7 +55,11 @@ from training.uplift_estimates import (
     true_uplift,
 )
 
-POLICIES = ("rules", "promo_everyone", "promo_riskiest_decile", "uplift", "oracle")
+POLICIES = ("do_nothing", "rules", "promo_everyone", "promo_riskiest_decile", "uplift",
+            "oracle")
+#: Policies a ratio never compares the uplift policy with: itself, the rules run with the
+#: uplift, and the oracle (a bound, not an alternative).
+_NOT_ALTERNATIVES = ("uplift", "rules_with_uplift", "oracle")
 
 
 def policy_value(scored: pd.DataFrame, features: pd.DataFrame,
@@ -96,6 +100,16 @@ class UpliftEvaluation:
     risk_source: str  # "bundle" (scored as served) or "btyd_baseline"
     decisions: pd.DataFrame = field(repr=False)
     model: UpliftModel = field(repr=False)
+    #: the held-out campaign's rows (features, arms, outcomes), each contact's value (currency)
+    #: and cost per action, and on synthetic data the true uplift as sent: what a pooled
+    #: estimate over several campaigns (:mod:`training.uplift_pooled`) recomputes from
+    test: CampaignSet | None = field(default=None, repr=False)
+    values: pd.Series | None = field(default=None, repr=False)
+    costs: pd.DataFrame | None = field(default=None, repr=False)
+    true_uplift: pd.DataFrame | None = field(default=None, repr=False)
+    #: per contact, an outcome model's P(order) fitted on the earlier campaigns (set by the
+    #: pooled evaluation for its doubly robust estimate; None here)
+    outcome_prediction: pd.Series | None = field(default=None, repr=False)
 
     @property
     def profit_column(self) -> str:
@@ -111,12 +125,17 @@ class UpliftEvaluation:
         return out
 
     def ratios(self, policy: str = "uplift") -> dict[str, float]:
-        """``policy``'s profit / the best non-oracle alternative's, and / the oracle's."""
+        """``policy``'s profit / the best alternative's (doing nothing among them, at 0), the
+        difference to it, and / the oracle's. With doing nothing the best alternative, the
+        ratio is undefined (NaN) and the difference is the policy's own profit."""
         p = self.policies[self.profit_column]
-        others = p.drop([policy, "oracle", "rules_with_uplift", "uplift"], errors="ignore")
+        others = p.drop([policy, *_NOT_ALTERNATIVES], errors="ignore")
+        if "do_nothing" not in others:
+            others = pd.concat([others, pd.Series({"do_nothing": 0.0})])
         best = others.max()
         out = {"best_alternative": str(others.idxmax()),
-               "vs_best_alternative": float(p[policy] / best) if best > 0 else float("nan")}
+               "vs_best_alternative": float(p[policy] / best) if best > 0 else float("nan"),
+               "minus_best_alternative": float(p[policy] - best)}
         if "oracle" in p and p["oracle"] > 0:
             out["vs_oracle"] = float(p[policy] / p["oracle"])
         return out
@@ -163,6 +182,7 @@ def evaluate_uplift(tables: ck.Tables, *, as_of: object, truth: object | None = 
     predicted = model.predict(f)
 
     decisions = pd.DataFrame(index=f.index)
+    decisions["do_nothing"] = "do_not_contact"
     decisions["rules"] = decide(scored, f, config, as_of=start)["action"].astype(object)
     # The rules with docs/domain.md's "postpone" filter: the config's trained averages, else the
     # averages of these targets' scores (scores only, no outcomes).
@@ -208,7 +228,8 @@ def evaluate_uplift(tables: ck.Tables, *, as_of: object, truth: object | None = 
         versus = pd.Series({a: _spearman(predicted[a], true_sent[a]) for a in model.actions_},
                            name="spearman")
     return UpliftEvaluation(holdout, start, train_ids, len(f), policies, qini, coefficients,
-                            versus, "churnkit.policy.decide", risk_source, decisions, model)
+                            versus, "churnkit.policy.decide", risk_source, decisions, model,
+                            test=test, values=v, costs=cost, true_uplift=true_sent)
 
 
 def _spearman(a: pd.Series, b: pd.Series) -> float:

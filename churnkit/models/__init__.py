@@ -5,10 +5,11 @@ from churnkit.models.churn import ChurnModel
 from churnkit.models.drift import DriftReference
 from churnkit.models.part import ModelPart
 from churnkit.models.timing import TimingConfig, TimingModel
-from churnkit.models.uplift import UpliftModel
+from churnkit.models.uplift import UPLIFT_FEATURES, UpliftModel
 from churnkit.models.value import ValueModel
 
 __all__ = [
+    "UPLIFT_FEATURES",
     "ChurnModel",
     "DriftReference",
     "ModelPart",

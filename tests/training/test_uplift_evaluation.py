@@ -80,8 +80,14 @@ def test_policy_comparison(evaluation):
     assert p.loc["promo_riskiest_decile", "contacted_share"] == pytest.approx(0.1, abs=0.01)
     assert (p["profit_per_1000_ipw_low"] <= p["profit_per_1000_ipw"]).all()
     ratios = evaluation.ratios()
-    assert ratios["best_alternative"] in ("rules", "rules_postponing", "promo_everyone",
-                                          "promo_riskiest_decile")
+    alternatives = ("do_nothing", "rules", "rules_postponing", "promo_everyone",
+                    "promo_riskiest_decile")
+    assert ratios["best_alternative"] in alternatives
+    # doing nothing (0) is always an alternative: the best one is never below 0
+    column = p[evaluation.profit_column]
+    best = max(column[list(alternatives)].max(), 0.0)
+    assert p.loc["do_nothing", evaluation.profit_column] == 0.0
+    assert ratios["minus_best_alternative"] == pytest.approx(column["uplift"] - best)
     # every action's predicted uplift ranks customers like the truth does
     assert (evaluation.uplift_vs_truth > 0.1).all(), evaluation.uplift_vs_truth
 
