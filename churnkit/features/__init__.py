@@ -12,6 +12,7 @@ from churnkit.features.engine import (
     feature_columns,
     fit_population,
     left_out_families,
+    margin_shares,
     shop_arrays,
 )
 from churnkit.features.family import Family, Feature
@@ -37,6 +38,7 @@ __all__ = [
     "feature_reference_markdown",
     "fit_population",
     "left_out_families",
+    "margin_shares",
     "model_features",
     "shop_arrays",
 ]
