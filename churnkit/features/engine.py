@@ -16,6 +16,7 @@ import functools
 import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -235,6 +236,10 @@ def margin_shares(
     """
     cutoff = _cutoff(as_of)
     shop = tables if isinstance(tables, ShopArrays) else shop_arrays(validated(tables))
+    # Only the orders matter: the other event tables are neither sliced nor rolled back.
+    shop = replace(shop, events={k: v for k, v in shop.events.items() if k == "orders"},
+                   starts={k: v for k, v in shop.starts.items() if k == "orders"},
+                   local={k: v for k, v in shop.local.items() if k == "orders"})
     if customer_ids is not None:
         shop = shop.take(shop.positions_of(customer_ids))
     known = known_at(shop, _micros(cutoff))
