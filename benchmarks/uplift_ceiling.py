@@ -40,7 +40,7 @@ import pandas as pd
 import churnkit as ck
 from churnkit.data.contract import SEND_ACTIONS
 from churnkit.models.uplift import UpliftModel, uplift_feature_names, with_cause_evidence
-from churnkit.policy import PolicyConfig
+from churnkit.policy import PolicyConfig, customer_revenue
 from churnkit.policy.uplift_choice import choose_by_uplift, cost_frame, cost_function
 from training.baselines import btyd_risk_scores
 from training.campaign_set import CampaignSet, campaign_training_set, closed_campaigns
@@ -105,9 +105,15 @@ def markdown(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
 
 
 def _value(features: pd.DataFrame) -> pd.Series:
-    """The policy's customer value as evaluate_uplift computes it without a bundle (its
-    BG/NBD baseline frame has no ``value_if_returned``, so only the features matter)."""
+    """The policy's customer value (margin) as evaluate_uplift computes it without a bundle
+    (its BG/NBD baseline frame has no ``value_if_returned``, so only the features matter)."""
     return policy_value(pd.DataFrame(index=features.index), features, PolicyConfig.default())
+
+
+def _revenue(features: pd.DataFrame) -> pd.Series:
+    """The revenue the policy sizes value-scaled costs on (as evaluate_uplift does)."""
+    return pd.Series(customer_revenue(pd.DataFrame(index=features.index), features,
+                                      PolicyConfig.default()), index=features.index)
 
 
 def _latent(truth: object, data: CampaignSet, open_factor: pd.Series) -> pd.DataFrame:
@@ -142,7 +148,7 @@ def campaigns(tables: ck.Tables, truth: object, data: CampaignSet, ids: list[str
     factor = _campaign_open_factor(truth, sub)
     true_sent = true_best.mul(factor, axis=0)
     v = _value(sub.features) if value is None else value
-    cost = cost_frame(cost_function(), v, SEND_ACTIONS)
+    cost = cost_frame(cost_function(), _revenue(sub.features), SEND_ACTIONS)
     return Campaigns(sub, true_sent, true_best, _latent(truth, sub, factor), v, cost)
 
 

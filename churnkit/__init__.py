@@ -21,7 +21,7 @@ from churnkit.io.files import load_tables, save_tables
 from churnkit.labels import build_labels, build_training_set
 from churnkit.models.churn import ChurnModel
 from churnkit.models.timing import TimingConfig, TimingModel
-from churnkit.policy import PolicyConfig, decide
+from churnkit.policy import GrossMargin, PolicyConfig, decide
 from churnkit.scoring.bundle import FeatureSpec, ModelBundle
 from churnkit.scoring.score import score
 
@@ -36,6 +36,7 @@ __all__ = [
     "DataSourceError",
     "DataValidationError",
     "FeatureSpec",
+    "GrossMargin",
     "ModelBundle",
     "PolicyConfig",
     "PopulationFit",

@@ -82,14 +82,16 @@ fig"""),
 Fit on every campaign closed by the training cutoff, then attach it:
 `bundle = dataclasses.replace(bundle, uplift=model)`. Scoring passes its predictions to the
 policy (`decide(..., uplift=...)`), which picks the action with the highest
-`uplift × value − cost` among those the rules allow, or no contact when none pays. Here the
-choice alone, for customers inactive 30-180 days today:"""),
+`uplift × value − cost` among those the rules allow, or no contact when none pays; value is
+in margin (revenue × the policy's gross-margin share, docs/policy.md "Money in margin"), the
+costs are sized on revenue. Here the choice alone, for customers inactive 30-180 days today:"""),
     ("code", """model = fit_uplift(tables, as_of="2025-07-01")
 features = ck.build_features(tables, as_of="2025-07-01")
 targets = features[features["days_since_last_order"].between(30, 180)]
 uplift = model.predict(targets)
-value = targets["mean_basket"].fillna(0) * (targets["orders_365d"] * 90 / 365).clip(lower=1)
-choice = choose_by_uplift(uplift, value, cost_frame(cost_function(), value, uplift.columns))
+revenue = targets["mean_basket"].fillna(0) * (targets["orders_365d"] * 90 / 365).clip(lower=1)
+margin = revenue * ck.PolicyConfig.default().gross_margin.default
+choice = choose_by_uplift(uplift, margin, cost_frame(cost_function(), revenue, uplift.columns))
 choice["action"].value_counts()"""),
     ("code", """choice.sort_values("expected_incremental_profit", ascending=False).head(10).round(1)"""),
 ]

@@ -164,11 +164,17 @@ class CustomerScore(BaseModel):
     policy_trace: list[str] | None = None
     priority: float | None = Field(default=None, description="Higher = act first.")
     action_cost: float | None = None
-    expected_incremental_profit: float | None = None
+    expected_incremental_profit: float | None = Field(
+        default=None, description="Expected profit from acting versus not, in margin: uplift x "
+                                  "value_if_returned x margin_share - cost (currency; null "
+                                  "without an uplift model).")
+    margin_share: float | None = Field(default=None, description="Gross-margin share (0-1] "
+                                       "the policy values this customer's revenue at.")
     expected_value: float | None = Field(default=None, description="Expected revenue over the "
-                                                                   "horizon (currency).")
-    value_if_returned: float | None = Field(default=None, description="What the customer is "
-                                            "worth if they come back (currency).")
+                                         "horizon (currency; revenue, not margin).")
+    value_if_returned: float | None = Field(default=None, description="Revenue the customer "
+                                            "brings if they come back (currency; x "
+                                            "margin_share for the margin the policy weighs).")
     # timing (null when the bundle has no timing component)
     contact_date: datetime | None = Field(default=None, description="Day to contact (UTC).")
     contact_date_confidence: float | None = None

@@ -25,6 +25,7 @@ from churnkit.scoring import (
     FeatureSpec,
     ModelBundle,
     TrainingMetadata,
+    customer_margin_shares,
     reference_quantiles,
     score_features,
     version_stamp,
@@ -190,8 +191,10 @@ def train(
     # The decision filter's averages (value, P(return) of the at-risk customers), fixed now
     # on the same reference population as the risk percentiles.
     reference = _reference_rows(ev)
-    scored_ref = score_features(reference, _with_reference(bundle, model, ev, names),
-                                as_of=cutoffs.evaluation, explain=False)
+    scored_ref = score_features(
+        reference, _with_reference(bundle, model, ev, names), as_of=cutoffs.evaluation,
+        explain=False, margin_share=customer_margin_shares(
+            tables, as_of=cutoffs.evaluation, config=policy, index=reference.index))
     bundle = replace(bundle, policy=postpone_references(scored_ref, reference, policy))
     metrics = evaluation.flat_metrics() | timing_ev.flat_metrics() | value_ev.flat_metrics()
     # Uplift: which action pays, learned from the randomized campaign holdouts closed

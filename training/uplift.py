@@ -16,7 +16,10 @@ hour (what ``action_response_at`` describes).
 The customers are scored as served (:func:`churnkit.scoring.score_features` with the bundle)
 when a bundle is given, else by the BG/NBD baseline (:func:`training.baselines.btyd_risk_scores`).
 Every policy uses one policy config (the given one, else the bundle's, else the packaged
-defaults): its customer value, its action costs and its decision rules.
+defaults): its customer value, its action costs and its decision rules. Profit is in margin
+(docs/policy.md "Money in margin"): a return is worth the customer's revenue × their
+gross-margin share, for the estimates and the synthetic truth alike; the actions' value-scaled
+costs read the revenue, as the policy prices them.
 """
 
 from __future__ import annotations
@@ -28,12 +31,14 @@ import pandas as pd
 
 import churnkit as ck
 from churnkit.data import SEND_ACTIONS, as_utc_timestamp
+from churnkit.features import margin_shares
 from churnkit.models import UpliftModel
 from churnkit.policy import (
     PolicyConfig,
     choose_by_uplift,
     cost_frame,
     cost_function,
+    customer_revenue,
     customer_value,
     decide,
     postpone_references,
@@ -64,21 +69,45 @@ _NOT_ALTERNATIVES = ("uplift", "rules_with_uplift", "oracle")
 
 def policy_value(scored: pd.DataFrame, features: pd.DataFrame,
                  config: PolicyConfig) -> pd.Series:
-    """What a returning customer is worth (currency) under ``config``: its ``customer_value``
-    (the bundle's value model when scored has ``value_if_returned``; else mean basket × orders
-    expected over the policy horizon at last year's pace)."""
+    """What a returning customer is worth (currency, in margin) under ``config``: its
+    ``customer_value``, revenue (the bundle's value model when scored has
+    ``value_if_returned``; else mean basket × orders expected over the policy horizon at last
+    year's pace) × its margin share (``scored["margin_share"]``, else the config's default)."""
     return pd.Series(customer_value(scored, features, config), index=features.index,
                      name="value")
 
 
+def contact_margin_shares(tables: ck.Tables, contacts: pd.DataFrame, index: pd.Index,
+                          config: PolicyConfig) -> np.ndarray | None:
+    """Each contact's customer's gross-margin share as of the contact's ``as_of`` (the
+    revenue-weighted category mix under ``config.gross_margin``), in the order of ``index``
+    (contact ids); None when every category has the default share."""
+    margin = config.gross_margin
+    if margin.uniform:
+        return None
+    out = pd.Series(np.nan, index=pd.Index(contacts["contact_id"]))
+    for day, rows in contacts.groupby("as_of"):
+        shares = margin_shares(tables, as_of=day, default=margin.default,
+                               by_category=margin.by_category,
+                               customer_ids=rows["customer_id"].unique())
+        out.loc[rows["contact_id"].to_numpy()] = shares.reindex(rows["customer_id"]).to_numpy()
+    return out.reindex(index).to_numpy(dtype=float)
+
+
 def risk_scores(features: pd.DataFrame, tables: ck.Tables, *, as_of: pd.Timestamp,
-                bundle: ModelBundle | None) -> tuple[pd.DataFrame, str]:
+                bundle: ModelBundle | None, margin_share: np.ndarray | None = None
+                ) -> tuple[pd.DataFrame, str]:
     """The held-out campaign's customers scored as of ``as_of``, and where the scores come
     from: ``"bundle"`` (the serving path, :func:`churnkit.scoring.score_features`) or, without
-    a bundle, ``"btyd_baseline"`` (:func:`training.baselines.btyd_risk_scores`)."""
+    a bundle, ``"btyd_baseline"`` (:func:`training.baselines.btyd_risk_scores`). With
+    ``margin_share`` the scores carry it (the policy's value is revenue × it)."""
     if bundle is not None:
-        return score_features(features, bundle, explain=False, as_of=as_of), "bundle"
-    return btyd_risk_scores(features, tables, as_of=as_of), "btyd_baseline"
+        return score_features(features, bundle, explain=False, as_of=as_of,
+                              margin_share=margin_share), "bundle"
+    scored = btyd_risk_scores(features, tables, as_of=as_of)
+    if margin_share is not None:
+        scored = scored.assign(margin_share=margin_share)
+    return scored, "btyd_baseline"
 
 
 @dataclass(frozen=True)
@@ -176,9 +205,12 @@ def evaluate_uplift(tables: ck.Tables, *, as_of: object, truth: object | None = 
 
     f = test.features
     config = policy or getattr(bundle, "policy", None) or PolicyConfig.default()
-    scored, risk_source = risk_scores(f, tables, as_of=start, bundle=bundle)
-    v = policy_value(scored, f, config)
-    cost = cost_frame(cost_function(config), v, SEND_ACTIONS)
+    shares = contact_margin_shares(tables, test.contacts, f.index, config)
+    scored, risk_source = risk_scores(f, tables, as_of=start, bundle=bundle,
+                                      margin_share=shares)
+    v = policy_value(scored, f, config)  # margin
+    revenue = pd.Series(customer_revenue(scored, f, config), index=f.index)
+    cost = cost_frame(cost_function(config), revenue, SEND_ACTIONS)
     predicted = model.predict(f)
 
     decisions = pd.DataFrame(index=f.index)

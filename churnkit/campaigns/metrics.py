@@ -12,12 +12,17 @@ Definitions (per contact row of the ``contacts`` table; see docs/campaigns.md):
   both groups: first order within the attribution window after ``sent_at``).
 - **revenue after**: amounts of the customer's orders (not cancelled) in
   ``[sent_at, sent_at + window_days)``, counted for returned customers only.
+- **margin after**: the same orders' amounts × the gross-margin share of each order's category
+  (the policy config's ``gross_margin``: ``by_category``, else ``default``; docs/campaigns.md
+  "Money in margin").
 - **cost**: the cost of the action for treatment rows (``costs(action, value)``, value = the
   customer's revenue in the 365 days before ``sent_at``), 0 for control rows (never sent).
 
 Metrics: win-back rate = returned / contacted; cost per returned customer = cost / returned
-(and per *incremental* returned customer); ROI = (revenue from returned − cost) / cost (and the
-incremental ROI, with the control group's revenue per contact subtracted); basket after return
+(and per *incremental* returned customer); ROI = (margin from returned − cost) / cost (and the
+incremental ROI, with the control group's margin per contact subtracted); ROI on revenue =
+(revenue from returned − cost) / cost, docs/domain.md's formula, beside it; revenue and margin
+per contact; basket after return
 = revenue of returned / returned (and the mean order value after the return relative to the
 same customers' mean order value before); time to first repeat order = mean days from
 ``sent_at`` to ``converted_at``; repeat purchase rate = returned with 2+ orders in the window /
@@ -33,23 +38,26 @@ import numpy as np
 import pandas as pd
 
 from churnkit.data.contract import as_utc_timestamp
-from churnkit.policy import cost_function
+from churnkit.policy import GrossMargin, PolicyConfig, cost_function
 from churnkit.stats import percentile_interval, resample_counts
 
 WINDOW_DAYS = 90
 #: Row sums the metrics are ratios of (the bootstrap resamples these).
-_SUMS = ("n", "returned", "revenue", "cost", "days", "repeat", "orders", "basket_before")
+_SUMS = ("n", "returned", "revenue", "cost", "days", "repeat", "orders", "basket_before",
+         "margin")
 METRIC_LABELS = {
     "winback_rate": "win-back rate",
     "cost_per_returned": "cost per returned customer",
     "cost_per_incremental_return": "cost per incremental returned customer",
-    "roi": "ROI (revenue from returned − cost) / cost",
-    "incremental_roi": "incremental ROI (vs control)",
+    "roi": "ROI in margin (margin from returned − cost) / cost",
+    "incremental_roi": "incremental ROI in margin (vs control)",
+    "roi_revenue": "ROI on revenue (revenue from returned − cost) / cost",
     "basket_after_return": "basket after return (revenue / returned)",
     "basket_vs_before": "order value after return / before",
     "days_to_first_order": "time to first repeat order (days)",
     "repeat_purchase_rate": "repeat purchase rate (2+ orders)",
     "revenue_per_contact": "revenue from returned per contact",
+    "margin_per_contact": "margin from returned per contact",
 }
 
 
@@ -87,16 +95,24 @@ def campaign_contacts(contacts: pd.DataFrame | None, campaign: str) -> pd.DataFr
 
 
 def campaign_outcomes(tables: object, campaign: str, *, window_days: int = WINDOW_DAYS,
-                      costs: Mapping[str, float] | Callable | None = None) -> pd.DataFrame:
-    """One row per contact of ``campaign``: group, action, returned, days to return, orders and
-    revenue in the window, mean order value before, cost (see the module docstring).
+                      costs: Mapping[str, float] | Callable | None = None,
+                      margin: GrossMargin | None = None) -> pd.DataFrame:
+    """One row per contact of ``campaign``: group, action, returned, days to return, orders,
+    revenue and margin in the window, mean order value before, cost (see the module docstring).
+
+    ``margin``: the gross-margin shares (default: the packaged policy config's).
 
     ``attrs`` carries ``campaign``, ``sent_from``, ``sent_to``, ``window_days`` and ``complete``
     (False when the data ends before the last contact's window does).
     """
     contacts = campaign_contacts(tables.contacts, campaign)
     orders = tables.orders
-    orders = orders[orders["status"] != "cancelled"][["customer_id", "ordered_at", "amount"]]
+    margin = margin or PolicyConfig.default().gross_margin
+    kept = orders[orders["status"] != "cancelled"]
+    share = (kept["category"].map(margin.share_of).astype(float)
+             if "category" in kept.columns else pd.Series(margin.default, index=kept.index))
+    orders = kept[["customer_id", "ordered_at", "amount"]].assign(
+        margin=kept["amount"].to_numpy(dtype=float) * share.to_numpy(dtype=float))
     c = contacts[["contact_id", "customer_id", "sent_at", "channel", "action", "group",
                   "opened_at", "converted_at"]].reset_index(drop=True)
     window = pd.Timedelta(days=window_days)
@@ -106,10 +122,12 @@ def campaign_outcomes(tables: object, campaign: str, *, window_days: int = WINDO
     before = pairs[(pairs["ordered_at"] < pairs["sent_at"])]
     year = before[before["ordered_at"] >= before["sent_at"] - pd.Timedelta(days=365)]
     agg_after = after.groupby("contact_id")["amount"].agg(["size", "sum"])
+    margin_after = after.groupby("contact_id")["margin"].sum()
     c["returned"] = c["converted_at"].notna()
     c["orders_after"] = c["contact_id"].map(agg_after["size"]).fillna(0).astype(int)
     c["revenue_after"] = c["contact_id"].map(agg_after["sum"]).fillna(0.0)
-    c.loc[~c["returned"], ["orders_after", "revenue_after"]] = 0
+    c["margin_after"] = c["contact_id"].map(margin_after).fillna(0.0)
+    c.loc[~c["returned"], ["orders_after", "revenue_after", "margin_after"]] = 0
     c["basket_before"] = c["contact_id"].map(before.groupby("contact_id")["amount"].mean())
     c["value_before"] = c["contact_id"].map(year.groupby("contact_id")["amount"].sum()
                                             ).fillna(0.0)
@@ -143,6 +161,7 @@ def _row_values(outcomes: pd.DataFrame) -> np.ndarray:
         (ret & (o["orders_after"].to_numpy() >= 2)).astype(float),
         o["orders_after"].to_numpy(dtype=float),
         np.where(ret & np.isfinite(ratio), ratio, 0.0),
+        o["margin_after"].to_numpy(dtype=float),
     ])
 
 
@@ -153,6 +172,7 @@ def _metrics_from_sums(t: np.ndarray, c: np.ndarray, t_ratio_n: np.ndarray) -> d
     with np.errstate(divide="ignore", invalid="ignore"):
         rate_t, rate_c = s["returned"] / s["n"], k["returned"] / k["n"]
         rev_t, rev_c = s["revenue"] / s["n"], k["revenue"] / k["n"]
+        mar_t, mar_c = s["margin"] / s["n"], k["margin"] / k["n"]
         extra = s["n"] * (rate_t - rate_c)
         cost = s["cost"]
         return {
@@ -160,14 +180,16 @@ def _metrics_from_sums(t: np.ndarray, c: np.ndarray, t_ratio_n: np.ndarray) -> d
             "cost_per_returned": (cost / s["returned"], np.nan * cost),
             "cost_per_incremental_return": (np.where(extra > 0, cost / extra, np.inf),
                                             np.nan * cost),
-            "roi": ((s["revenue"] - cost) / cost, np.nan * cost),
-            "incremental_roi": ((s["n"] * (rev_t - rev_c) - cost) / cost, np.nan * cost),
+            "roi": ((s["margin"] - cost) / cost, np.nan * cost),
+            "incremental_roi": ((s["n"] * (mar_t - mar_c) - cost) / cost, np.nan * cost),
+            "roi_revenue": ((s["revenue"] - cost) / cost, np.nan * cost),
             "basket_after_return": (s["revenue"] / s["returned"], k["revenue"] / k["returned"]),
             "basket_vs_before": (s["basket_before"] / t_ratio_n[0],
                                  k["basket_before"] / t_ratio_n[1]),
             "days_to_first_order": (s["days"] / s["returned"], k["days"] / k["returned"]),
             "repeat_purchase_rate": (s["repeat"] / s["returned"], k["repeat"] / k["returned"]),
             "revenue_per_contact": (rev_t, rev_c),
+            "margin_per_contact": (mar_t, mar_c),
         }
 
 
@@ -286,9 +308,11 @@ def _by_action(t_rows: pd.DataFrame, c_rows: pd.DataFrame, n_boot: int, level: f
 
 def report_campaign(tables: object, campaign: str, *, window_days: int = WINDOW_DAYS,
                     n_boot: int = 1000, seed: int = 0,
-                    costs: Mapping[str, float] | Callable | None = None) -> CampaignMetrics:
+                    costs: Mapping[str, float] | Callable | None = None,
+                    margin: GrossMargin | None = None) -> CampaignMetrics:
     """:func:`campaign_outcomes` then :func:`campaign_metrics` for one campaign."""
-    outcomes = campaign_outcomes(tables, campaign, window_days=window_days, costs=costs)
+    outcomes = campaign_outcomes(tables, campaign, window_days=window_days, costs=costs,
+                                 margin=margin)
     return campaign_metrics(outcomes, n_boot=n_boot, seed=seed)
 
 

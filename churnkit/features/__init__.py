@@ -13,6 +13,7 @@ from churnkit.features.engine import (
     feature_columns,
     fit_population,
     left_out_families,
+    margin_shares,
     shop_arrays,
 )
 from churnkit.features.family import TRENDS, Family, Feature
@@ -40,6 +41,7 @@ __all__ = [
     "fit_population",
     "latest_send_age",
     "left_out_families",
+    "margin_shares",
     "model_features",
     "shop_arrays",
 ]

@@ -15,7 +15,8 @@ from __future__ import annotations
 import functools
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ from churnkit.data.tables import Tables
 from churnkit.data.validation import validated
 from churnkit.features.arrays import Known, ShopArrays, known_at
 from churnkit.features.family import Columns, Family
+from churnkit.features.margin import known_margin_shares
 from churnkit.features.population import (
     POPULATION_INPUTS,
     PopulationFit,
@@ -215,6 +217,36 @@ def feature_columns(
     return FeatureColumns.from_columns(index, data, dtypes, lambda: _frame(index, data, dtypes))
 
 
+def margin_shares(
+    tables: Tables | ShopArrays,
+    *,
+    as_of: object,
+    default: float,
+    by_category: Mapping[str, float],
+    customer_ids: Iterable[object] | None = None,
+) -> pd.Series:
+    """Each customer's gross-margin share (docs/policy.md "Money in margin"): their
+    revenue-weighted category mix of ``by_category`` (``default`` for other categories,
+    uncategorized orders and customers without revenue), from the orders known strictly before
+    ``as_of``, as :func:`build_features` sees them.
+
+    Index ``customer_id``: the rows of ``build_features`` with the same arguments, in its order;
+    values in (0, 1] when the shares are. See
+    :func:`churnkit.features.margin.known_margin_shares`.
+    """
+    cutoff = _cutoff(as_of)
+    shop = tables if isinstance(tables, ShopArrays) else shop_arrays(validated(tables))
+    # Only the orders matter: the other event tables are neither sliced nor rolled back.
+    shop = replace(shop, events={k: v for k, v in shop.events.items() if k == "orders"},
+                   starts={k: v for k, v in shop.starts.items() if k == "orders"},
+                   local={k: v for k, v in shop.local.items() if k == "orders"})
+    if customer_ids is not None:
+        shop = shop.take(shop.positions_of(customer_ids))
+    known = known_at(shop, _micros(cutoff))
+    return pd.Series(known_margin_shares(known, default, by_category), index=_index(known),
+                     name="margin_share")
+
+
 def _computed(tables: Tables | ShopArrays, as_of: object, customer_ids: Iterable[object] | None,
               population: PopulationFit | None
               ) -> tuple[Known, dict[str, np.ndarray], tuple[Family, ...], PopulationFit,
@@ -245,5 +277,6 @@ __all__ = [
     "feature_columns",
     "fit_population",
     "left_out_families",
+    "margin_shares",
     "shop_arrays",
 ]

@@ -7,8 +7,15 @@ job, the HTTP service and the offline evaluation all call. See docs/policy.md.
 """
 
 from churnkit.policy.causes import at_risk_rows, cause_evidence, feature_cause, infer_causes
-from churnkit.policy.config import CAUSES, ActionSpec, ContactCaps, PolicyConfig
-from churnkit.policy.rules import POLICY_COLUMNS, customer_value, decide, postpone_references
+from churnkit.policy.config import CAUSES, ActionSpec, ContactCaps, GrossMargin, PolicyConfig
+from churnkit.policy.rules import (
+    POLICY_COLUMNS,
+    customer_revenue,
+    customer_value,
+    decide,
+    margin_share,
+    postpone_references,
+)
 from churnkit.policy.segments import activity_state, lifecycle_segment
 from churnkit.policy.uplift_choice import choose_by_uplift, cost_frame, cost_function
 
@@ -17,6 +24,7 @@ __all__ = [
     "POLICY_COLUMNS",
     "ActionSpec",
     "ContactCaps",
+    "GrossMargin",
     "PolicyConfig",
     "activity_state",
     "at_risk_rows",
@@ -24,10 +32,12 @@ __all__ = [
     "choose_by_uplift",
     "cost_frame",
     "cost_function",
+    "customer_revenue",
     "customer_value",
     "decide",
     "feature_cause",
     "infer_causes",
     "lifecycle_segment",
+    "margin_share",
     "postpone_references",
 ]

@@ -3,7 +3,7 @@
 The packaged defaults live in ``churnkit/config/policy.yaml``; a shop edits a copy and loads it
 with :meth:`PolicyConfig.from_yaml`. A bundle carries the config it scores with (``policy/``).
 The config's parts (actions, the postpone rule, the contact caps, the causes and segments it
-names) are in :mod:`churnkit.policy.specs`, the checks of a YAML file in
+names, the gross margin) are in :mod:`churnkit.policy.specs`, the checks of a YAML file in
 :mod:`churnkit.policy.loading`; their names are importable from here too.
 """
 
@@ -27,6 +27,7 @@ from churnkit.policy.specs import (
     SEGMENTS,
     ActionSpec,
     ContactCaps,
+    GrossMargin,
     PostponeRule,
 )
 
@@ -52,6 +53,7 @@ class PolicyConfig:
     version: int = 1  # of the config format
     postpone: PostponeRule = field(default_factory=PostponeRule)
     contact_caps: ContactCaps = field(default_factory=ContactCaps)  # frequency caps (none)
+    gross_margin: GrossMargin = field(default_factory=GrossMargin)  # share of revenue kept
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -125,6 +127,7 @@ class PolicyConfig:
             "discount_hunter": dict(self.discount_hunter),
             "postpone": self.postpone.to_dict(),
             "contact_caps": self.contact_caps.to_dict(),
+            "gross_margin": self.gross_margin.to_dict(),
         }
 
     def save(self, directory: Path) -> None:
@@ -149,6 +152,7 @@ __all__ = [
     "SEGMENTS",
     "ActionSpec",
     "ContactCaps",
+    "GrossMargin",
     "PolicyConfig",
     "PostponeRule",
 ]

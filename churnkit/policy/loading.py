@@ -20,6 +20,7 @@ from churnkit.policy.specs import (
     SEGMENTS,
     ActionSpec,
     ContactCaps,
+    GrossMargin,
     PostponeRule,
 )
 
@@ -88,6 +89,35 @@ def _contact_caps(data: Any, problems: list[str]) -> ContactCaps:
                         f"messages), got {n!r}")
         n = 0
     return ContactCaps(int(n), float(values["window_days"]), float(values["min_gap_days"]))
+
+
+def _share(value: Any, key: str, problems: list[str]) -> float | None:
+    """A margin share in (0, 1], or None after noting the problem under ``key``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value) or not 0 < value <= 1:
+        problems.append(f"{key}: expected a share of revenue in (0, 1], got {value!r}")
+        return None
+    return float(value)
+
+
+def _gross_margin(data: Any, problems: list[str]) -> GrossMargin:
+    """The ``gross_margin`` section: absent = 1.0 (value in revenue, as a config written before
+    margins scored); each problem, naming its key, goes to ``problems``."""
+    data = _section(data, "gross_margin", ("default", "by_category"), problems)
+    if data is None:
+        return GrossMargin()
+    default = _share(data.get("default", GrossMargin.default), "gross_margin.default", problems)
+    table = data.get("by_category") or {}
+    if not isinstance(table, dict):
+        problems.append(f"gross_margin.by_category: expected a mapping category -> share, got "
+                        f"{table!r}")
+        table = {}
+    by_category: dict[str, float] = {}
+    for category, value in table.items():
+        share = _share(value, f"gross_margin.by_category.{category}", problems)
+        if share is not None:
+            by_category[str(category)] = share
+    return GrossMargin(default if default is not None else GrossMargin.default, by_category)
 
 
 def config_fields(data: Any, *, source: str = "policy config") -> dict[str, Any]:
@@ -210,6 +240,7 @@ def config_fields(data: Any, *, source: str = "policy config") -> dict[str, Any]
                         "when value < cost)")
     postpone = _postpone_rule(data.get("postpone"), problems)
     contact_caps = _contact_caps(data.get("contact_caps"), problems)
+    gross_margin = _gross_margin(data.get("gross_margin"), problems)
     if problems:
         raise PolicyConfigError(f"{source}: " + "; ".join(problems))
     return dict(
@@ -221,5 +252,5 @@ def config_fields(data: Any, *, source: str = "policy config") -> dict[str, Any]
         comeback_gap_days=scalars["comeback_gap_days"],
         at_risk_percentile=scalars["at_risk_percentile"],
         horizon_days=int(scalars["horizon_days"]), version=int(data.get("version", 1)),
-        postpone=postpone, contact_caps=contact_caps,
+        postpone=postpone, contact_caps=contact_caps, gross_margin=gross_margin,
     )

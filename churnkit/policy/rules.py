@@ -18,10 +18,13 @@
    at once: the caps do not hold back the first message after it became known.
 
 Each row gets ``cause``, ``action``, ``action_reason`` (plain words with numbers),
-``policy_trace`` (the rules that fired), ``priority``, ``action_cost`` and
-``expected_incremental_profit``. The customer's value is ``value_if_returned`` from the
-bundle's value model when scoring has it, else the mean basket × the orders expected in the
-config's horizon at last year's pace (at least one basket).
+``policy_trace`` (the rules that fired), ``priority``, ``action_cost``,
+``expected_incremental_profit`` and ``margin_share``. The customer's value is in margin
+(docs/policy.md "Money in margin"): revenue (``value_if_returned`` from the bundle's value
+model when scoring has it, else the mean basket × the orders expected in the config's horizon
+at last year's pace, at least one basket) × the customer's gross-margin share (``margin_share``
+of ``scored`` when present, else the config's default). Actions' value-scaled costs read the
+revenue.
 """
 
 from __future__ import annotations
@@ -43,25 +46,47 @@ from churnkit.policy.segments import lifecycle_segment
 from churnkit.policy.text import action_reasons, cap_texts, traces
 
 POLICY_COLUMNS = ("cause", "action", "action_reason", "policy_trace", "priority", "action_cost",
-                  "expected_incremental_profit")
+                  "expected_incremental_profit", "margin_share")
 #: Feature columns the policy cannot work without (consent and purchases families).
 REQUIRED_FEATURES = ("orders_lifetime", "days_since_last_order", "mean_basket", "unsubscribed")
 #: What docs/domain.md's decision filter compares with the average (see :func:`_postponed`).
 BELOW_AVERAGE = ("value", "cause", "return")
 
 
-def customer_value(scored: pd.DataFrame | Mapping[str, np.ndarray],
-                   features: pd.DataFrame | FeatureColumns, config: PolicyConfig) -> np.ndarray:
-    """Value (currency) of a customer who comes back, over the horizon.
+def customer_revenue(scored: pd.DataFrame | Mapping[str, np.ndarray],
+                     features: pd.DataFrame | FeatureColumns, config: PolicyConfig) -> np.ndarray:
+    """Revenue (currency) of a customer who comes back, over the horizon.
 
     ``value_if_returned`` from the bundle's value model when present; else the mean basket ×
-    max(1, orders in the last 365 days × horizon / 365).
+    max(1, orders in the last 365 days × horizon / 365). The actions' value-scaled costs read
+    this (compensation is sized against what the customer spends).
     """
     if "value_if_returned" in scored:  # a column of the frame, or a key of the mapping
         return nan_to_zero(_floats(scored["value_if_returned"]))
     basket = nan_to_zero(column(features, "mean_basket"))
     pace = column(features, "orders_365d", 0.0) * config.horizon_days / 365.0
     return basket * np.maximum(1.0, nan_to_zero(pace))
+
+
+def margin_share(scored: pd.DataFrame | Mapping[str, np.ndarray], n: int,
+                 config: PolicyConfig) -> np.ndarray:
+    """Each customer's gross-margin share (0-1]: ``scored["margin_share"]`` when scoring
+    computed it (the revenue-weighted category mix, :func:`churnkit.features.margin_shares`),
+    else, and where it is missing, the config's ``gross_margin.default``."""
+    default = config.gross_margin.default
+    if "margin_share" in scored:
+        share = _floats(scored["margin_share"])
+        return np.where(np.isnan(share), default, share)
+    return np.full(n, default)
+
+
+def customer_value(scored: pd.DataFrame | Mapping[str, np.ndarray],
+                   features: pd.DataFrame | FeatureColumns, config: PolicyConfig) -> np.ndarray:
+    """Margin (currency) of a customer who comes back, over the horizon: :func:`customer_revenue`
+    × :func:`margin_share`, what the gate, uplift and the decision filter weigh (docs/policy.md
+    "Money in margin")."""
+    revenue = customer_revenue(scored, features, config)
+    return revenue * margin_share(scored, len(revenue), config)
 
 
 def _floats(values: object) -> np.ndarray:
@@ -131,7 +156,8 @@ def decide(scored: pd.DataFrame, features: pd.DataFrame, config: PolicyConfig,
     ----------
     scored
         Index ``customer_id``: ``churn_probability``, ``risk_percentile`` and, when present,
-        ``segment`` and ``value_if_returned`` (currency over the horizon).
+        ``segment``, ``value_if_returned`` (revenue over the horizon, currency) and
+        ``margin_share`` (the customer's gross-margin share; default: the config's).
     features
         The feature frame the scores came from (index ``customer_id``; as of the same date).
     config
@@ -195,7 +221,9 @@ def decide_columns(scored: pd.DataFrame | Mapping[str, np.ndarray],
     f = features
     n = len(f)
     rows = np.arange(n)
-    value = customer_value(scored, f, config)
+    revenue = customer_revenue(scored, f, config)
+    share = margin_share(scored, n, config)
+    value = revenue * share  # margin: what the gate, uplift and the filter weigh
     p_churn = np.asarray(scored["churn_probability"], dtype=float)
     pct = np.asarray(scored["risk_percentile"], dtype=float)
     if "segment" in scored:
@@ -233,7 +261,7 @@ def decide_columns(scored: pd.DataFrame | Mapping[str, np.ndarray],
     # -- the rules' choice: playbook candidates through the economic gate ----------------------
     names = book.names
     dnc = book.dnc
-    cost = book.costs(value)
+    cost = book.costs(revenue)  # value-scaled offers are sized against revenue
     passes = value[:, None] > config.economic_gate_multiple * cost
     cand, by_segment = book.candidates(seg_code, cause)
     width = cand.shape[1]
@@ -349,6 +377,7 @@ def decide_columns(scored: pd.DataFrame | Mapping[str, np.ndarray],
     out["priority"] = priority
     out["action_cost"] = np.round(action_cost, 2)
     out["expected_incremental_profit"] = profit
+    out["margin_share"] = share
     return out
 
 

@@ -1,5 +1,5 @@
 """The parts of a win-back policy config: the causes and segments it names, the catalogue
-actions' costs, the decision filter (postpone) and the contact caps.
+actions' costs, the gross margin, the decision filter (postpone) and the contact caps.
 
 :class:`churnkit.policy.PolicyConfig` holds them; :mod:`churnkit.policy.loading` builds them from
 YAML, checking every key.
@@ -8,7 +8,7 @@ YAML, checking every key.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -94,3 +94,32 @@ class ContactCaps:
     def to_dict(self) -> dict:
         return {"max_messages": self.max_messages, "window_days": self.window_days,
                 "min_gap_days": self.min_gap_days}
+
+
+@dataclass(frozen=True)
+class GrossMargin:
+    """The share of revenue the shop keeps after the cost of goods (docs/policy.md "Money in
+    margin"): what a customer's revenue is worth to the shop.
+
+    ``default`` applies to revenue of any category not in ``by_category`` and to orders without
+    a category; ``by_category`` maps an order category (the orders table's ``category``) to its
+    share. Every share is in (0, 1]. 1.0 everywhere values customers at their revenue: what a
+    config written without a ``gross_margin`` section means (the packaged config sets 0.30).
+    """
+
+    default: float = 1.0
+    by_category: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def uniform(self) -> bool:
+        """True when every category has the default share (no per-customer mix to compute)."""
+        return all(s == self.default for s in self.by_category.values())
+
+    def share_of(self, category: object) -> float:
+        """The share of ``category`` (the default for None, missing or unlisted ones)."""
+        if isinstance(category, str):
+            return self.by_category.get(category, self.default)
+        return self.default
+
+    def to_dict(self) -> dict:
+        return {"default": self.default, "by_category": dict(self.by_category)}

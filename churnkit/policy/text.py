@@ -129,12 +129,12 @@ def action_reasons(f: pd.DataFrame, cause: np.ndarray, action: np.ndarray,
     left &= ~flags["capped"]
     k = left & flags["value_below_cost"]
     if k.any():
-        what[k] = ("do not contact: value " + _int(value[k]) + " is below the cost "
+        what[k] = ("do not contact: margin value " + _int(value[k]) + " is below the cost "
                    + _int(cheapest[k]) + " of the cheapest fitting action")
     left &= ~k
     k = left & flags["gate"]
     if k.any():
-        what[k] = ("do not contact: value " + _int(value[k]) + " is under "
+        what[k] = ("do not contact: margin value " + _int(value[k]) + " is under "
                    + f"{config.economic_gate_multiple:g}× the cost " + _int(cheapest[k])
                    + " of the cheapest fitting action")
     left &= ~k
@@ -230,11 +230,13 @@ def _trace_texts(config: PolicyConfig, names: list[str]) -> dict[str, str]:
                   "do not contact"),
         "hunter": (f"discount hunter (>= {100 * h['min_discounted_order_share']:g}% discounted "
                    f"orders): priority x {h['priority_factor']:g}"),
-        "value_below_cost": "value below the cost of every fitting action: do not contact",
-        "gate": (f"economic gate: value not above {config.economic_gate_multiple:g}x the cost "
-                 "of any fitting action: do not contact"),
-        "uplift_choice": "uplift: highest expected incremental profit (uplift x value - cost)",
-        "uplift_none": "uplift: no allowed action has a positive uplift x value - cost",
+        "value_below_cost": "margin value below the cost of every fitting action: do not "
+                            "contact",
+        "gate": (f"economic gate: margin value not above {config.economic_gate_multiple:g}x the "
+                 "cost of any fitting action: do not contact"),
+        "uplift_choice": ("uplift: highest expected incremental profit (uplift x margin value - "
+                          "cost)"),
+        "uplift_none": "uplift: no allowed action has a positive uplift x margin value - cost",
         "uplift_missing": "uplift: no prediction for this customer, the rules decided",
         "postponed": (f"postpone: {rule.below_average_needed} or more of value, cause and "
                       "probability of return below average (docs/domain.md's decision filter)"),
@@ -250,7 +252,7 @@ def _trace_texts(config: PolicyConfig, names: list[str]) -> dict[str, str]:
                        "since it became known (contact immediately)"),
     }
     for a in names:
-        texts[f"gate_failed:{a}"] = (f"economic gate: {a} costs more than value / "
+        texts[f"gate_failed:{a}"] = (f"economic gate: {a} costs more than margin value / "
                                      f"{config.economic_gate_multiple:g}")
     return texts
 

@@ -1,5 +1,7 @@
 """Choosing the action by its uplift: the one with the highest expected incremental profit
-``uplift × value − cost``, or ``do_not_contact`` when none is positive.
+``uplift × value − cost``, or ``do_not_contact`` when none is positive. ``value`` is in margin
+(docs/policy.md "Money in margin": revenue × the customer's gross-margin share, as
+:func:`churnkit.policy.customer_value` gives it), so the profit is the shop's, not its revenue.
 
 Costs come from the policy config (:meth:`PolicyConfig.action_cost`: the message cost plus what
 is offered, compensation scaling with the customer's value), so an evaluation prices actions as
@@ -35,8 +37,8 @@ def cost_frame(costs: Costs, value: pd.Series, actions: Sequence[str]) -> pd.Dat
     return pd.DataFrame({a: float(costs[a]) for a in actions}, index=value.index)
 
 
-def choose_by_uplift(uplift: pd.DataFrame, value: pd.Series | float, costs: Costs
-                     ) -> pd.DataFrame:
+def choose_by_uplift(uplift: pd.DataFrame, value: pd.Series | float, costs: Costs, *,
+                     cost_basis: pd.Series | None = None) -> pd.DataFrame:
     """The action with the highest expected incremental profit, or ``do_not_contact``.
 
     Parameters
@@ -45,11 +47,15 @@ def choose_by_uplift(uplift: pd.DataFrame, value: pd.Series | float, costs: Cost
         Index ``customer_id``, one column per action: increase in P(return) (as
         :meth:`UpliftModel.predict` returns).
     value
-        Currency a return is worth per customer (e.g. ``expected_value``), aligned with
-        ``uplift`` (a scalar applies to everyone). Missing values count as 0.
+        Margin (currency) a return is worth per customer (e.g. ``value_if_returned`` ×
+        ``margin_share``), aligned with ``uplift`` (a scalar applies to everyone). Missing
+        values count as 0.
     costs
         Cost of each action per customer (currency): a frame (index ``customer_id``, a column
         per action), a mapping ``action -> cost`` or a callable ``(action, value) -> cost``.
+    cost_basis
+        The customer value a callable ``costs`` is given (the policy sizes offers against
+        revenue: pass :func:`churnkit.policy.customer_revenue`); default ``value``.
 
     Returns
     -------
@@ -62,7 +68,9 @@ def choose_by_uplift(uplift: pd.DataFrame, value: pd.Series | float, costs: Cost
         value = pd.Series(float(value), index=uplift.index)
     value = value.reindex(uplift.index).astype(float).fillna(0.0)
     actions = [a for a in uplift.columns if a != "do_not_contact"]
-    cost = cost_frame(costs, value, actions)
+    basis = value if cost_basis is None else \
+        cost_basis.reindex(uplift.index).astype(float).fillna(0.0)
+    cost = cost_frame(costs, basis, actions)
     profit = uplift[actions].to_numpy(dtype=float) * value.to_numpy()[:, None] \
         - cost.to_numpy(dtype=float)
     best = np.argmax(profit, axis=1) if len(actions) else np.zeros(len(uplift), dtype=int)

@@ -20,7 +20,13 @@ from churnkit.scoring.schema import (
     to_arrow,
     to_json_text,
 )
-from churnkit.scoring.score import score, score_columns, score_features, top_drivers
+from churnkit.scoring.score import (
+    customer_margin_shares,
+    score,
+    score_columns,
+    score_features,
+    top_drivers,
+)
 
 __all__ = [
     "JSON_COLUMNS",
@@ -29,6 +35,7 @@ __all__ = [
     "FeatureSpec",
     "ModelBundle",
     "TrainingMetadata",
+    "customer_margin_shares",
     "explain",
     "flatten",
     "output_schema",

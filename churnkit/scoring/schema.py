@@ -49,9 +49,11 @@ OUTPUT_COLUMNS: dict[str, tuple[str, str]] = {
     "channel": (_S, "Channel to use (one of `ck.CHANNELS`); empty when no consented channel."),
     "channel_confidence": (_F, "Confidence (0-1) in `channel`."),
     "expected_days_to_next_order": (_F, "Expected days until the customer's next order."),
-    "expected_value": (_F, "Expected revenue over the bundle horizon (shop currency)."),
-    "value_if_returned": (_F, "What the customer is worth if they come back (shop currency): "
-                              "backs the economic gate and uplift x value - cost."),
+    "expected_value": (_F, "Expected revenue over the bundle horizon (shop currency; revenue, "
+                           "not margin: × `margin_share` for the margin)."),
+    "value_if_returned": (_F, "Revenue the customer brings if they come back (shop currency); "
+                              "× `margin_share` it backs the economic gate and uplift x value "
+                              "- cost."),
     "cause": (_S, "Likely cause of leaving: delivery_failure, unresolved_complaint, price, "
                   "forgotten, natural or none."),
     "action": (_S, "Win-back action (one of `ck.ACTIONS`)."),
@@ -59,8 +61,12 @@ OUTPUT_COLUMNS: dict[str, tuple[str, str]] = {
     "policy_trace": (_J, "List of the policy rules that fired, in order."),
     "priority": (_F, "Higher = act first (paid-but-not-delivered at the front)."),
     "action_cost": (_F, "Cost of the action (shop currency)."),
-    "expected_incremental_profit": (_F, "Expected profit from acting versus not (empty without "
-                                        "an uplift model)."),
+    "expected_incremental_profit": (_F, "Expected profit from acting versus not, in margin: "
+                                        "uplift x value x `margin_share` - cost (empty "
+                                        "without an uplift model)."),
+    "margin_share": (_F, "The customer's gross-margin share (0-1] the policy values revenue "
+                         "at: their revenue-weighted category mix under the policy's "
+                         "`gross_margin`, else its default."),
     "model": (_S, "Bundle name."),
     "model_version": (_S, "Bundle version."),
 }

@@ -22,7 +22,7 @@ from churnkit.data.columns import FeatureColumns
 from churnkit.data.contract import as_utc_timestamp
 from churnkit.data.frames import model_matrix, require_columns
 from churnkit.data.tables import Tables
-from churnkit.features import feature_columns
+from churnkit.features import feature_columns, margin_shares
 from churnkit.features.registry import all_features
 from churnkit.models.timing import OUTPUT_COLUMNS as TIMING_COLUMNS
 from churnkit.policy import POLICY_COLUMNS, PolicyConfig, at_risk_rows
@@ -104,7 +104,8 @@ def score_columns(bundle: ModelBundle, *, explain: bool | str = "at_risk") -> li
 
 
 def score_features(features: pd.DataFrame | FeatureColumns, bundle: ModelBundle, *,
-                   as_of: object, explain: bool | str = "at_risk") -> pd.DataFrame:
+                   as_of: object, explain: bool | str = "at_risk",
+                   margin_share: np.ndarray | pd.Series | None = None) -> pd.DataFrame:
     """Score a feature frame (index ``customer_id``, built as of ``as_of``) with ``bundle``.
 
     Returns one row per customer: ``churn_probability``, ``risk_percentile`` (0-100, against the
@@ -119,6 +120,10 @@ def score_features(features: pd.DataFrame | FeatureColumns, bundle: ModelBundle,
     as at risk (:func:`churnkit.policy.causes.at_risk_rows`), the only ones whose cause it reads
     from SHAP values; the others get an empty list. TreeSHAP is the dearest step of scoring, and
     a low-risk customer has few features pushing churn up. ``True`` explains everyone.
+
+    ``margin_share``: each row's gross-margin share (aligned with ``features``; see
+    :func:`customer_margin_shares`), what the policy multiplies revenue by (docs/policy.md
+    "Money in margin"); None: the policy config's default share for everyone.
 
     The frame is read once into arrays (:class:`churnkit.data.columns.FeatureColumns`, which
     may also be passed instead of it); every stage works on those, and the result is built once
@@ -174,6 +179,8 @@ def score_features(features: pd.DataFrame | FeatureColumns, bundle: ModelBundle,
         value = bundle.value.predict_columns(columns)
         scored["expected_value"] = value["expected_value"]
         scored["value_if_returned"] = value["value_if_returned"]
+    if margin_share is not None:
+        scored["margin_share"] = np.asarray(margin_share, dtype=float)
     uplift = bundle.uplift.predict_columns(columns) if bundle.uplift is not None else None
     # What decide checks of its inputs (the scores are complete here, the rows aligned).
     require_columns(columns, REQUIRED_FEATURES, needed_by="the policy (purchases, consent)")
@@ -264,6 +271,19 @@ def warm_up(bundle: ModelBundle) -> None:
     score_features(row, bundle, as_of=bundle.metadata.as_of, explain=True)
 
 
+def customer_margin_shares(tables: Tables, *, as_of: object, config: PolicyConfig,
+                           index: pd.Index) -> np.ndarray | None:
+    """The gross-margin share of the customers ``index`` (features built from ``tables`` as of
+    ``as_of``): their revenue-weighted category mix under ``config.gross_margin``; None when
+    every category has the default share (the policy then applies it to everyone)."""
+    margin = config.gross_margin
+    if margin.uniform:
+        return None
+    shares = margin_shares(tables, as_of=as_of, default=margin.default,
+                           by_category=margin.by_category, customer_ids=index)
+    return shares.reindex(index).to_numpy(dtype=float)
+
+
 def score(tables: Tables, *, as_of: object, bundle: ModelBundle,
           customer_ids: Iterable[object] | None = None, explain: bool | str = "at_risk",
           timings: dict[str, float] | None = None,
@@ -299,7 +319,10 @@ def score(tables: Tables, *, as_of: object, bundle: ModelBundle,
                                population=bundle.population)
     t1 = time.perf_counter()
     if len(features):
-        scored = score_features(features, bundle, as_of=cutoff, explain=explain)
+        shares = customer_margin_shares(tables, as_of=cutoff, index=features.index,
+                                        config=bundle.policy or PolicyConfig.default())
+        scored = score_features(features, bundle, as_of=cutoff, explain=explain,
+                                margin_share=shares)
     else:  # nobody signed up before as_of: the models refuse empty input
         scored = pd.DataFrame({c: pd.Series([], dtype=object)
                                for c in score_columns(bundle, explain=explain)},

@@ -57,7 +57,11 @@ def test_metrics_equal_a_direct_pandas_computation(shop):
         per.append((mine["amount"].sum(), len(mine)))
     revenue = sum(r for r, _ in per)
     assert table.loc["basket_after_return", "treatment"] == pytest.approx(revenue / len(per))
-    assert table.loc["roi", "treatment"] == pytest.approx((revenue - cost) / cost)
+    # ROI is in margin: the packaged policy's 30% of every category's revenue
+    margin = ck.PolicyConfig.default().gross_margin.default * revenue
+    assert table.loc["roi", "treatment"] == pytest.approx((margin - cost) / cost)
+    assert table.loc["roi_revenue", "treatment"] == pytest.approx((revenue - cost) / cost)
+    assert table.loc["revenue_per_contact", "treatment"] == pytest.approx(revenue / len(t))
     repeat = np.mean([n >= 2 for _, n in per])
     assert table.loc["repeat_purchase_rate", "treatment"] == pytest.approx(repeat)
     # every point value lies inside its interval
@@ -87,6 +91,7 @@ def _fake_outcomes(rng, n_t, n_c, p_t, p_c) -> pd.DataFrame:
         "days_to_return": np.where(returned, days, np.nan),
         "orders_after": np.where(returned, rng.integers(1, 4, n), 0),
         "revenue_after": np.where(returned, rng.gamma(2.0, 1000.0, n), 0.0),
+        "margin_after": 0.0,
         "basket_before": rng.gamma(2.0, 1000.0, n),
         "cost": np.where(group == "treatment", 100.0, 0.0)})
     out.attrs = {"campaign": "fake", "window_days": 90, "complete": True}
@@ -158,3 +163,40 @@ def test_report_command_writes_html_and_fails_cleanly(shop, tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("churnkit: error: contacts: no")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.html"]
+
+
+def test_roi_is_in_margin_on_a_hand_built_campaign():
+    # Two contacted (customer 1 returns: books 200 and toys 100 in the window), two held out
+    # (customer 3 returns: 50 without a category). Books keep 50%, toys 20%, the rest 30%.
+    t = pd.Timestamp
+    orders = pd.DataFrame({
+        "customer_id": [1, 1, 1, 2, 3, 4],
+        "ordered_at": [t("2024-12-01", tz="UTC"), t("2025-01-10", tz="UTC"),
+                       t("2025-01-20", tz="UTC"), t("2024-11-01", tz="UTC"),
+                       t("2025-01-12", tz="UTC"), t("2024-10-01", tz="UTC")],
+        "amount": [100.0, 200.0, 100.0, 80.0, 50.0, 60.0],
+        "status": ["delivered"] * 6,
+        "category": ["books", "books", "toys", "books", None, "toys"]})
+    sent = t("2025-01-05", tz="UTC")
+    contacts = pd.DataFrame({
+        "contact_id": [1, 2, 3, 4], "customer_id": [1, 2, 3, 4], "sent_at": [sent] * 4,
+        "channel": ["email"] * 4, "action": ["we_miss_you"] * 4,
+        "group": ["treatment", "treatment", "control", "control"],
+        "opened_at": [pd.NaT] * 4,
+        "converted_at": [t("2025-01-10", tz="UTC"), pd.NaT, t("2025-01-12", tz="UTC"), pd.NaT],
+        "campaign": ["c1"] * 4})
+    margin = ck.GrossMargin(0.3, {"books": 0.5, "toys": 0.2})
+    m = report_campaign(ck.Tables(orders=orders, contacts=contacts), "c1", margin=margin,
+                        costs={"we_miss_you": 10.0}, n_boot=100)
+    table = m.table["treatment"]
+    assert m.total_cost == 20.0
+    # treatment: revenue 300, margin 200 x 0.5 + 100 x 0.2 = 120; control: margin 50 x 0.3
+    assert m.outcomes["margin_after"].tolist() == pytest.approx([120.0, 0.0, 15.0, 0.0])
+    assert table["roi"] == pytest.approx((120 - 20) / 20)  # 5.0
+    assert table["roi_revenue"] == pytest.approx((300 - 20) / 20)  # 14.0
+    assert table["incremental_roi"] == pytest.approx((2 * (60 - 7.5) - 20) / 20)  # 4.25
+    assert m.table.loc["margin_per_contact", "treatment"] == pytest.approx(60.0)
+    assert m.table.loc["margin_per_contact", "control"] == pytest.approx(7.5)
+    assert m.table.loc["revenue_per_contact", "treatment"] == pytest.approx(150.0)  # revenue
+    assert m.table.loc["basket_after_return", "treatment"] == pytest.approx(300.0)
+    assert table["cost_per_returned"] == pytest.approx(20.0)

@@ -14,7 +14,12 @@ from churnkit.data.contract import SEND_ACTIONS
 from churnkit.models.uplift import UpliftModel, with_cause_evidence
 from churnkit.policy import PolicyConfig
 from training.campaign_set import campaign_training_set, closed_campaigns, fit_uplift
-from training.uplift import POLICIES, evaluate_uplift, fit_and_evaluate_uplift
+from training.uplift import (
+    POLICIES,
+    contact_margin_shares,
+    evaluate_uplift,
+    fit_and_evaluate_uplift,
+)
 from training.uplift_estimates import qini_curves
 
 pytestmark = pytest.mark.slow
@@ -167,3 +172,44 @@ def test_the_bundles_policy_config_prices_every_policy(shop, bundle):
 
 def test_without_a_bundle_the_scores_are_the_btyd_baseline(evaluation):
     assert evaluation.risk_source == "btyd_baseline"
+
+
+def test_profit_is_in_margin_at_the_configs_share(shop):
+    # Actions free of charge: promo for everyone then earns true uplift x revenue x share, so
+    # doubling the margin share doubles its profit, exactly, in the truth and the IPW estimate.
+    tables, truth = shop
+    data = campaign_training_set(tables, closed_campaigns(tables, as_of=AS_OF))
+    free = _fixed_costs(PolicyConfig.default(), 0.0)
+
+    def run(share: float) -> pd.DataFrame:
+        policy = replace(free, gross_margin=ck.GrossMargin(share))
+        return evaluate_uplift(tables, as_of=AS_OF, truth=truth, policy=policy, n_boot=0,
+                               model=UpliftModel(n_jobs=1, random_state=0), data=data).policies
+
+    low, high = run(0.3), run(0.6)
+    for col in ("profit_per_1000_true", "profit_per_1000_ipw"):
+        assert low.loc["promo_everyone", col] != 0.0
+        assert high.loc["promo_everyone", col] == pytest.approx(
+            2 * low.loc["promo_everyone", col]), col
+
+
+def test_contact_margin_shares_are_each_customers_mix_at_the_send_day(shop):
+    tables, _ = shop
+    data = campaign_training_set(tables, closed_campaigns(tables, as_of=AS_OF)[-1:])
+    books = sorted(tables.orders["category"].dropna().unique())[0]
+    config = replace(PolicyConfig.default(), gross_margin=ck.GrossMargin(0.3, {books: 0.9}))
+    index = data.features.index
+    got = pd.Series(contact_margin_shares(tables, data.contacts, index, config), index=index)
+    contacts = data.contacts.set_index("contact_id")
+    orders = tables.orders
+    for contact_id in index[:25]:
+        row = contacts.loc[contact_id]
+        mine = orders[(orders["customer_id"] == row["customer_id"])
+                      & (orders["ordered_at"] < row["as_of"])]
+        share = np.where(mine["category"] == books, 0.9, 0.3)
+        total = mine["amount"].sum()
+        want = (mine["amount"] * share).sum() / total if total > 0 else 0.3
+        assert got[contact_id] == pytest.approx(want), contact_id
+    assert got.nunique() > 5
+    # the packaged config: one share for everyone, nothing to compute
+    assert contact_margin_shares(tables, data.contacts, index, PolicyConfig.default()) is None

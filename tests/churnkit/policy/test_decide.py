@@ -12,14 +12,36 @@ import pytest
 from conftest import AS_OF, tile
 
 from churnkit.data.contract import ACTIONS
-from churnkit.policy import CAUSES, POLICY_COLUMNS, PolicyConfig, customer_value, decide
+from churnkit.policy import (
+    CAUSES,
+    POLICY_COLUMNS,
+    GrossMargin,
+    PolicyConfig,
+    customer_revenue,
+    customer_value,
+    decide,
+)
 
 CONFIG = PolicyConfig.default()
+#: The packaged policy valuing customers at their revenue (margin share 1): the routing tests
+#: below check which actions each cause gets, calibrated before values were in margin. At the
+#: packaged 30% margin the apology (150 + 10% of revenue, 300-3000) clears the gate only above
+#: 30000 of revenue (3 x 10% of revenue is the whole margin until the cap): mostly
+#: paid-but-not-received customers (no gate) get one, other complaint leavers fall through to
+#: the playbook's next action
+#: (test_margin_gate_sends_complaint_leavers_down_the_playbook).
+REVENUE = replace(CONFIG, gross_margin=GrossMargin(1.0))
 
 
 @pytest.fixture(scope="module")
 def decided(world, scored):
     return decide(scored, world.features, CONFIG, contributions=world.contributions, as_of=AS_OF)
+
+
+@pytest.fixture(scope="module")
+def decided_on_revenue(world, scored):
+    return decide(scored, world.features, REVENUE, contributions=world.contributions,
+                  as_of=AS_OF)
 
 
 def test_columns_types_and_purity(world, scored, decided):
@@ -59,7 +81,9 @@ def test_never_contacts_the_unsubscribed_or_unconsented(world, scored, decided):
     assert reasons.str.contains("unsubscribed").all()
 
 
-def test_true_delivery_leavers_get_apology_or_free_delivery_far_more_often(world, decided):
+def test_true_delivery_leavers_get_apology_or_free_delivery_far_more_often(
+        world, decided_on_revenue):
+    decided = decided_on_revenue
     fix = decided["action"].isin(["apology_compensation", "free_delivery"])
     cause = world.true_cause
     rate = fix.groupby(cause).mean()
@@ -73,11 +97,32 @@ def test_true_delivery_leavers_get_apology_or_free_delivery_far_more_often(world
     assert named["delivery"] > 3 * named.drop(["delivery", "service"]).max(), named
 
 
-def test_forgotten_customers_get_a_reminder_not_a_discount(world, decided):
+def test_forgotten_customers_get_a_reminder_not_a_discount(world, decided_on_revenue):
+    decided = decided_on_revenue
     cause = world.true_cause
     reminder = decided["action"].isin(["we_miss_you", "loyalty_points"])
     rate = reminder.groupby(cause).mean()
     assert rate["forgotten"] > 3 * rate.drop("forgotten").max(), rate
+
+
+def test_margin_gate_sends_complaint_leavers_down_the_playbook(world, scored, decided,
+                                                               decided_on_revenue):
+    # In margin (the packaged 30%) fewer apologies pay than in revenue; the customers the gate
+    # turns away get the playbook's next action (we_miss_you) or no contact, never more.
+    apology = "apology_compensation"
+    on_margin = decided["action"] == apology
+    on_revenue = decided_on_revenue["action"] == apology
+    assert on_margin.sum() < on_revenue.sum()
+    assert not (on_margin & ~on_revenue).any()
+    pnr = world.features["days_since_paid_not_received"] <= CONFIG.paid_not_received[
+        "lookback_days"]
+    # no gate for them; for others 3 x (150 + 10% of revenue) exceeds 30% of it until the
+    # compensation reaches its 3000 cap: over 30000 of revenue
+    revenue = customer_revenue(scored, world.features, CONFIG)
+    assert (revenue[(on_margin & ~pnr).to_numpy()] > 30_000).all()
+    lost = on_revenue & ~on_margin & (decided_on_revenue["cause"] == "unresolved_complaint")
+    assert lost.sum() > 0
+    assert decided.loc[lost, "action"].isin(["we_miss_you", "do_not_contact"]).all()
 
 
 def test_paid_not_received_goes_first(world, decided):
@@ -96,7 +141,8 @@ def test_paid_not_received_goes_first(world, decided):
 
 def test_economic_gate_and_value_scaled_compensation(world, scored, decided):
     f = world.features
-    value = customer_value(scored, f, CONFIG)
+    value = customer_value(scored, f, CONFIG)  # margin: what the gate weighs
+    revenue = customer_revenue(scored, f, CONFIG)  # what value-scaled offers are sized on
     pnr = (f["days_since_paid_not_received"] <= CONFIG.paid_not_received["lookback_days"]
            ).to_numpy()
     contact = (decided["action"] != "do_not_contact").to_numpy()
@@ -105,7 +151,7 @@ def test_economic_gate_and_value_scaled_compensation(world, scored, decided):
     assert (value[gated] > CONFIG.economic_gate_multiple * cost[gated] - 0.01).all()
     apology = (decided["action"] == "apology_compensation").to_numpy()
     spec = CONFIG.actions["apology_compensation"]
-    expected = np.clip(spec.cost + spec.value_share * value, spec.min_cost, spec.max_cost)
+    expected = np.clip(spec.cost + spec.value_share * revenue, spec.min_cost, spec.max_cost)
     np.testing.assert_allclose(cost[apology], expected[apology], atol=0.01)
     # a stricter gate contacts fewer customers, and says why the others are left out
     strict = decide(scored, f, replace(CONFIG, economic_gate_multiple=30.0),
@@ -141,8 +187,9 @@ def test_uplift_picks_the_most_profitable_allowed_action(world, scored):
     uplift = pd.DataFrame(rng.uniform(-0.05, 0.3, (len(f), len(offered))), index=f.index,
                           columns=offered)
     out = decide(scored, f, CONFIG, uplift, contributions=world.contributions, as_of=AS_OF)
-    value = customer_value(scored, f, CONFIG)
-    gain = pd.DataFrame({a: uplift[a].to_numpy() * value - CONFIG.action_cost(a, value)
+    value = customer_value(scored, f, CONFIG)  # margin
+    revenue = customer_revenue(scored, f, CONFIG)  # costs are sized on revenue
+    gain = pd.DataFrame({a: uplift[a].to_numpy() * value - CONFIG.action_cost(a, revenue)
                          for a in offered}, index=f.index)
     free = out["policy_trace"].map(lambda t: any(s.startswith("uplift: highest") for s in t))
     assert free.sum() > 100
@@ -150,7 +197,7 @@ def test_uplift_picks_the_most_profitable_allowed_action(world, scored):
     got = np.array([gain.at[i, a] for i, a in chosen.items()])
     np.testing.assert_allclose(out.loc[free, "expected_incremental_profit"], got)
     # the chosen action is the best among those that pass the gate
-    passes = pd.DataFrame({a: value > 3 * CONFIG.action_cost(a, value) for a in offered},
+    passes = pd.DataFrame({a: value > 3 * CONFIG.action_cost(a, revenue) for a in offered},
                           index=f.index)
     best = gain.where(passes).loc[free].max(axis=1)
     np.testing.assert_allclose(got, best.to_numpy())
