@@ -121,6 +121,20 @@ def _ask_service(bundle_path: Path, shop: Path, ids: list) -> None:
             server.kill()
 
 
+def _caps_at_work(scored, policy) -> None:
+    """How many customers the contact caps hold back tonight, and one of them."""
+    caps = policy.contact_caps if policy is not None else None
+    if caps is None or not caps.active:
+        return
+    capped = scored[scored["action_reason"].astype(str).str.startswith("capped")]
+    line = (f"Contact caps (at most {caps.max_messages} messages in {caps.window_days:g} days, "
+            f"{caps.min_gap_days:g} days apart): {len(capped):,} customers held back tonight")
+    if len(capped):
+        customer, row = next(iter(capped.iterrows()))
+        line += f"; e.g. {customer}: {row['action_reason']}"
+    out.print(line)
+
+
 def _in_process_latency(tables: ck.Tables, bundle_path: Path, ids: list) -> None:
     """One customer at a time through :func:`churnkit.score`, as the service scores: median and
     p95 of ``len(ids)`` customers."""
@@ -198,6 +212,7 @@ def demo(
         for customer, row in picks.head(3).iterrows():
             out.print(f"[bold]{customer}[/]: {row['action_reason']}  |  why at risk: "
                       + "; ".join(d.get("text") or d["feature"] for d in row["top_drivers"]))
+        _caps_at_work(scored, ck.ModelBundle.load(bundle_path).policy)
 
         out.rule("5. Which action pays: the last campaign against its control group")
         campaign = _last_campaign(tables)

@@ -20,6 +20,7 @@ from churnkit.io import atomic_file, page_foot, page_head, png_base64
 from churnkit.stats import METRICS
 from training.evaluation import METRIC_LABELS, Evaluation
 from training.timing import render_html
+from training.uplift_pooled import VERDICT_PAIRS
 
 TOP_FEATURES = 20
 _MODEL_COLOUR = "#c0392b"
@@ -188,9 +189,7 @@ def _pooled_html(pooled: object | None) -> str:
     return env.from_string(_POOLED_TEMPLATE).render(
         p=pooled, policies=pooled.policies.to_html(float_format=fmt, classes="segments"),
         differences=pooled.differences.to_html(float_format=fmt, classes="segments"),
-        verdicts=[pooled.verdict(*pair) for pair in (("uplift", "do_nothing"),
-                                                     ("uplift", "rules"),
-                                                     ("rules", "do_nothing"))],
+        verdicts=[pooled.verdict(*pair) for pair in VERDICT_PAIRS],
         dropped=pooled.dropped.groupby("policy")["contacts"].sum().to_dict())
 
 

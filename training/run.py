@@ -18,7 +18,7 @@ from training.pipeline import activity_groups, bundle_dir, evaluation_segments, 
 from training.report import write_report
 from training.timing import evaluate_timing, summary_lines
 from training.tracking import log_training_run, pyfunc_example
-from training.uplift_pooled import pooled_uplift
+from training.uplift_pooled import VERDICT_PAIRS, pooled_uplift
 
 REPORT_NAME = "evaluation.html"
 
@@ -150,7 +150,7 @@ def print_pooled(console: Console, pooled) -> None:
                       "the campaigns before it): incremental profit per 1000 contacts")
     print_frame(console, pooled.differences, index_name="pair", float_format="{:,.0f}",
                 title="Paired differences per 1000 contacts (same resamples), 95% intervals")
-    for pair in ("uplift", "do_nothing"), ("uplift", "rules"), ("rules", "do_nothing"):
+    for pair in VERDICT_PAIRS:
         console.print(pooled.verdict(*pair))
     if len(pooled.dropped):
         by_policy = pooled.dropped.groupby("policy")["contacts"].sum()

@@ -41,6 +41,7 @@ from churnkit.policy import (
     customer_revenue,
     customer_value,
     decide,
+    funnel_decisions,
     postpone_references,
 )
 from churnkit.scoring import ModelBundle, score_features
@@ -60,8 +61,8 @@ from training.uplift_estimates import (
     true_uplift,
 )
 
-POLICIES = ("do_nothing", "rules", "promo_everyone", "promo_riskiest_decile", "uplift",
-            "oracle")
+POLICIES = ("do_nothing", "rules", "funnel", "promo_everyone", "promo_riskiest_decile",
+            "uplift", "oracle")
 #: Policies a ratio never compares the uplift policy with: itself, the rules run with the
 #: uplift, and the oracle (a bound, not an alternative).
 _NOT_ALTERNATIVES = ("uplift", "rules_with_uplift", "oracle")
@@ -223,6 +224,7 @@ def evaluate_uplift(tables: ck.Tables, *, as_of: object, truth: object | None = 
         postpone_references(scored, f, config).postpone
     decisions["rules_postponing"] = decide(
         scored, f, replace(config, postpone=averages), as_of=start)["action"].astype(object)
+    decisions["funnel"] = funnel_decisions(f, config)["action"].to_numpy(dtype=object)
     decisions["promo_everyone"] = "promo_code"
     risk = scored["churn_probability"]
     top = risk.rank(ascending=False, method="first") <= np.ceil(0.1 * len(risk))

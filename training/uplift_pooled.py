@@ -60,7 +60,15 @@ from training.uplift_estimates import chosen_values
 LAST_CAMPAIGNS = 6
 #: The policy differences reported with paired intervals (first − second).
 PAIRS = (("uplift", "rules"), ("uplift", "do_nothing"), ("rules", "do_nothing"),
-         ("rules_with_uplift", "rules"), ("rules_with_uplift", "do_nothing"))
+         ("uplift", "funnel"), ("rules_with_uplift", "rules"),
+         ("rules_with_uplift", "do_nothing"), ("rules_with_uplift", "funnel"),
+         ("funnel", "do_nothing"))
+
+#: The comparisons the console, the report and the demo put in words: the deployed policy (the
+#: rules with the uplift) against doing nothing, the rules and the funnel shops run today.
+VERDICT_PAIRS = (("rules_with_uplift", "do_nothing"), ("rules_with_uplift", "rules"),
+                 ("rules_with_uplift", "funnel"), ("uplift", "do_nothing"),
+                 ("rules", "do_nothing"), ("funnel", "do_nothing"))
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ job, the HTTP service and the offline evaluation all call. See docs/policy.md.
 
 from churnkit.policy.causes import at_risk_rows, cause_evidence, feature_cause, infer_causes
 from churnkit.policy.config import CAUSES, ActionSpec, ContactCaps, GrossMargin, PolicyConfig
+from churnkit.policy.funnel import funnel_decisions
 from churnkit.policy.rules import (
     POLICY_COLUMNS,
     customer_revenue,
@@ -36,6 +37,7 @@ __all__ = [
     "customer_value",
     "decide",
     "feature_cause",
+    "funnel_decisions",
     "infer_causes",
     "lifecycle_segment",
     "margin_share",

@@ -29,6 +29,7 @@ from churnkit.policy.specs import (
     ContactCaps,
     GrossMargin,
     PostponeRule,
+    ReferenceFunnel,
 )
 
 
@@ -54,6 +55,8 @@ class PolicyConfig:
     postpone: PostponeRule = field(default_factory=PostponeRule)
     contact_caps: ContactCaps = field(default_factory=ContactCaps)  # frequency caps (none)
     gross_margin: GrossMargin = field(default_factory=GrossMargin)  # share of revenue kept
+    #: the funnel shops run today, the evaluation's alternative to beat (never scores)
+    reference_funnel: ReferenceFunnel = field(default_factory=ReferenceFunnel)
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -128,6 +131,7 @@ class PolicyConfig:
             "postpone": self.postpone.to_dict(),
             "contact_caps": self.contact_caps.to_dict(),
             "gross_margin": self.gross_margin.to_dict(),
+            "reference_funnel": self.reference_funnel.to_dict(),
         }
 
     def save(self, directory: Path) -> None:

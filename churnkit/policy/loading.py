@@ -8,10 +8,11 @@ problem at once.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
-from churnkit.data.contract import ACTIONS
+from churnkit.data.contract import ACTIONS, CHANNELS, SEND_ACTIONS
 from churnkit.errors import PolicyConfigError
 from churnkit.features.contacts import RECENT_CONTACTS
 from churnkit.policy.specs import (
@@ -20,8 +21,10 @@ from churnkit.policy.specs import (
     SEGMENTS,
     ActionSpec,
     ContactCaps,
+    FunnelStage,
     GrossMargin,
     PostponeRule,
+    ReferenceFunnel,
 )
 
 
@@ -118,6 +121,48 @@ def _gross_margin(data: Any, problems: list[str]) -> GrossMargin:
         if share is not None:
             by_category[str(category)] = share
     return GrossMargin(default if default is not None else GrossMargin.default, by_category)
+
+
+def _number(value: Any, key: str, problems: list[str], *, low: float = 0.0) -> float | None:
+    """A finite number >= ``low``, or None after noting the problem under ``key``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value) or value < low:
+        problems.append(f"{key}: expected a number >= {low:g}, got {value!r}")
+        return None
+    return float(value)
+
+
+def _reference_funnel(data: Any, problems: list[str]) -> ReferenceFunnel:
+    """The ``reference_funnel`` section: absent = no funnel to compare against; stages need a
+    day, a sending action and a channel, in increasing days."""
+    data = _section(data, "reference_funnel", ("stages", "last_stage_days"), problems)
+    if data is None:
+        return ReferenceFunnel()
+    raw = data.get("stages") or []
+    if not isinstance(raw, list):
+        problems.append(f"reference_funnel.stages: expected a list, got {raw!r}")
+        raw = []
+    stages = []
+    for i, stage in enumerate(raw):
+        key = f"reference_funnel.stages[{i}]"
+        if not isinstance(stage, dict) or set(stage) != {"days", "action", "channel"}:
+            problems.append(f"{key}: expected a mapping with days, action and channel, got "
+                            f"{stage!r}")
+            continue
+        days = _number(stage["days"], f"{key}.days", problems)
+        if stage["action"] not in SEND_ACTIONS:
+            problems.append(f"{key}.action: expected a sending action of {list(SEND_ACTIONS)}, "
+                            f"got {stage['action']!r}")
+        if stage["channel"] not in CHANNELS:
+            problems.append(f"{key}.channel: expected one of {list(CHANNELS)}, got "
+                            f"{stage['channel']!r}")
+        if days is not None:
+            stages.append(FunnelStage(days, str(stage["action"]), str(stage["channel"])))
+    if any(a.days >= b.days for a, b in itertools.pairwise(stages)):
+        problems.append("reference_funnel.stages: days must increase from stage to stage")
+    last = _number(data.get("last_stage_days", 30.0), "reference_funnel.last_stage_days",
+                   problems)
+    return ReferenceFunnel(tuple(stages), 30.0 if last is None else last)
 
 
 def config_fields(data: Any, *, source: str = "policy config") -> dict[str, Any]:
@@ -241,6 +286,7 @@ def config_fields(data: Any, *, source: str = "policy config") -> dict[str, Any]
     postpone = _postpone_rule(data.get("postpone"), problems)
     contact_caps = _contact_caps(data.get("contact_caps"), problems)
     gross_margin = _gross_margin(data.get("gross_margin"), problems)
+    funnel = _reference_funnel(data.get("reference_funnel"), problems)
     if problems:
         raise PolicyConfigError(f"{source}: " + "; ".join(problems))
     return dict(
@@ -253,4 +299,5 @@ def config_fields(data: Any, *, source: str = "policy config") -> dict[str, Any]
         at_risk_percentile=scalars["at_risk_percentile"],
         horizon_days=int(scalars["horizon_days"]), version=int(data.get("version", 1)),
         postpone=postpone, contact_caps=contact_caps, gross_margin=gross_margin,
+        reference_funnel=funnel,
     )

@@ -123,3 +123,31 @@ class GrossMargin:
 
     def to_dict(self) -> dict:
         return {"default": self.default, "by_category": dict(self.by_category)}
+
+
+@dataclass(frozen=True)
+class FunnelStage:
+    """One message of the reference funnel: ``action`` by ``channel`` on day ``days`` since the
+    customer's last order."""
+
+    days: float
+    action: str
+    channel: str
+
+    def to_dict(self) -> dict:
+        return {"days": self.days, "action": self.action, "channel": self.channel}
+
+
+@dataclass(frozen=True)
+class ReferenceFunnel:
+    """docs/domain.md's reference automated sequence (days 30, 45, 60, 90 since the last
+    purchase): the funnel shops run today, which the policy evaluation compares against
+    (:mod:`churnkit.policy.funnel`); scoring never uses it. A stage is in progress from its day
+    until the next stage's, the last one for ``last_stage_days`` days. No stages: no funnel."""
+
+    stages: tuple[FunnelStage, ...] = ()
+    last_stage_days: float = 30.0
+
+    def to_dict(self) -> dict:
+        return {"stages": [s.to_dict() for s in self.stages],
+                "last_stage_days": self.last_stage_days}
