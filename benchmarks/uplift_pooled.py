@@ -3,6 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/uplift_pooled.py [--customers 100000] [--seed 7] [--last 6]
+        [--policy YAML]
 
 On ``ck.synth.generate(N, seed=S, start="2023-01-01", end="2025-07-01")``, runs
 ``training.uplift_pooled.pooled_uplift``: each of the last ``--last`` closed campaigns held out
@@ -26,6 +27,7 @@ import pandas as pd
 
 import churnkit as ck
 from churnkit.models.uplift import UpliftModel
+from churnkit.policy import PolicyConfig
 from training.uplift_pooled import VERDICT_PAIRS, pooled_uplift
 
 START, END = "2023-01-01", "2025-07-01"
@@ -48,7 +50,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--last", type=int, default=6)
     parser.add_argument("--bootstrap", type=int, default=500)
+    parser.add_argument("--policy", default=None, help="a policy YAML (default: the packaged)")
     args = parser.parse_args()
+    policy = PolicyConfig.from_yaml(args.policy) if args.policy else None
 
     t0 = time.perf_counter()
     tables, truth = ck.synth.generate(args.customers, seed=args.seed, start=START, end=END)
@@ -57,7 +61,7 @@ def main() -> None:
     t1 = time.perf_counter()
     pooled = pooled_uplift(tables, as_of=END, truth=truth, last=args.last,
                            n_boot=args.bootstrap, seed=0,
-                           model_factory=lambda: UpliftModel(n_jobs=2))
+                           policy=policy, model_factory=lambda: UpliftModel(n_jobs=2))
     print(f"pooled over {pooled.campaigns} ({pooled.n_contacts:,} contacts): "
           f"{time.perf_counter() - t1:.1f} s\n")
     p = pooled.policies

@@ -126,7 +126,8 @@ class PolicyConfig:
             "segment_playbook": {s: {c: list(v) for c, v in t.items()}
                                  for s, t in self.segment_playbook.items()},
             "serial_complainer": dict(self.serial_complainer),
-            "paid_not_received": dict(self.paid_not_received),
+            "paid_not_received": {k: (bool(v) if k == "waive_gate" else v)
+                                  for k, v in self.paid_not_received.items()},
             "discount_hunter": dict(self.discount_hunter),
             "postpone": self.postpone.to_dict(),
             "contact_caps": self.contact_caps.to_dict(),

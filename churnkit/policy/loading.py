@@ -270,6 +270,11 @@ def config_fields(data: Any, *, source: str = "policy config") -> dict[str, Any]
     serial = numbers("serial_complainer",
                      ("min_tickets", "min_tickets_per_order", "min_compensated_tickets"))
     pnr = numbers("paid_not_received", ("lookback_days", "priority_boost"))
+    waive = (data.get("paid_not_received") or {}).get("waive_gate", True)
+    if not isinstance(waive, bool):
+        problems.append(f"paid_not_received.waive_gate: expected true or false, got {waive!r}")
+        waive = True
+    pnr["waive_gate"] = float(waive)
     hunter = numbers("discount_hunter",
                      ("min_discounted_order_share", "min_orders", "priority_factor"))
     scalars = {}

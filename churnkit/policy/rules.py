@@ -254,6 +254,9 @@ def decide_columns(scored: pd.DataFrame | Mapping[str, np.ndarray],
         hunter = ((column(f, "discounted_order_share") >= h["min_discounted_order_share"])
                   & (column(f, "orders_lifetime", 0.0) >= h["min_orders"]))
     quiet &= ~pnr  # an apology for a lost parcel is not a promotional mailing
+    # docs/domain.md "reach them at once": by default their apology passes whatever it costs
+    # (waive_gate); a shop that prices it can let the gate, and the uplift, decide for them too
+    waive = pnr & bool(config.paid_not_received.get("waive_gate", 1.0))
     hard = no_consent | unsubscribed | serial | quiet
     at_risk = at_risk_rows(pct, f, config)
     cause, evidence = infer_causes(f, at_risk, config, contributions)
@@ -276,7 +279,7 @@ def decide_columns(scored: pd.DataFrame | Mapping[str, np.ndarray],
         decided |= stop
         real = live & ~stop
         a_ = np.maximum(a, 0)
-        ok = real & (passes[rows, a_] | pnr)
+        ok = real & (passes[rows, a_] | waive)
         chosen[ok] = a[ok]
         decided |= ok
         failed = real & ~ok
@@ -307,7 +310,7 @@ def decide_columns(scored: pd.DataFrame | Mapping[str, np.ndarray],
         best = np.argmax(masked, axis=1) if n else np.zeros(0, dtype=np.int64)
         best_gain = masked[rows, best] if n else np.zeros(0)
         uplift_missing = np.isnan(U).all(axis=1) & ~hard
-        use = ~uplift_missing & ~pnr
+        use = ~uplift_missing & ~waive
         by_rules = ~use
         pays = best_gain > 0
         chosen = np.where(use, np.where(pays, idx[best], dnc), chosen)

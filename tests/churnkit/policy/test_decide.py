@@ -291,3 +291,29 @@ def test_decide_and_reasons_are_vectorized(world, scored):
     small = _calls(lambda: explain(picked, names, small_f))
     big = _calls(lambda: explain(np.tile(picked, (10, 1)), names, big_f))
     assert big < 1.3 * small, (small, big)
+
+
+def test_paid_not_received_through_the_gate_when_the_shop_says_so(world, scored, decided):
+    f = world.features
+    pnr = (f["days_since_paid_not_received"] <= CONFIG.paid_not_received["lookback_days"]
+           ).to_numpy()
+    gated = replace(CONFIG, paid_not_received={**CONFIG.paid_not_received, "waive_gate": 0.0})
+    got = decide(scored, f, gated, contributions=world.contributions, as_of=AS_OF)
+    contact = (got["action"] != "do_not_contact").to_numpy()
+    value = customer_value(scored, f, gated)
+    cost = got["action_cost"].to_numpy()
+    # every contact now clears the gate, the paid-but-not-received ones included
+    assert (value[contact] > gated.economic_gate_multiple * cost[contact] - 0.01).all()
+    # some apologies did not pay: those customers get a cheaper action down the playbook, or none
+    changed = pnr & (got["action"] != decided["action"]).to_numpy()
+    assert changed.sum() > 0
+    assert (cost[changed] < decided["action_cost"].to_numpy()[changed]).all()
+    # the others are decided as before, and those still contacted still come first
+    others = ~pnr
+    pd.testing.assert_series_equal(got["action"][others], decided["action"][others])
+    if (pnr & contact).any():
+        assert got.loc[pnr & contact, "priority"].min() > got.loc[~pnr & contact,
+                                                                  "priority"].max()
+    with pytest.raises(Exception, match="waive_gate: expected true or false"):
+        PolicyConfig.from_dict({**CONFIG.to_dict(), "paid_not_received": {
+            "lookback_days": 365, "priority_boost": 1e9, "waive_gate": "no"}})
