@@ -130,22 +130,22 @@ def _activity(known: Known) -> tuple[Rows, Rows]:
 
 def _compute(known: Known) -> Columns:
     activity, orders = _activity(known)
-    hours = r.tally(activity, activity["hour"].astype(np.int64), 24)  # (n, 24)
-    days = r.tally(activity, activity["isodow"].astype(np.int64) - 1, 7)
+    hours = r.tally(activity, activity["hour"], 24)  # (n, 24), a view of (24, n)
+    days = r.tally(activity, activity["isodow"] - np.int8(1), 7)
     events = hours.sum(axis=1)
     out: Columns = {"activity_events": events}
-    bands = np.add.reduceat(hours, _BAND_STARTS, axis=1)  # (n, bands)
-    shares = np.full((known.n, len(HOUR_BANDS) + len(WEEKDAYS)), np.nan)
-    np.divide(np.concatenate([bands, days], axis=1), events[:, None], out=shares,
-              where=events[:, None] > 0)
+    # shares laid out (share, customer): each feature's column is contiguous
+    counts = np.concatenate([np.add.reduceat(hours.T, _BAND_STARTS, axis=0), days.T])
+    shares = np.full(counts.shape, np.nan)
+    np.divide(counts, events, out=shares, where=events > 0)
     for i, (lo, hi) in enumerate(HOUR_BANDS):
-        out[f"activity_share_h{lo:02d}_{hi:02d}"] = shares[:, i]
+        out[f"activity_share_h{lo:02d}_{hi:02d}"] = shares[i]
     for i, day in enumerate(WEEKDAYS):
-        out[f"activity_share_{day}"] = shares[:, len(HOUR_BANDS) + i]
+        out[f"activity_share_{day}"] = shares[len(HOUR_BANDS) + i]
     for h in range(24):
         out[f"activity_hour_{h:02d}"] = hours[:, h]
-    # argmax gives the first of equal counts: ties go to the earliest hour
-    out["modal_local_hour"] = np.where(events > 0, hours.argmax(axis=1), np.nan)
+    # the first of equal counts: ties go to the earliest hour
+    out["modal_local_hour"] = np.where(events > 0, r.first_max(hours), np.nan)
     n_orders = r.count(orders)
     paid = r.count(orders, _IS_PAYDAY[orders["local_day"]])
     season = r.count(orders, orders["local_month"] >= 11)

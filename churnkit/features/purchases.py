@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from churnkit.features import reduce as r
-from churnkit.features.arrays import DAY_US, Known
+from churnkit.features.arrays import DAY_US, Known, Rows
 from churnkit.features.family import Columns, Family, Feature, description_of
 from churnkit.features.population import PopulationFit
 from churnkit.features.sql import ALL_WINDOWS, age_days, window_name, window_sql, window_text
@@ -162,8 +162,8 @@ def _compute(known: Known) -> Columns:
     t = orders["ordered_at"]
     follows = np.zeros(len(orders), dtype=bool)
     follows[1:] = orders.cust[1:] == orders.cust[:-1]
-    gaps = orders.where(follows)
-    gap = (t[follows] - t[np.flatnonzero(follows) - 1]) / DAY_US
+    gaps = Rows(orders.n, orders.cust[follows], {})  # the customers only: no column copied
+    gap = np.diff(t)[follows[1:]] / DAY_US
     out["gap_mean_days"] = r.mean(gaps, gap)
     out["gap_median_days"] = r.median(gaps, gap)
     out["gap_std_days"] = r.std(gaps, gap)

@@ -110,13 +110,32 @@ def starts_of(keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(new)
 
 
+def _by_value(cust: np.ndarray, vals: np.ndarray, *, ties: bool = True) -> np.ndarray:
+    """The order sorting rows by customer, then value: ``np.lexsort((vals, cust))``, by one sort
+    of the values and one of an int64 key (customer in the high bits, the value's rank in the
+    low ones), cheaper than the lexsort's two indirect stable sorts. ``ties=False``: equal values
+    may come in any order (any order gives the same bits to the caller)."""
+    m = len(vals)
+    if m >= 1 << 32 or (m and int(cust[-1]) >= 1 << 31):  # the key would not fit
+        return np.lexsort((vals, cust))
+    by_value = np.argsort(vals, kind="stable" if ties else None)
+    rank = np.empty(m, dtype=np.int64)
+    rank[by_value] = np.arange(m)
+    key = cust.astype(np.int64) << 32
+    key |= rank
+    key.sort()
+    key &= 0xFFFF_FFFF
+    return by_value[key]
+
+
 def smallest_k(rows: Rows, values: np.ndarray, k: int, mask: np.ndarray | None = None
                ) -> np.ndarray:
     """The ``k`` smallest non-NaN values per customer, ascending: shape (n, k), NaN-padded."""
     keep = ~np.isnan(values)
     mask = keep if mask is None else mask & keep
     cust, vals = rows.cust[mask], values[mask]
-    order = np.lexsort((vals, cust))
+    # equal values have equal bits but for 0.0 and -0.0, whose order shows in the output
+    order = _by_value(cust, vals, ties=bool((vals == 0).any()))
     cust, vals = cust[order], vals[order]
     first = starts_of(cust)
     rank = np.arange(len(cust)) - np.repeat(first, np.diff(np.append(first, len(cust))))
@@ -135,13 +154,13 @@ def median(rows: Rows, values: np.ndarray, mask: np.ndarray | None = None) -> np
     out = np.full(rows.n, np.nan)
     if not len(cust):
         return out
-    order = np.lexsort((vals, cust))
-    vals = vals[order]
+    # the order of equal values does not show: lo + (hi - lo) / 2 is +0.0 for any two zeros
+    order = _by_value(cust, vals, ties=False)
     cust = cust[order]
     first = starts_of(cust)
     size = np.diff(np.append(first, len(cust)))
-    lo = vals[first + (size - 1) // 2]
-    hi = vals[first + size // 2]
+    lo = vals[order[first + (size - 1) // 2]]
+    hi = vals[order[first + size // 2]]
     out[cust[first]] = lo + (hi - lo) / 2
     return out
 
@@ -169,9 +188,16 @@ def last_value(rows: Rows, values: np.ndarray) -> np.ndarray:
 
 def window_index(age: np.ndarray, windows: tuple[Window, ...]) -> np.ndarray:
     """Per row, the first of ``windows`` (ascending, ``None`` last) that holds it;
-    ``len(windows)`` when none does."""
-    bounds = np.array([np.inf if w is None else w for w in windows], dtype=np.float64)
-    return np.searchsorted(bounds, age, side="left")
+    ``len(windows)`` when none does (a NaN age): int8."""
+    # the windows are nested, so those holding a row are the last ones: count them (one int8
+    # add per window, narrower than a search's int64 positions)
+    holding = np.zeros(len(age), dtype=np.int8)
+    for w in windows:
+        if w is None:
+            np.add(holding, ~np.isnan(age), out=holding, casting="unsafe")
+        else:
+            np.add(holding, age <= w, out=holding, casting="unsafe")
+    return np.subtract(np.int8(len(windows)), holding, out=holding)
 
 
 def windowed(rows: Rows, age: np.ndarray, windows: tuple[Window, ...], *,
@@ -182,7 +208,9 @@ def windowed(rows: Rows, age: np.ndarray, windows: tuple[Window, ...], *,
     ``windows`` are nested (ascending, ``None`` = lifetime last); ``group`` (0 ..
     ``n_groups`` - 1, negative = no group) splits the rows, e.g. by status. Returns shape
     ``(n, n_groups, len(windows))``: ``[c, g, k]`` counts customer ``c``'s rows of group ``g``
-    inside window ``k`` (where ``mask`` holds).
+    inside window ``k`` (where ``mask`` holds). It is a view of an array laid out as
+    ``(group, window, customer)``: ``[:, g, k]`` (every customer's value) is contiguous, and the
+    running sum over the windows adds whole rows of customers.
     """
     n_windows = len(windows)
     slot = window_index(age, windows)
@@ -193,14 +221,20 @@ def windowed(rows: Rows, age: np.ndarray, windows: tuple[Window, ...], *,
         keep &= mask
     if weights is not None:
         keep &= ~np.isnan(weights)
-    g = 0 if group is None else group[keep].astype(np.int64)
-    key = (rows.cust[keep] * n_groups + g) * n_windows + slot[keep]
+    key = slot[keep].astype(np.int64)
+    if group is not None:
+        key += group[keep].astype(np.int64) * n_windows
+    key *= rows.n
+    key += rows.cust[keep]
     size = rows.n * n_groups * n_windows
     if weights is None:
         flat = np.bincount(key, minlength=size)
     else:
-        flat = np.bincount(key, weights=weights[keep], minlength=size).astype(np.float64)
-    return np.cumsum(flat.reshape(rows.n, n_groups, n_windows), axis=2)
+        flat = np.bincount(key, weights=weights[keep], minlength=size).astype(np.float64,
+                                                                             copy=False)
+    out = flat.reshape(n_groups, n_windows, rows.n)
+    np.cumsum(out, axis=1, out=out)
+    return out.transpose(2, 0, 1)
 
 
 def first_at_or_after(rows: Rows, times: np.ndarray, cust: np.ndarray, at: np.ndarray
@@ -240,6 +274,21 @@ def first_at_or_after(rows: Rows, times: np.ndarray, cust: np.ndarray, at: np.nd
 def tally(rows: Rows, key: np.ndarray, n_keys: int) -> np.ndarray:
     """Rows per customer and key, in one pass: shape (n, ``n_keys``) int64, ``[c, k]`` counting
     customer ``c``'s rows with ``key == k`` (keys 0 .. ``n_keys`` - 1), e.g. a histogram of
-    local hours. Only counts: ``rows`` need not be grouped by customer here."""
-    flat = np.bincount(rows.cust * n_keys + key, minlength=rows.n * n_keys)
-    return flat.reshape(rows.n, n_keys)
+    local hours. Only counts: ``rows`` need not be grouped by customer here. A view of an array
+    laid out as (key, customer): ``[:, k]`` (every customer's count of key ``k``) is
+    contiguous."""
+    flat = np.bincount(key.astype(np.int64) * rows.n + rows.cust, minlength=rows.n * n_keys)
+    return flat.reshape(n_keys, rows.n).T
+
+
+def first_max(counts: np.ndarray) -> np.ndarray:
+    """Per row of ``counts`` (n, k), the column of its largest value, the first of equal ones
+    (``counts.argmax(axis=1)``, column by column: cheaper on a view of a (k, n) layout)."""
+    best = counts[:, 0].copy()
+    at = np.zeros(len(counts), dtype=np.int64)
+    for j in range(1, counts.shape[1]):
+        column = counts[:, j]
+        more = column > best
+        at[more] = j
+        np.maximum(best, column, out=best)
+    return at

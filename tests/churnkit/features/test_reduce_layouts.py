@@ -1,0 +1,115 @@
+"""The reductions' cheaper forms give the bits of the straightforward ones: the sort by value
+(lexsort), window membership (a search), the strided layouts (argmax, per-customer cumsum) and
+the local times grouped by zone (one conversion per row)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churnkit.features import reduce as r
+from churnkit.features.arrays import Rows
+from churnkit.features.local_time import LOCAL_PARTS, local_parts
+from churnkit.features.sql import ALL_WINDOWS
+
+
+def _grouped(seed: int, n: int = 40) -> tuple[np.ndarray, np.random.Generator]:
+    rng = np.random.default_rng(seed)
+    return np.repeat(np.arange(n), rng.integers(0, 7, n)), rng
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("ties", [True, False])
+def test_by_value_sorts_like_lexsort(seed, ties):
+    cust, rng = _grouped(seed)
+    vals = rng.choice([-0.0, 0.0, 1.5, 2.0, -3.0, 7.25], len(cust))
+    got = r._by_value(cust, vals, ties=ties)
+    want = np.lexsort((vals, cust))
+    if ties:  # the same permutation
+        assert np.array_equal(got, want)
+    else:  # the same values in order (0.0 and -0.0 compare equal)
+        assert np.array_equal(cust[got], cust[want]) and np.array_equal(vals[got], vals[want])
+
+
+def _old_median(rows: Rows, values: np.ndarray) -> np.ndarray:
+    keep = ~np.isnan(values)
+    cust, vals = rows.cust[keep], values[keep]
+    out = np.full(rows.n, np.nan)
+    order = np.lexsort((vals, cust))
+    vals, cust = vals[order], cust[order]
+    first = r.starts_of(cust)
+    size = np.diff(np.append(first, len(cust)))
+    lo, hi = vals[first + (size - 1) // 2], vals[first + size // 2]
+    out[cust[first]] = lo + (hi - lo) / 2
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_median_and_smallest_k_bits(seed):
+    cust, rng = _grouped(seed)
+    vals = rng.choice([-0.0, 0.0, 0.1, 1 / 3, 2.0, np.nan, 1e300], len(cust))
+    rows = Rows(40, cust, {})
+    assert np.array_equal(r.median(rows, vals).view(np.int64),
+                          _old_median(rows, vals).view(np.int64))
+    got = r.smallest_k(rows, vals, 3)
+    keep = ~np.isnan(vals)
+    for c in range(40):
+        mine = vals[keep & (cust == c)]
+        want = mine[np.argsort(mine, kind="stable")][:3]  # stable: -0.0 and 0.0 in row order
+        assert np.array_equal(got[c, :len(want)].view(np.int64), want.view(np.int64))
+        assert np.isnan(got[c, len(want):]).all()
+
+
+def test_window_index_is_the_search():
+    age = np.array([-1.0, 0.0, 29.9, 30.0, 30.5, 365.0, 365.1, 1e9, np.inf, np.nan])
+    bounds = np.array([np.inf if w is None else w for w in ALL_WINDOWS])
+    got = r.window_index(age, ALL_WINDOWS)
+    assert got.dtype == np.int8
+    assert np.array_equal(got, np.searchsorted(bounds, age, side="left"))
+    assert np.array_equal(r.window_index(age, (7, 30)), np.searchsorted([7, 30], age))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_windowed_equals_counting_each_window(seed):
+    cust, rng = _grouped(seed)
+    rows = Rows(40, cust, {})
+    age = np.where(rng.random(len(cust)) < 0.1, np.nan, rng.uniform(0, 800, len(cust)))
+    group = rng.integers(-1, 3, len(cust))
+    weights = rng.normal(size=len(cust))
+    counts = r.windowed(rows, age, ALL_WINDOWS, group=group, n_groups=3)
+    sums = r.windowed(rows, age, ALL_WINDOWS, group=group, n_groups=3, weights=weights)
+    assert counts.shape == sums.shape == (40, 3, len(ALL_WINDOWS))
+    for g in range(3):
+        for k, w in enumerate(ALL_WINDOWS):
+            inside = (group == g) & (~np.isnan(age) if w is None else age <= w)
+            assert counts[:, g, k].flags.c_contiguous
+            assert np.array_equal(counts[:, g, k], r.count(rows, inside))
+            assert np.allclose(sums[:, g, k], r.total(rows, weights, inside))
+
+
+def test_tally_and_first_max():
+    rng = np.random.default_rng(3)
+    rows = Rows(30, rng.integers(0, 30, 500), {})
+    key = rng.integers(0, 24, 500).astype(np.int8)
+    hours = r.tally(rows, key, 24)
+    assert hours[:, 5].flags.c_contiguous
+    assert np.array_equal(r.first_max(hours), np.asarray(hours).argmax(axis=1))
+    assert np.array_equal(r.first_max(np.zeros((4, 3), dtype=np.int64)), np.zeros(4))
+
+
+@pytest.mark.parametrize("only", [False, True])
+def test_local_parts_grouped_by_zone_are_each_rows_own(only):
+    zones = ("Europe/Berlin", "America/New_York", "UTC", "Asia/Kathmandu")
+    rng = np.random.default_rng(4)
+    m = 400
+    utc = rng.integers(1_600_000_000_000_000, 1_730_000_000_000_000, m)
+    zone = rng.integers(0, len(zones), m).astype(np.int8)
+    keep = rng.random(m) < 0.5 if only else None
+    got = local_parts(utc, zone, zones, keep)
+    for i in range(m):
+        if keep is not None and not keep[i]:
+            assert all(got[p][i] == -1 for p in LOCAL_PARTS)
+            continue
+        t = pd.Timestamp(int(utc[i]), unit="us", tz="UTC").tz_convert(zones[zone[i]])
+        assert [got[p][i] for p in LOCAL_PARTS] == [t.hour, t.isoweekday(), t.day, t.month]
