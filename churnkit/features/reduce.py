@@ -9,6 +9,8 @@ nightly row. Empty means NaN for floats; counts and totals are 0 without rows.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from churnkit.features.arrays import NAT, Rows
@@ -213,28 +215,53 @@ def windowed(rows: Rows, age: np.ndarray, windows: tuple[Window, ...], *,
     running sum over the windows adds whole rows of customers.
     """
     n_windows = len(windows)
-    slot = window_index(age, windows)
-    keep = slot < n_windows
-    if group is not None:
-        keep &= group >= 0
-    if mask is not None:
-        keep &= mask
-    if weights is not None:
-        keep &= ~np.isnan(weights)
-    key = slot[keep].astype(np.int64)
-    if group is not None:
-        key += group[keep].astype(np.int64) * n_windows
-    key *= rows.n
-    key += rows.cust[keep]
-    size = rows.n * n_groups * n_windows
-    if weights is None:
-        flat = np.bincount(key, minlength=size)
-    else:
-        flat = np.bincount(key, weights=weights[keep], minlength=size).astype(np.float64,
-                                                                             copy=False)
-    out = flat.reshape(n_groups, n_windows, rows.n)
-    np.cumsum(out, axis=1, out=out)
+    counts = weights is None
+    out = np.zeros((n_groups, n_windows, rows.n), dtype=np.int64 if counts else np.float64)
+    # rows in blocks of whole customers: the per-row temporaries stay small (a whole base's
+    # would be fresh memory, paid in page faults) and each customer's sums are the same
+    # sequence of additions as in one pass
+    for lo, hi in blocks(rows.cust):
+        c0, c1 = int(rows.cust[lo]), int(rows.cust[hi - 1]) + 1
+        slot = window_index(age[lo:hi], windows)
+        keep = slot < n_windows
+        if group is not None:
+            keep &= group[lo:hi] >= 0
+        if mask is not None:
+            keep &= mask[lo:hi]
+        if weights is not None:
+            keep &= ~np.isnan(weights[lo:hi])
+        key = slot[keep].astype(np.int64)
+        if group is not None:
+            key += group[lo:hi][keep].astype(np.int64) * n_windows
+        key *= c1 - c0
+        key += rows.cust[lo:hi][keep]
+        key -= c0
+        size = n_groups * n_windows * (c1 - c0)
+        if counts:
+            flat = np.bincount(key, minlength=size)
+        else:
+            flat = np.bincount(key, weights=weights[lo:hi][keep], minlength=size)
+        part = flat.reshape(n_groups, n_windows, c1 - c0)
+        np.cumsum(part, axis=1, out=out[:, :, c0:c1])
     return out.transpose(2, 0, 1)
+
+
+#: Rows per block of the blocked reductions (:func:`blocks`): a block's int64 temporaries are
+#: 2 MB, within a core's cache.
+BLOCK_ROWS = 1 << 18
+
+
+def blocks(cust: np.ndarray, size: int | None = None) -> list[tuple[int, int]]:
+    """``[lo, hi)`` row ranges of about ``size`` (default :data:`BLOCK_ROWS`) rows covering
+    grouped rows (``cust`` non-decreasing), each cut at a customer's first row: no customer
+    spans two blocks."""
+    size = BLOCK_ROWS if size is None else size
+    m = len(cust)
+    if m <= size:
+        return [(0, m)] if m else []
+    cuts = np.searchsorted(cust, cust[size::size], "left")
+    bounds = np.unique(np.concatenate([[0], cuts, [m]])).tolist()
+    return list(itertools.pairwise(bounds))
 
 
 def first_at_or_after(rows: Rows, times: np.ndarray, cust: np.ndarray, at: np.ndarray
@@ -256,7 +283,10 @@ def first_at_or_after(rows: Rows, times: np.ndarray, cust: np.ndarray, at: np.nd
     span = max(int(times.max()), int(at.max())) - t0
     time_bits = 62 - int(rows.n).bit_length()
     shift = max(0, span.bit_length() - time_bits)
-    row_key = (rows.cust << time_bits) | ((times - t0) >> shift)
+    row_key = times - t0  # in place from here: one array of the rows' length, not four
+    if shift:
+        row_key >>= shift
+    row_key |= rows.cust << time_bits
     query_key = (cust << time_bits) | ((at - t0) >> shift)
     i = np.searchsorted(row_key, query_key, "left")
     last = np.minimum(i, len(times) - 1)
@@ -271,14 +301,25 @@ def first_at_or_after(rows: Rows, times: np.ndarray, cust: np.ndarray, at: np.nd
     return np.where((i < len(times)) & (rows.cust[last] == cust), i, -1)
 
 
-def tally(rows: Rows, key: np.ndarray, n_keys: int) -> np.ndarray:
+def tally(rows: Rows, key: np.ndarray, n_keys: int, *also: tuple[Rows, np.ndarray]
+          ) -> np.ndarray:
     """Rows per customer and key, in one pass: shape (n, ``n_keys``) int64, ``[c, k]`` counting
     customer ``c``'s rows with ``key == k`` (keys 0 .. ``n_keys`` - 1), e.g. a histogram of
-    local hours. Only counts: ``rows`` need not be grouped by customer here. A view of an array
-    laid out as (key, customer): ``[:, k]`` (every customer's count of key ``k``) is
-    contiguous."""
-    flat = np.bincount(key.astype(np.int64) * rows.n + rows.cust, minlength=rows.n * n_keys)
-    return flat.reshape(n_keys, rows.n).T
+    local hours; ``also``: more (rows, key) pairs of the same customers counted with them (no
+    concatenated copy of the rows). Only counts: ``rows`` need not be grouped by customer
+    here. A view of an array laid out as (key, customer): ``[:, k]`` (every customer's count of
+    key ``k``) is contiguous."""
+    n = rows.n
+    sources = [(rows, key), *also]
+    flat_key = np.empty(sum(len(k) for _, k in sources), dtype=np.int64)
+    at = 0
+    for source, keys in sources:
+        part = flat_key[at:at + len(keys)]
+        np.multiply(keys, np.int64(n), out=part)
+        part += source.cust
+        at += len(keys)
+    flat = np.bincount(flat_key, minlength=n * n_keys)
+    return flat.reshape(n_keys, n).T
 
 
 def first_max(counts: np.ndarray) -> np.ndarray:

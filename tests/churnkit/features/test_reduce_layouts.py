@@ -113,3 +113,36 @@ def test_local_parts_grouped_by_zone_are_each_rows_own(only):
             continue
         t = pd.Timestamp(int(utc[i]), unit="us", tz="UTC").tz_convert(zones[zone[i]])
         assert [got[p][i] for p in LOCAL_PARTS] == [t.hour, t.isoweekday(), t.day, t.month]
+
+
+@pytest.mark.parametrize("block", [1, 3, 10, 1000])
+def test_windowed_in_blocks_has_the_bits_of_one_pass(monkeypatch, block):
+    cust, rng = _grouped(7, n=60)
+    rows = Rows(60, cust, {})
+    age = rng.uniform(0, 500, len(cust))
+    weights = rng.normal(size=len(cust)) * 10.0 ** rng.integers(-3, 4, len(cust))
+    group = rng.integers(-1, 2, len(cust))
+    one = r.windowed(rows, age, ALL_WINDOWS, group=group, n_groups=2, weights=weights)
+    monkeypatch.setattr(r, "BLOCK_ROWS", block)
+    spans = r.blocks(cust)
+    assert len(spans) > 1 or block == 1000
+    assert [lo for lo, _ in spans[1:]] == [hi for _, hi in spans[:-1]]
+    assert all(cust[lo] != cust[lo - 1] for lo, _ in spans[1:])  # cut at a customer's first row
+    got = r.windowed(rows, age, ALL_WINDOWS, group=group, n_groups=2, weights=weights)
+    assert np.array_equal(got.view(np.int64), one.view(np.int64))
+    # the first window's sums, row by row in table order
+    for c in range(60):
+        want = 0.0
+        for v in weights[(cust == c) & (group == 1) & (age <= ALL_WINDOWS[0])]:
+            want += v
+        assert got[c, 1, 0] == want
+
+
+def test_tally_of_several_row_sets_counts_them_together():
+    rng = np.random.default_rng(5)
+    a, b = Rows(9, rng.integers(0, 9, 50), {}), Rows(9, rng.integers(0, 9, 30), {})
+    ka, kb = rng.integers(0, 4, 50).astype(np.int8), rng.integers(0, 4, 30).astype(np.int8)
+    both = Rows(9, np.concatenate([a.cust, b.cust]), {})
+    want = r.tally(both, np.concatenate([ka, kb]), 4)
+    assert np.array_equal(r.tally(a, ka, 4, (b, kb)), want)
+    assert np.array_equal(r.tally(a, ka, 4) + r.tally(b, kb, 4), want)
