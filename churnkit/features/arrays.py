@@ -306,28 +306,43 @@ class Known:
 
     def age(self, us: np.ndarray) -> np.ndarray:
         """Days from ``us`` to ``as_of`` (NaN for :data:`NAT`)."""
-        out = (self.as_of - us) / DAY_US
-        return np.where(us == NAT, np.nan, out) if (us == NAT).any() else out
+        # (as_of - us) / DAY_US, the division written over the difference's memory (one array
+        # of a table's length instead of three)
+        diff = np.subtract(self.as_of, us)
+        out = np.true_divide(diff, DAY_US, out=diff.view(np.float64))
+        empty = us == NAT
+        if empty.any():
+            out[empty] = np.nan
+        return out
 
 
 def known_at(shop: ShopArrays, as_of_us: int) -> Known:
     """The time-travel rule (see :mod:`churnkit.data.timetravel`) applied to ``shop``."""
     signup = shop.customers["signup_at"]
     alive = signup < as_of_us
-    position = np.cumsum(alive) - 1  # new position of each known customer
     customers = {k: v[alive] for k, v in shop.customers.items()}
     unsub = customers["unsubscribed_at"]
     customers["unsubscribed_at"] = np.where(unsub < as_of_us, unsub, NAT)
     tables: dict[str, Rows] = {}
+    n_alive = int(alive.sum())
+    everyone = n_alive == len(alive)
     for name, cols in shop.events.items():
         st = shop.starts[name]
-        owner = np.repeat(np.arange(len(shop.ids)), np.diff(st))
-        time_col = COLUMNS[name][0]
-        keep = (cols[time_col] < as_of_us) & (cols[time_col] != NAT) & alive[owner]
+        counts = np.diff(st)
+        times = cols[COLUMNS[name][0]]
+        keep = times < as_of_us
+        keep &= times != NAT
+        if not everyone:
+            keep &= np.repeat(alive, counts)
+        # each customer's kept rows, summed over their row range (no per-row customer array)
+        kept = np.zeros(len(counts), dtype=np.int64)
+        some = counts > 0
+        if len(keep):
+            kept[some] = np.add.reduceat(keep, st[:-1][some], dtype=np.int64)
         picked = {k: v[keep] for k, v in cols.items()}
         picked.update({f"local_{k}": v[keep] for k, v in shop.local.get(name, {}).items()})
         _roll_back(name, picked, as_of_us)
-        tables[name] = Rows(int(alive.sum()), position[owner[keep]], picked)
+        tables[name] = Rows(n_alive, np.repeat(np.arange(n_alive), kept[alive]), picked)
     return Known(as_of_us, shop.ids[alive], customers, tables, shop.categories,
                  frozenset(shop.tables.present()))
 

@@ -131,9 +131,17 @@ def sessions(known: Known) -> Rows:
     ts, event = b["ts"], b["event"]
     first = r.starts_of(b["session"])
     last = np.append(first[1:], len(ts)) - 1 if len(first) else first
-    cart = (event == _CART) | (event == _CHECKOUT)
-    if len(first):  # rows are in time order within a session
-        last_cart = np.maximum.reduceat(np.where(cart, ts, NAT), first)
+    cart = event == _CART
+    cart |= event == _CHECKOUT
+    if len(first):
+        # rows are in time order within a session: the latest cart event is its last one
+        carts = np.flatnonzero(cart)
+        of = np.searchsorted(first, carts, "right") - 1  # their sessions, non-decreasing
+        final = np.empty(len(carts), dtype=bool)
+        np.not_equal(of[1:], of[:-1], out=final[:-1])
+        final[-1:] = True
+        last_cart = np.full(len(first), NAT, dtype=np.int64)
+        last_cart[of[final]] = ts[carts[final]]
         checkout = np.logical_or.reduceat(event == _CHECKOUT, first)
     else:
         last_cart, checkout = ts[:0], np.zeros(0, dtype=bool)

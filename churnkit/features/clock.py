@@ -113,25 +113,28 @@ _PARTS = ("hour", "isodow")
 _IS_PAYDAY = np.isin(np.arange(32), PAYDAYS)
 
 
-def _activity(known: Known) -> tuple[Rows, Rows]:
-    """Every order then every known browsing session by its first event (``cust``, and the
-    ``hour`` and ``isodow`` local parts), and the orders alone. The activity rows are not
-    grouped by customer (orders first): they feed counts only (:func:`reduce.tally`)."""
+def _activity(known: Known) -> tuple[Rows, list[Rows]]:
+    """The orders, and the activity: the orders and every known browsing session by its first
+    event (each with ``cust`` and the ``hour`` and ``isodow`` local parts; the sessions after
+    the orders, counted with them by :func:`reduce.tally`)."""
     orders = known.tables["orders"]
+    activity = [Rows(known.n, orders.cust, {p: orders[f"local_{p}"] for p in _PARTS})]
     browsing = known.tables.get("browsing")
-    if browsing is None:
-        return Rows(known.n, orders.cust, {p: orders[f"local_{p}"] for p in _PARTS}), orders
-    # a known session's first event is its first row: a session is cut at as_of, not started
-    first = r.starts_of(browsing["session"])
-    cols = {p: np.concatenate([orders[f"local_{p}"], browsing[f"local_{p}"][first]])
-            for p in _PARTS}
-    return Rows(known.n, np.concatenate([orders.cust, browsing.cust[first]]), cols), orders
+    if browsing is not None:
+        # a known session's first event is its first row: a session is cut at as_of
+        first = r.starts_of(browsing["session"])
+        activity.append(Rows(known.n, browsing.cust[first],
+                             {p: browsing[f"local_{p}"][first] for p in _PARTS}))
+    return orders, activity
 
 
 def _compute(known: Known) -> Columns:
-    activity, orders = _activity(known)
-    hours = r.tally(activity, activity["hour"], 24)  # (n, 24), a view of (24, n)
-    days = r.tally(activity, activity["isodow"] - np.int8(1), 7)
+    orders, activity = _activity(known)
+    # (n, 24) and (n, 7), views of (24, n) and (7, n)
+    hours = r.tally(activity[0], activity[0]["hour"], 24,
+                    *((a, a["hour"]) for a in activity[1:]))
+    days = r.tally(activity[0], activity[0]["isodow"] - np.int8(1), 7,
+                   *((a, a["isodow"] - np.int8(1)) for a in activity[1:]))
     events = hours.sum(axis=1)
     out: Columns = {"activity_events": events}
     # shares laid out (share, customer): each feature's column is contiguous
