@@ -303,23 +303,24 @@ def first_at_or_after(rows: Rows, times: np.ndarray, cust: np.ndarray, at: np.nd
 
 def tally(rows: Rows, key: np.ndarray, n_keys: int, *also: tuple[Rows, np.ndarray]
           ) -> np.ndarray:
-    """Rows per customer and key, in one pass: shape (n, ``n_keys``) int64, ``[c, k]`` counting
-    customer ``c``'s rows with ``key == k`` (keys 0 .. ``n_keys`` - 1), e.g. a histogram of
-    local hours; ``also``: more (rows, key) pairs of the same customers counted with them (no
-    concatenated copy of the rows). Only counts: ``rows`` need not be grouped by customer
-    here. A view of an array laid out as (key, customer): ``[:, k]`` (every customer's count of
-    key ``k``) is contiguous."""
+    """Rows per customer and key: shape (n, ``n_keys``) int64, ``[c, k]`` counting customer
+    ``c``'s rows with ``key == k`` (keys 0 .. ``n_keys`` - 1), e.g. a histogram of local hours;
+    ``also``: more (rows, key) pairs of the same customers counted with them (no concatenated
+    copy of the rows). Only counts: ``rows`` need not be grouped by customer here (grouped
+    ones are counted in blocks of customers, which stay in cache). A view of an array laid out
+    as (key, customer): ``[:, k]`` (every customer's count of key ``k``) is contiguous."""
     n = rows.n
-    sources = [(rows, key), *also]
-    flat_key = np.empty(sum(len(k) for _, k in sources), dtype=np.int64)
-    at = 0
-    for source, keys in sources:
-        part = flat_key[at:at + len(keys)]
-        np.multiply(keys, np.int64(n), out=part)
-        part += source.cust
-        at += len(keys)
-    flat = np.bincount(flat_key, minlength=n * n_keys)
-    return flat.reshape(n_keys, n).T
+    out = np.zeros((n_keys, n), dtype=np.int64)
+    for source, keys in ((rows, key), *also):
+        cust = source.cust
+        grouped = len(cust) < 2 or not (cust[1:] < cust[:-1]).any()
+        for lo, hi in blocks(cust) if grouped else [(0, len(cust))]:
+            c0, c1 = (int(cust[lo]), int(cust[hi - 1]) + 1) if grouped else (0, n)
+            flat = np.multiply(keys[lo:hi], np.int64(c1 - c0), dtype=np.int64)
+            flat += cust[lo:hi]
+            flat -= c0
+            out[:, c0:c1] += np.bincount(flat, minlength=n_keys * (c1 - c0)).reshape(n_keys, -1)
+    return out.T
 
 
 def first_max(counts: np.ndarray) -> np.ndarray:

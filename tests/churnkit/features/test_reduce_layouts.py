@@ -146,3 +146,44 @@ def test_tally_of_several_row_sets_counts_them_together():
     want = r.tally(both, np.concatenate([ka, kb]), 4)
     assert np.array_equal(r.tally(a, ka, 4, (b, kb)), want)
     assert np.array_equal(r.tally(a, ka, 4) + r.tally(b, kb, 4), want)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_session_order_is_the_lexsort_of_customer_and_session(seed):
+    from churnkit.features.arrays import _session_order
+
+    rng = np.random.default_rng(seed)
+    for _ in range(100):
+        n = int(rng.integers(2, 60))
+        row_ids = np.sort(rng.integers(0, 8, n))
+        session = rng.integers(0, 6, n)
+        new = np.ones(n, dtype=bool)
+        new[1:] = row_ids[1:] != row_ids[:-1]
+        want = np.lexsort((session, np.cumsum(new)))
+        got = _session_order(row_ids, session)
+        assert np.array_equal(np.arange(n) if got is None else got, want)
+
+
+def test_distinct_summaries_keep_every_rows_bits():
+    from churnkit.features.btyd import _distinct
+
+    rng = np.random.default_rng(6)
+    for _ in range(100):
+        n = int(rng.integers(1, 50))
+        cols = [rng.choice([0.0, -0.0, 1.0, 2.5, 1e300], n) for _ in range(3)]
+        first, inverse = _distinct(*cols)
+        for c in cols:
+            assert np.array_equal(c[first][inverse].view(np.int64), c.view(np.int64))
+        bits = {tuple(int(c.view(np.int64)[i]) for c in cols) for i in range(n)}
+        assert len(first) == len(bits) and np.all(np.diff(first) > 0)
+
+
+@pytest.mark.parametrize("block", [1, 4, 1000])
+def test_tally_in_blocks_counts_like_count(monkeypatch, block):
+    cust, rng = _grouped(8)
+    rows = Rows(40, cust, {})
+    key = rng.integers(0, 5, len(cust)).astype(np.int8)
+    monkeypatch.setattr(r, "BLOCK_ROWS", block)
+    got = r.tally(rows, key, 5, (rows, key))
+    for k in range(5):
+        assert np.array_equal(got[:, k], 2 * r.count(rows, key == k))
