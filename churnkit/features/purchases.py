@@ -194,8 +194,13 @@ def _categories(known: Known, orders: r.Rows) -> tuple[np.ndarray, np.ndarray]:
     keys, counts = np.unique(key, return_counts=True)
     cust, cat = np.divmod(keys, len(known.categories) + 1)
     n_categories = np.bincount(cust, minlength=known.n).astype(np.int64)
-    order = np.lexsort((cat, -counts, cust))
-    first = order[r.starts_of(cust[order])]
+    # keys come sorted by (customer, category): each customer's first category of the most
+    # orders is the alphabetical first of the modal ones
+    starts = r.starts_of(cust)
+    group = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(cust))))
+    modal = np.flatnonzero(counts == np.maximum.reduceat(counts, starts)[group]
+                           if len(starts) else counts[:0])
+    first = modal[r.starts_of(group[modal])]
     top = np.full(known.n, None, dtype=object)
     names = np.asarray(known.categories, dtype=object)
     top[cust[first]] = names[cat[first]] if len(first) else top[:0]
