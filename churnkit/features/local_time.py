@@ -22,26 +22,28 @@ def local_parts(utc_us: np.ndarray, zone_of_row: np.ndarray, zones: tuple[str, .
                 only: np.ndarray | None) -> dict[str, np.ndarray]:
     """:data:`LOCAL_PARTS` of ``utc_us`` in each row's time zone (``zones[zone_of_row]``), for
     the rows of ``only`` (all when None; -1 for the others)."""
-    out = {part: np.full(len(utc_us), -1, dtype=np.int8) for part in LOCAL_PARTS}
     rows = None if only is None else np.flatnonzero(only)
     stamps = utc_us if rows is None else utc_us[rows]
     if not len(stamps):
-        return out
+        return {part: np.full(len(utc_us), -1, dtype=np.int8) for part in LOCAL_PARTS}
     row_zone = zone_of_row if rows is None else zone_of_row[rows]
     local = _wall_times(stamps, row_zone, zones)
-    days, of_day = np.divmod(local, DAY_US)
+    # in place where it can be, and int8 tables of the days: few arrays of the rows' length
+    days = np.floor_divide(local, DAY_US)
+    hour = np.floor_divide(np.remainder(local, DAY_US, out=local), 3_600_000_000, out=local)
     first_day = int(days.min())
     span = np.arange(first_day, int(days.max()) + 1)
     day_of_month, month = civil(span)
     days -= first_day  # each row's day as a position in span
-    parts = {"hour": of_day // 3_600_000_000,
-             "isodow": ((span + 3) % 7 + 1)[days],  # 1970-01-01 was a Thursday (ISO 4)
-             "day": day_of_month[days], "month": month[days]}
+    parts = {"hour": hour.astype(np.int8),
+             # 1970-01-01 was a Thursday (ISO 4)
+             "isodow": ((span + 3) % 7 + 1).astype(np.int8)[days],
+             "day": day_of_month.astype(np.int8)[days], "month": month.astype(np.int8)[days]}
+    if rows is None:
+        return parts
+    out = {part: np.full(len(utc_us), -1, dtype=np.int8) for part in LOCAL_PARTS}
     for part, values in parts.items():
-        if rows is None:
-            out[part][:] = values
-        else:
-            out[part][rows] = values
+        out[part][rows] = values
     return out
 
 
@@ -50,8 +52,11 @@ def _wall_times(utc_us: np.ndarray, zone_of_row: np.ndarray, zones: tuple[str, .
     """Local wall-clock times (int64 µs) of ``utc_us`` in the rows' time zones: the rows grouped
     by zone once (one stable sort of the small zone codes), then one conversion per zone."""
     def wall(stamps: np.ndarray, zone: str) -> np.ndarray:
-        index = pd.DatetimeIndex(stamps.view("datetime64[us]"), tz="UTC")
-        return index.tz_convert(zone).tz_localize(None).as_unit("us").asi8
+        index = pd.DatetimeIndex(stamps.view("datetime64[us]"), tz="UTC", copy=False)
+        local = index.tz_convert(zone).tz_localize(None).as_unit("us").asi8
+        # a fresh array, written in place by the caller (UTC's wall times may be the input's)
+        fresh = local.flags.writeable and not np.shares_memory(local, stamps)
+        return local if fresh else local.copy()
 
     counts = np.bincount(zone_of_row, minlength=len(zones))
     present = np.flatnonzero(counts)

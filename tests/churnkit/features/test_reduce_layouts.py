@@ -187,3 +187,14 @@ def test_tally_in_blocks_counts_like_count(monkeypatch, block):
     got = r.tally(rows, key, 5, (rows, key))
     for k in range(5):
         assert np.array_equal(got[:, k], 2 * r.count(rows, key == k))
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kathmandu"])
+def test_local_parts_of_one_zone_leave_the_times_alone(zone):
+    utc = np.arange(1_600_000_000_000_000, 1_600_100_000_000_000, 7_777_777_777)
+    kept = utc.copy()
+    got = local_parts(utc, np.zeros(len(utc), dtype=np.int8), (zone,), None)
+    assert np.array_equal(utc, kept)  # converted in place only on its own copy
+    t = pd.DatetimeIndex(kept.view("datetime64[us]"), tz="UTC").tz_convert(zone)
+    assert np.array_equal(got["hour"], t.hour) and np.array_equal(got["month"], t.month)
+    assert np.array_equal(got["isodow"], t.day_of_week + 1) and np.array_equal(got["day"], t.day)
