@@ -37,7 +37,7 @@ _CART = BROWSING_EVENTS.index("add_to_cart")
 _CHECKOUT = BROWSING_EVENTS.index("checkout")
 #: Browsing event code -> its position in :data:`EVENTS` (-1: not counted).
 _EVENT_KEY = np.array([list(EVENTS.values()).index(e) if e in EVENTS.values() else -1
-                       for e in BROWSING_EVENTS], dtype=np.int64)
+                       for e in BROWSING_EVENTS], dtype=np.int8)
 #: The session count windows and the 60 and 180 days the trends compare with (ascending).
 _SESSION_WINDOWS = (30, 60, 90, 180, 365, None)
 
@@ -173,8 +173,8 @@ def _abandoned(known: Known, sess: Rows) -> np.ndarray:
 def _compute(known: Known) -> Columns:
     b = known.tables["browsing"]
     out: Columns = {}
-    events = r.windowed(b, known.age(b["ts"]), ALL_WINDOWS, group=_EVENT_KEY[b["event"]],
-                        n_groups=len(EVENTS))
+    events = r.windowed(b, lambda rows: known.age(b["ts"][rows]), ALL_WINDOWS,
+                        group=_EVENT_KEY[b["event"]], n_groups=len(EVENTS))
     for k, w in enumerate(ALL_WINDOWS):
         for g, stem in enumerate(EVENTS):
             out[window_name(stem, w)] = events[:, g, k]

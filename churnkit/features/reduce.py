@@ -10,6 +10,7 @@ nightly row. Empty means NaN for floats; counts and totals are 0 without rows.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 
@@ -202,7 +203,8 @@ def window_index(age: np.ndarray, windows: tuple[Window, ...]) -> np.ndarray:
     return np.subtract(np.int8(len(windows)), holding, out=holding)
 
 
-def windowed(rows: Rows, age: np.ndarray, windows: tuple[Window, ...], *,
+def windowed(rows: Rows, age: np.ndarray | Callable[[np.ndarray], np.ndarray],
+             windows: tuple[Window, ...], *,
              group: np.ndarray | None = None, n_groups: int = 1,
              weights: np.ndarray | None = None, mask: np.ndarray | None = None) -> np.ndarray:
     """Counts (or sums of ``weights``) per customer, group and window, in one pass.
@@ -210,7 +212,9 @@ def windowed(rows: Rows, age: np.ndarray, windows: tuple[Window, ...], *,
     ``windows`` are nested (ascending, ``None`` = lifetime last); ``group`` (0 ..
     ``n_groups`` - 1, negative = no group) splits the rows, e.g. by status. Returns shape
     ``(n, n_groups, len(windows))``: ``[c, g, k]`` counts customer ``c``'s rows of group ``g``
-    inside window ``k`` (where ``mask`` holds). It is a view of an array laid out as
+    inside window ``k`` (where ``mask`` holds). ``age`` may be a function of a slice of row
+    indices giving those rows' ages (e.g. of their times): then no array of every row's age is
+    made. The result is a view of an array laid out as
     ``(group, window, customer)``: ``[:, g, k]`` (every customer's value) is contiguous, and the
     running sum over the windows adds whole rows of customers.
     """
@@ -222,7 +226,8 @@ def windowed(rows: Rows, age: np.ndarray, windows: tuple[Window, ...], *,
     # sequence of additions as in one pass
     for lo, hi in blocks(rows.cust):
         c0, c1 = int(rows.cust[lo]), int(rows.cust[hi - 1]) + 1
-        slot = window_index(age[lo:hi], windows)
+        slot = window_index(age[lo:hi] if isinstance(age, np.ndarray) else age(slice(lo, hi)),
+                            windows)
         keep = slot < n_windows
         if group is not None:
             keep &= group[lo:hi] >= 0
