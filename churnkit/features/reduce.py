@@ -189,9 +189,17 @@ def last_value(rows: Rows, values: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Up to this many rows (or customers) a reduction takes its one-call form: the per-call cost
+#: of NumPy dominates, and both forms give the same values (tests/churnkit/features).
+_FEW = 256
+
+
 def window_index(age: np.ndarray, windows: tuple[Window, ...]) -> np.ndarray:
     """Per row, the first of ``windows`` (ascending, ``None`` last) that holds it;
     ``len(windows)`` when none does (a NaN age): int8."""
+    if len(age) <= _FEW:  # one customer's rows: one search costs less than a pass per window
+        bounds = np.array([np.inf if w is None else w for w in windows], dtype=np.float64)
+        return np.searchsorted(bounds, age, side="left").astype(np.int8)
     # the windows are nested, so those holding a row are the last ones: count them (one int8
     # add per window, narrower than a search's int64 positions)
     holding = np.zeros(len(age), dtype=np.int8)
@@ -331,6 +339,8 @@ def tally(rows: Rows, key: np.ndarray, n_keys: int, *also: tuple[Rows, np.ndarra
 def first_max(counts: np.ndarray) -> np.ndarray:
     """Per row of ``counts`` (n, k), the column of its largest value, the first of equal ones
     (``counts.argmax(axis=1)``, column by column: cheaper on a view of a (k, n) layout)."""
+    if len(counts) <= _FEW:  # a few customers: one call costs less than a pass per column
+        return np.asarray(counts).argmax(axis=1)
     best = counts[:, 0].copy()
     at = np.zeros(len(counts), dtype=np.int64)
     for j in range(1, counts.shape[1]):

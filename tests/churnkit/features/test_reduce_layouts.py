@@ -198,3 +198,15 @@ def test_local_parts_of_one_zone_leave_the_times_alone(zone):
     t = pd.DatetimeIndex(kept.view("datetime64[us]"), tz="UTC").tz_convert(zone)
     assert np.array_equal(got["hour"], t.hour) and np.array_equal(got["month"], t.month)
     assert np.array_equal(got["isodow"], t.day_of_week + 1) and np.array_equal(got["day"], t.day)
+
+
+def test_few_and_many_rows_take_forms_of_the_same_values():
+    rng = np.random.default_rng(9)
+    age = np.concatenate([rng.uniform(-5, 900, 5000), [np.nan, np.inf, 30.0, 365.0]])
+    many = r.window_index(age, ALL_WINDOWS)
+    few = np.concatenate([r.window_index(age[i:i + 100], ALL_WINDOWS)
+                          for i in range(0, len(age), 100)])
+    assert many.dtype == few.dtype == np.int8 and np.array_equal(many, few)
+    counts = rng.integers(0, 4, (24, 1000)).T  # a view of a (key, customer) layout
+    assert np.array_equal(r.first_max(counts), np.concatenate(
+        [r.first_max(counts[i:i + 100]) for i in range(0, 1000, 100)]))
