@@ -29,11 +29,10 @@ from churnkit.data.contract import (
     TICKET_TOPICS,
 )
 from churnkit.data.tables import Tables
+from churnkit.features.local_time import DAY_US, local_parts
 
 #: An empty time (NaT) as int64 microseconds.
 NAT = np.iinfo(np.int64).min
-#: Microseconds per day.
-DAY_US = 86_400_000_000
 
 #: Enum columns held as codes: (table, column) -> values (code i is values[i], -1 is empty).
 ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -51,9 +50,6 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "tickets": ("opened_at", "topic", "resolved_at", "compensation_amount", "satisfaction"),
     "contacts": ("sent_at", "channel", "group", "opened_at", "converted_at"),
 }
-#: Local-time parts of an activity time in the customer's time zone, kept per order and per
-#: browsing session start: hour 0-23, ISO weekday 1-7 (Monday 1), day of month, month.
-LOCAL_PARTS = ("hour", "isodow", "day", "month")
 
 
 def micros(column: pd.Series) -> np.ndarray:
@@ -112,8 +108,8 @@ class ShopArrays:
     event table's columns, its rows in customer order, with ``starts[table]`` (length
     ``len(ids) + 1``) the first row of each customer. Browsing rows are ordered by customer,
     session and time, and ``session`` numbers their sessions (consecutive within a customer);
-    ``local`` holds :data:`LOCAL_PARTS` of each order's time and of each browsing row's time
-    (filled for a session's first row only, -1 elsewhere).
+    ``local`` holds :data:`~churnkit.features.local_time.LOCAL_PARTS` of each order's time and
+    of each browsing row's time (filled for a session's first row only, -1 elsewhere).
     """
 
     ids: np.ndarray
@@ -133,6 +129,7 @@ class ShopArrays:
         ids = cust["customer_id"].to_numpy()
         zone_codes, zone_names = pd.factorize(cust["timezone"].fillna("UTC"))
         zones = tuple(str(z) for z in zone_names)
+        row_zone = zone_codes.astype(np.min_scalar_type(max(len(zones) - 1, 0)))
         customers = {
             "signup_at": micros(cust["signup_at"]),
             "unsubscribed_at": micros(cust["unsubscribed_at"]),
@@ -146,7 +143,7 @@ class ShopArrays:
             if name == "customers":
                 continue
             row_ids = frame["customer_id"].to_numpy()
-            owned = _owned(row_ids, ids)
+            owned, counts = _runs(row_ids, ids)
             if owned is not None:  # rows of no customer (e.g. before a signup, tables cut early)
                 frame, row_ids = frame[owned], row_ids[owned]
             order = None
@@ -171,19 +168,20 @@ class ShopArrays:
                     cols[column] = _floats(series)
             if order is not None:  # rows regrouped by session (columns first: cheaper)
                 cols = {k: v[order] for k, v in cols.items()}
-                row_ids, session = row_ids[order], session[order]
-            bounds = np.searchsorted(row_ids, ids, "left")
-            starts[name] = np.append(bounds, len(row_ids)).astype(np.int64)
-            positions = np.repeat(np.arange(len(ids)), np.diff(starts[name]))
+                session = session[order]
+            starts[name] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+            zone_of_row = np.repeat(row_zone, counts) if name in ("browsing", "orders") else None
             if name == "browsing":
                 sess = session
-                first = np.ones(len(sess), dtype=bool)
-                first[1:] = (sess[1:] != sess[:-1]) | (positions[1:] != positions[:-1])
-                cols["session"] = np.cumsum(first) - 1
-                local[name] = _local_parts(cols["ts"], zone_codes[positions], zones, first)
+                first = np.empty(len(sess), dtype=bool)
+                first[:1] = True
+                np.not_equal(sess[1:], sess[:-1], out=first[1:])
+                first[starts[name][:-1][counts > 0]] = True  # a customer's first row
+                cols["session"] = np.cumsum(first, dtype=np.int64)
+                cols["session"] -= 1
+                local[name] = local_parts(cols["ts"], zone_of_row, zones, first)
             elif name == "orders":
-                local[name] = _local_parts(cols["ordered_at"], zone_codes[positions], zones,
-                                           None)
+                local[name] = local_parts(cols["ordered_at"], zone_of_row, zones, None)
             events[name] = cols
         return cls(ids, customers, events, starts, local, categories, tables)
 
@@ -228,11 +226,21 @@ class ShopArrays:
         return np.unique(at[self.ids[at] == keys[found]])
 
 
-def _owned(row_ids: np.ndarray, ids: np.ndarray) -> np.ndarray | None:
-    """Which rows belong to a customer of ``ids`` (sorted); None when all do."""
-    at = np.minimum(np.searchsorted(ids, row_ids), max(len(ids) - 1, 0))
-    owned = ids[at] == row_ids if len(ids) else np.zeros(len(row_ids), dtype=bool)
-    return None if owned.all() else owned
+def _runs(row_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """Which rows (grouped by customer id, in the order of ``ids``, sorted) belong to a customer
+    of ``ids`` (None when all do), and each customer's number of rows. One look-up per run of
+    rows of one id, not per row."""
+    heads = np.empty(len(row_ids), dtype=bool)
+    heads[:1] = True
+    np.not_equal(row_ids[1:], row_ids[:-1], out=heads[1:])
+    heads = np.flatnonzero(heads)
+    lengths = np.diff(np.append(heads, len(row_ids)))
+    head_ids = row_ids[heads]
+    at = np.minimum(np.searchsorted(ids, head_ids), max(len(ids) - 1, 0))
+    owned = ids[at] == head_ids if len(ids) else np.zeros(len(heads), dtype=bool)
+    counts = np.zeros(len(ids), dtype=np.int64)
+    counts[at[owned]] = lengths[owned]
+    return (None if owned.all() else np.repeat(owned, lengths)), counts
 
 
 def _session_order(row_ids: np.ndarray, session: np.ndarray) -> np.ndarray | None:
@@ -242,20 +250,23 @@ def _session_order(row_ids: np.ndarray, session: np.ndarray) -> np.ndarray | Non
     ``session`` holds integer session keys. Rows are grouped when, within each customer, every
     run of one session has a larger key than the run before: then no session comes back.
     """
-    if len(row_ids) < 2:
+    m = len(row_ids)
+    if m < 2:
         return None
-    same_customer = row_ids[1:] == row_ids[:-1]
-    step = session[1:] != session[:-1]
-    if not (session[1:][same_customer & step] < session[:-1][same_customer & step]).any():
+    same = row_ids[1:] == row_ids[:-1]
+    back = np.flatnonzero(same & (session[1:] < session[:-1])) + 1  # a session key drops
+    if not len(back):
         return None
-    return np.lexsort((session, _rank(row_ids)))
-
-
-def _rank(values: np.ndarray) -> np.ndarray:
-    """Sorted ``values`` as positions of their run (ties share one), for a numeric sort key."""
-    new = np.ones(len(values), dtype=bool)
-    new[1:] = values[1:] != values[:-1]
-    return np.cumsum(new)
+    # only the customers whose sessions interleave are reordered (a few in a thousand): a
+    # stable sort of their rows by session, the others' rows staying where they are
+    heads = np.flatnonzero(np.concatenate([[True], ~same]))
+    which = np.unique(np.searchsorted(heads, back, "right") - 1)
+    lo, lengths = heads[which], np.append(heads[1:], m)[which] - heads[which]
+    idx = np.arange(int(lengths.sum())) + np.repeat(lo - (np.cumsum(lengths) - lengths), lengths)
+    group = np.repeat(np.arange(len(which)), lengths)
+    order = np.arange(m)
+    order[idx] = idx[np.lexsort((session[idx], group))]
+    return order
 
 
 def _categories(series: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -270,42 +281,6 @@ def _categories(series: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
     indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
     out = np.where(indices >= 0, rank[np.maximum(indices, 0)] if len(rank) else -1, -1)
     return out.astype(np.int32), tuple(sorted(names))
-
-
-def _local_parts(utc_us: np.ndarray, zone_of_row: np.ndarray, zones: tuple[str, ...],
-                 only: np.ndarray | None) -> dict[str, np.ndarray]:
-    """:data:`LOCAL_PARTS` of ``utc_us`` in each row's time zone (``zones[zone_of_row]``), for
-    the rows of ``only`` (all when None; -1 for the others)."""
-    out = {part: np.full(len(utc_us), -1, dtype=np.int8) for part in LOCAL_PARTS}
-    rows = np.arange(len(utc_us)) if only is None else np.flatnonzero(only)
-    if not len(rows):
-        return out
-    local = np.empty(len(rows), dtype=np.int64)
-    row_zone = zone_of_row[rows]
-    for code in np.unique(row_zone):
-        hit = np.flatnonzero(row_zone == code)
-        stamps = pd.DatetimeIndex(utc_us[rows[hit]].view("datetime64[us]"), tz="UTC")
-        local[hit] = stamps.tz_convert(zones[code]).tz_localize(None).as_unit("us").asi8
-    days, of_day = np.divmod(local, DAY_US)
-    first_day = int(days.min())
-    day_of_month, month = _civil(np.arange(first_day, int(days.max()) + 1))
-    out["hour"][rows] = of_day // 3_600_000_000
-    out["isodow"][rows] = (days + 3) % 7 + 1  # 1970-01-01 was a Thursday (ISO 4)
-    out["day"][rows] = day_of_month[days - first_day]
-    out["month"][rows] = month[days - first_day]
-    return out
-
-
-def _civil(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(day of month, month) of days since 1970-01-01 in the proleptic Gregorian calendar
-    (H. Hinnant's ``civil_from_days``)."""
-    z = days + 719_468
-    era = z // 146_097
-    doe = z - era * 146_097
-    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    return doy - (153 * mp + 2) // 5 + 1, np.where(mp < 10, mp + 3, mp - 9)
 
 
 @dataclass(frozen=True)
@@ -334,28 +309,43 @@ class Known:
 
     def age(self, us: np.ndarray) -> np.ndarray:
         """Days from ``us`` to ``as_of`` (NaN for :data:`NAT`)."""
-        out = (self.as_of - us) / DAY_US
-        return np.where(us == NAT, np.nan, out) if (us == NAT).any() else out
+        # (as_of - us) / DAY_US, the division written over the difference's memory (one array
+        # of a table's length instead of three)
+        diff = np.subtract(self.as_of, us)
+        out = np.true_divide(diff, DAY_US, out=diff.view(np.float64))
+        empty = us == NAT
+        if empty.any():
+            out[empty] = np.nan
+        return out
 
 
 def known_at(shop: ShopArrays, as_of_us: int) -> Known:
     """The time-travel rule (see :mod:`churnkit.data.timetravel`) applied to ``shop``."""
     signup = shop.customers["signup_at"]
     alive = signup < as_of_us
-    position = np.cumsum(alive) - 1  # new position of each known customer
     customers = {k: v[alive] for k, v in shop.customers.items()}
     unsub = customers["unsubscribed_at"]
     customers["unsubscribed_at"] = np.where(unsub < as_of_us, unsub, NAT)
     tables: dict[str, Rows] = {}
+    n_alive = int(alive.sum())
+    everyone = n_alive == len(alive)
     for name, cols in shop.events.items():
         st = shop.starts[name]
-        owner = np.repeat(np.arange(len(shop.ids)), np.diff(st))
-        time_col = COLUMNS[name][0]
-        keep = (cols[time_col] < as_of_us) & (cols[time_col] != NAT) & alive[owner]
+        counts = np.diff(st)
+        times = cols[COLUMNS[name][0]]
+        keep = times < as_of_us
+        keep &= times != NAT
+        if not everyone:
+            keep &= np.repeat(alive, counts)
+        # each customer's kept rows, summed over their row range (no per-row customer array)
+        kept = np.zeros(len(counts), dtype=np.int64)
+        some = counts > 0
+        if len(keep):
+            kept[some] = np.add.reduceat(keep, st[:-1][some], dtype=np.int64)
         picked = {k: v[keep] for k, v in cols.items()}
         picked.update({f"local_{k}": v[keep] for k, v in shop.local.get(name, {}).items()})
         _roll_back(name, picked, as_of_us)
-        tables[name] = Rows(int(alive.sum()), position[owner[keep]], picked)
+        tables[name] = Rows(n_alive, np.repeat(np.arange(n_alive), kept[alive]), picked)
     return Known(as_of_us, shop.ids[alive], customers, tables, shop.categories,
                  frozenset(shop.tables.present()))
 

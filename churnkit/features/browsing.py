@@ -37,7 +37,7 @@ _CART = BROWSING_EVENTS.index("add_to_cart")
 _CHECKOUT = BROWSING_EVENTS.index("checkout")
 #: Browsing event code -> its position in :data:`EVENTS` (-1: not counted).
 _EVENT_KEY = np.array([list(EVENTS.values()).index(e) if e in EVENTS.values() else -1
-                       for e in BROWSING_EVENTS], dtype=np.int64)
+                       for e in BROWSING_EVENTS], dtype=np.int8)
 #: The session count windows and the 60 and 180 days the trends compare with (ascending).
 _SESSION_WINDOWS = (30, 60, 90, 180, 365, None)
 
@@ -131,9 +131,17 @@ def sessions(known: Known) -> Rows:
     ts, event = b["ts"], b["event"]
     first = r.starts_of(b["session"])
     last = np.append(first[1:], len(ts)) - 1 if len(first) else first
-    cart = (event == _CART) | (event == _CHECKOUT)
-    if len(first):  # rows are in time order within a session
-        last_cart = np.maximum.reduceat(np.where(cart, ts, NAT), first)
+    cart = event == _CART
+    cart |= event == _CHECKOUT
+    if len(first):
+        # rows are in time order within a session: the latest cart event is its last one
+        carts = np.flatnonzero(cart)
+        of = np.searchsorted(first, carts, "right") - 1  # their sessions, non-decreasing
+        final = np.empty(len(carts), dtype=bool)
+        np.not_equal(of[1:], of[:-1], out=final[:-1])
+        final[-1:] = True
+        last_cart = np.full(len(first), NAT, dtype=np.int64)
+        last_cart[of[final]] = ts[carts[final]]
         checkout = np.logical_or.reduceat(event == _CHECKOUT, first)
     else:
         last_cart, checkout = ts[:0], np.zeros(0, dtype=bool)
@@ -165,8 +173,8 @@ def _abandoned(known: Known, sess: Rows) -> np.ndarray:
 def _compute(known: Known) -> Columns:
     b = known.tables["browsing"]
     out: Columns = {}
-    events = r.windowed(b, known.age(b["ts"]), ALL_WINDOWS, group=_EVENT_KEY[b["event"]],
-                        n_groups=len(EVENTS))
+    events = r.windowed(b, lambda rows: known.age(b["ts"][rows]), ALL_WINDOWS,
+                        group=_EVENT_KEY[b["event"]], n_groups=len(EVENTS))
     for k, w in enumerate(ALL_WINDOWS):
         for g, stem in enumerate(EVENTS):
             out[window_name(stem, w)] = events[:, g, k]

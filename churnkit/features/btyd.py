@@ -14,6 +14,7 @@ orders, or a population too small to fit, get empty values. """
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from churnkit.features import reduce as r
 from churnkit.features.arrays import DAY_US, Known
@@ -91,17 +92,35 @@ def _finish(columns: Columns, population: PopulationFit) -> Columns:
     x = x[buyers]
     t_x = np.asarray(columns["btyd_recency_days"], dtype="float64")[buyers]
     big_t = np.asarray(columns["btyd_T_days"], dtype="float64")[buyers]
+    # each distinct summary computed once: a customer's values depend on their summary alone
+    # (scored alone, they are the base's bits), and whole days make many summaries alike
+    first, inverse = _distinct(x, t_x, big_t)
+    x, t_x, big_t = x[first], t_x[first], big_t[first]
     if population.bgnbd is not None:
         alive, expected, quiet = predictions(population.bgnbd, HORIZON_DAYS, x, t_x, big_t)
-        out["p_alive"][buyers] = alive
-        out[f"expected_purchases_{HORIZON_DAYS}d"][buyers] = expected
-        out[f"p_no_purchase_{HORIZON_DAYS}d"][buyers] = quiet
+        out["p_alive"][buyers] = alive[inverse]
+        out[f"expected_purchases_{HORIZON_DAYS}d"][buyers] = expected[inverse]
+        out[f"p_no_purchase_{HORIZON_DAYS}d"][buyers] = quiet[inverse]
     if population.pareto_nbd is not None:
         alive = pareto_p_alive(population.pareto_nbd, x, t_x, big_t)
-        out["pnbd_p_alive"][buyers] = alive
-        out[f"pnbd_p_no_purchase_{HORIZON_DAYS}d"][buyers] = 1.0 - alive * p_purchase_if_alive(
-            population.pareto_nbd, HORIZON_DAYS, x, big_t)
+        out["pnbd_p_alive"][buyers] = alive[inverse]
+        quiet = 1.0 - alive * p_purchase_if_alive(population.pareto_nbd, HORIZON_DAYS, x, big_t)
+        out[f"pnbd_p_no_purchase_{HORIZON_DAYS}d"][buyers] = quiet[inverse]
     return out
+
+
+def _distinct(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of equal bits in every column: the first row of each distinct one (in order of
+    appearance) and each row's distinct one (``rows[first][inverse]`` is ``rows``)."""
+    inverse = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:  # the distinct rows so far, split by the next column's bits
+        codes, values = pd.factorize(np.ascontiguousarray(column).view(np.int64))
+        inverse, _ = pd.factorize(inverse * len(values) + codes)
+    # codes count up in order of appearance: a row is a first one where a new maximum starts
+    seen = np.maximum.accumulate(inverse)
+    new = np.ones(len(inverse), dtype=bool)
+    new[1:] = seen[1:] > seen[:-1]
+    return np.flatnonzero(new), inverse
 
 
 FAMILY = Family(name=NAME, description=description_of(__doc__),

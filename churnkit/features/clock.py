@@ -113,39 +113,42 @@ _PARTS = ("hour", "isodow")
 _IS_PAYDAY = np.isin(np.arange(32), PAYDAYS)
 
 
-def _activity(known: Known) -> tuple[Rows, Rows]:
-    """Every order then every known browsing session by its first event (``cust``, and the
-    ``hour`` and ``isodow`` local parts), and the orders alone. The activity rows are not
-    grouped by customer (orders first): they feed counts only (:func:`reduce.tally`)."""
+def _activity(known: Known) -> tuple[Rows, list[Rows]]:
+    """The orders, and the activity: the orders and every known browsing session by its first
+    event (each with ``cust`` and the ``hour`` and ``isodow`` local parts; the sessions after
+    the orders, counted with them by :func:`reduce.tally`)."""
     orders = known.tables["orders"]
+    activity = [Rows(known.n, orders.cust, {p: orders[f"local_{p}"] for p in _PARTS})]
     browsing = known.tables.get("browsing")
-    if browsing is None:
-        return Rows(known.n, orders.cust, {p: orders[f"local_{p}"] for p in _PARTS}), orders
-    # a known session's first event is its first row: a session is cut at as_of, not started
-    first = r.starts_of(browsing["session"])
-    cols = {p: np.concatenate([orders[f"local_{p}"], browsing[f"local_{p}"][first]])
-            for p in _PARTS}
-    return Rows(known.n, np.concatenate([orders.cust, browsing.cust[first]]), cols), orders
+    if browsing is not None:
+        # a known session's first event is its first row: a session is cut at as_of
+        first = r.starts_of(browsing["session"])
+        activity.append(Rows(known.n, browsing.cust[first],
+                             {p: browsing[f"local_{p}"][first] for p in _PARTS}))
+    return orders, activity
 
 
 def _compute(known: Known) -> Columns:
-    activity, orders = _activity(known)
-    hours = r.tally(activity, activity["hour"].astype(np.int64), 24)  # (n, 24)
-    days = r.tally(activity, activity["isodow"].astype(np.int64) - 1, 7)
+    orders, activity = _activity(known)
+    # (n, 24) and (n, 7), views of (24, n) and (7, n)
+    hours = r.tally(activity[0], activity[0]["hour"], 24,
+                    *((a, a["hour"]) for a in activity[1:]))
+    days = r.tally(activity[0], activity[0]["isodow"] - np.int8(1), 7,
+                   *((a, a["isodow"] - np.int8(1)) for a in activity[1:]))
     events = hours.sum(axis=1)
     out: Columns = {"activity_events": events}
-    bands = np.add.reduceat(hours, _BAND_STARTS, axis=1)  # (n, bands)
-    shares = np.full((known.n, len(HOUR_BANDS) + len(WEEKDAYS)), np.nan)
-    np.divide(np.concatenate([bands, days], axis=1), events[:, None], out=shares,
-              where=events[:, None] > 0)
+    # shares laid out (share, customer): each feature's column is contiguous
+    counts = np.concatenate([np.add.reduceat(hours.T, _BAND_STARTS, axis=0), days.T])
+    shares = np.full(counts.shape, np.nan)
+    np.divide(counts, events, out=shares, where=events > 0)
     for i, (lo, hi) in enumerate(HOUR_BANDS):
-        out[f"activity_share_h{lo:02d}_{hi:02d}"] = shares[:, i]
+        out[f"activity_share_h{lo:02d}_{hi:02d}"] = shares[i]
     for i, day in enumerate(WEEKDAYS):
-        out[f"activity_share_{day}"] = shares[:, len(HOUR_BANDS) + i]
+        out[f"activity_share_{day}"] = shares[len(HOUR_BANDS) + i]
     for h in range(24):
         out[f"activity_hour_{h:02d}"] = hours[:, h]
-    # argmax gives the first of equal counts: ties go to the earliest hour
-    out["modal_local_hour"] = np.where(events > 0, hours.argmax(axis=1), np.nan)
+    # the first of equal counts: ties go to the earliest hour
+    out["modal_local_hour"] = np.where(events > 0, r.first_max(hours), np.nan)
     n_orders = r.count(orders)
     paid = r.count(orders, _IS_PAYDAY[orders["local_day"]])
     season = r.count(orders, orders["local_month"] >= 11)

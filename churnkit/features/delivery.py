@@ -103,7 +103,7 @@ def _compute(known: Known) -> Columns:
     status_age = known.age(orders["status_at"])
     out: Columns = {}
     # every outcome's windows in one pass, grouped by status code
-    counts = r.windowed(orders, status_age, ALL_WINDOWS, group=status.astype(np.int64),
+    counts = r.windowed(orders, status_age, ALL_WINDOWS, group=status,
                         n_groups=len(ORDER_STATUSES))
     for stem, name in OUTCOMES.items():
         for k, w in enumerate(ALL_WINDOWS):

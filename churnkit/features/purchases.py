@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from churnkit.features import reduce as r
-from churnkit.features.arrays import DAY_US, Known
+from churnkit.features.arrays import DAY_US, Known, Rows
 from churnkit.features.family import Columns, Family, Feature, description_of
 from churnkit.features.population import PopulationFit
 from churnkit.features.sql import ALL_WINDOWS, age_days, window_name, window_sql, window_text
@@ -162,8 +162,8 @@ def _compute(known: Known) -> Columns:
     t = orders["ordered_at"]
     follows = np.zeros(len(orders), dtype=bool)
     follows[1:] = orders.cust[1:] == orders.cust[:-1]
-    gaps = orders.where(follows)
-    gap = (t[follows] - t[np.flatnonzero(follows) - 1]) / DAY_US
+    gaps = Rows(orders.n, orders.cust[follows], {})  # the customers only: no column copied
+    gap = np.diff(t)[follows[1:]] / DAY_US
     out["gap_mean_days"] = r.mean(gaps, gap)
     out["gap_median_days"] = r.median(gaps, gap)
     out["gap_std_days"] = r.std(gaps, gap)
@@ -194,8 +194,13 @@ def _categories(known: Known, orders: r.Rows) -> tuple[np.ndarray, np.ndarray]:
     keys, counts = np.unique(key, return_counts=True)
     cust, cat = np.divmod(keys, len(known.categories) + 1)
     n_categories = np.bincount(cust, minlength=known.n).astype(np.int64)
-    order = np.lexsort((cat, -counts, cust))
-    first = order[r.starts_of(cust[order])]
+    # keys come sorted by (customer, category): each customer's first category of the most
+    # orders is the alphabetical first of the modal ones
+    starts = r.starts_of(cust)
+    group = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(cust))))
+    modal = np.flatnonzero(counts == np.maximum.reduceat(counts, starts)[group]
+                           if len(starts) else counts[:0])
+    first = modal[r.starts_of(group[modal])]
     top = np.full(known.n, None, dtype=object)
     names = np.asarray(known.categories, dtype=object)
     top[cust[first]] = names[cat[first]] if len(first) else top[:0]

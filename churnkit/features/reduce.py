@@ -9,6 +9,9 @@ nightly row. Empty means NaN for floats; counts and totals are 0 without rows.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
+
 import numpy as np
 
 from churnkit.features.arrays import NAT, Rows
@@ -110,13 +113,32 @@ def starts_of(keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(new)
 
 
+def _by_value(cust: np.ndarray, vals: np.ndarray, *, ties: bool = True) -> np.ndarray:
+    """The order sorting rows by customer, then value: ``np.lexsort((vals, cust))``, by one sort
+    of the values and one of an int64 key (customer in the high bits, the value's rank in the
+    low ones), cheaper than the lexsort's two indirect stable sorts. ``ties=False``: equal values
+    may come in any order (any order gives the same bits to the caller)."""
+    m = len(vals)
+    if m >= 1 << 32 or (m and int(cust[-1]) >= 1 << 31):  # the key would not fit
+        return np.lexsort((vals, cust))
+    by_value = np.argsort(vals, kind="stable" if ties else None)
+    rank = np.empty(m, dtype=np.int64)
+    rank[by_value] = np.arange(m)
+    key = cust.astype(np.int64) << 32
+    key |= rank
+    key.sort()
+    key &= 0xFFFF_FFFF
+    return by_value[key]
+
+
 def smallest_k(rows: Rows, values: np.ndarray, k: int, mask: np.ndarray | None = None
                ) -> np.ndarray:
     """The ``k`` smallest non-NaN values per customer, ascending: shape (n, k), NaN-padded."""
     keep = ~np.isnan(values)
     mask = keep if mask is None else mask & keep
     cust, vals = rows.cust[mask], values[mask]
-    order = np.lexsort((vals, cust))
+    # equal values have equal bits but for 0.0 and -0.0, whose order shows in the output
+    order = _by_value(cust, vals, ties=bool((vals == 0).any()))
     cust, vals = cust[order], vals[order]
     first = starts_of(cust)
     rank = np.arange(len(cust)) - np.repeat(first, np.diff(np.append(first, len(cust))))
@@ -135,13 +157,13 @@ def median(rows: Rows, values: np.ndarray, mask: np.ndarray | None = None) -> np
     out = np.full(rows.n, np.nan)
     if not len(cust):
         return out
-    order = np.lexsort((vals, cust))
-    vals = vals[order]
+    # the order of equal values does not show: lo + (hi - lo) / 2 is +0.0 for any two zeros
+    order = _by_value(cust, vals, ties=False)
     cust = cust[order]
     first = starts_of(cust)
     size = np.diff(np.append(first, len(cust)))
-    lo = vals[first + (size - 1) // 2]
-    hi = vals[first + size // 2]
+    lo = vals[order[first + (size - 1) // 2]]
+    hi = vals[order[first + size // 2]]
     out[cust[first]] = lo + (hi - lo) / 2
     return out
 
@@ -167,14 +189,30 @@ def last_value(rows: Rows, values: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Up to this many rows (or customers) a reduction takes its one-call form: the per-call cost
+#: of NumPy dominates, and both forms give the same values (tests/churnkit/features).
+_FEW = 256
+
+
 def window_index(age: np.ndarray, windows: tuple[Window, ...]) -> np.ndarray:
     """Per row, the first of ``windows`` (ascending, ``None`` last) that holds it;
-    ``len(windows)`` when none does."""
-    bounds = np.array([np.inf if w is None else w for w in windows], dtype=np.float64)
-    return np.searchsorted(bounds, age, side="left")
+    ``len(windows)`` when none does (a NaN age): int8."""
+    if len(age) <= _FEW:  # one customer's rows: one search costs less than a pass per window
+        bounds = np.array([np.inf if w is None else w for w in windows], dtype=np.float64)
+        return np.searchsorted(bounds, age, side="left").astype(np.int8)
+    # the windows are nested, so those holding a row are the last ones: count them (one int8
+    # add per window, narrower than a search's int64 positions)
+    holding = np.zeros(len(age), dtype=np.int8)
+    for w in windows:
+        if w is None:
+            np.add(holding, ~np.isnan(age), out=holding, casting="unsafe")
+        else:
+            np.add(holding, age <= w, out=holding, casting="unsafe")
+    return np.subtract(np.int8(len(windows)), holding, out=holding)
 
 
-def windowed(rows: Rows, age: np.ndarray, windows: tuple[Window, ...], *,
+def windowed(rows: Rows, age: np.ndarray | Callable[[np.ndarray], np.ndarray],
+             windows: tuple[Window, ...], *,
              group: np.ndarray | None = None, n_groups: int = 1,
              weights: np.ndarray | None = None, mask: np.ndarray | None = None) -> np.ndarray:
     """Counts (or sums of ``weights``) per customer, group and window, in one pass.
@@ -182,25 +220,61 @@ def windowed(rows: Rows, age: np.ndarray, windows: tuple[Window, ...], *,
     ``windows`` are nested (ascending, ``None`` = lifetime last); ``group`` (0 ..
     ``n_groups`` - 1, negative = no group) splits the rows, e.g. by status. Returns shape
     ``(n, n_groups, len(windows))``: ``[c, g, k]`` counts customer ``c``'s rows of group ``g``
-    inside window ``k`` (where ``mask`` holds).
+    inside window ``k`` (where ``mask`` holds). ``age`` may be a function of a slice of row
+    indices giving those rows' ages (e.g. of their times): then no array of every row's age is
+    made. The result is a view of an array laid out as
+    ``(group, window, customer)``: ``[:, g, k]`` (every customer's value) is contiguous, and the
+    running sum over the windows adds whole rows of customers.
     """
     n_windows = len(windows)
-    slot = window_index(age, windows)
-    keep = slot < n_windows
-    if group is not None:
-        keep &= group >= 0
-    if mask is not None:
-        keep &= mask
-    if weights is not None:
-        keep &= ~np.isnan(weights)
-    g = 0 if group is None else group[keep].astype(np.int64)
-    key = (rows.cust[keep] * n_groups + g) * n_windows + slot[keep]
-    size = rows.n * n_groups * n_windows
-    if weights is None:
-        flat = np.bincount(key, minlength=size)
-    else:
-        flat = np.bincount(key, weights=weights[keep], minlength=size).astype(np.float64)
-    return np.cumsum(flat.reshape(rows.n, n_groups, n_windows), axis=2)
+    counts = weights is None
+    out = np.zeros((n_groups, n_windows, rows.n), dtype=np.int64 if counts else np.float64)
+    # rows in blocks of whole customers: the per-row temporaries stay small (a whole base's
+    # would be fresh memory, paid in page faults) and each customer's sums are the same
+    # sequence of additions as in one pass
+    for lo, hi in blocks(rows.cust):
+        c0, c1 = int(rows.cust[lo]), int(rows.cust[hi - 1]) + 1
+        slot = window_index(age[lo:hi] if isinstance(age, np.ndarray) else age(slice(lo, hi)),
+                            windows)
+        keep = slot < n_windows
+        if group is not None:
+            keep &= group[lo:hi] >= 0
+        if mask is not None:
+            keep &= mask[lo:hi]
+        if weights is not None:
+            keep &= ~np.isnan(weights[lo:hi])
+        key = slot[keep].astype(np.int64)
+        if group is not None:
+            key += group[lo:hi][keep].astype(np.int64) * n_windows
+        key *= c1 - c0
+        key += rows.cust[lo:hi][keep]
+        key -= c0
+        size = n_groups * n_windows * (c1 - c0)
+        if counts:
+            flat = np.bincount(key, minlength=size)
+        else:
+            flat = np.bincount(key, weights=weights[lo:hi][keep], minlength=size)
+        part = flat.reshape(n_groups, n_windows, c1 - c0)
+        np.cumsum(part, axis=1, out=out[:, :, c0:c1])
+    return out.transpose(2, 0, 1)
+
+
+#: Rows per block of the blocked reductions (:func:`blocks`): a block's int64 temporaries are
+#: 2 MB, within a core's cache.
+BLOCK_ROWS = 1 << 18
+
+
+def blocks(cust: np.ndarray, size: int | None = None) -> list[tuple[int, int]]:
+    """``[lo, hi)`` row ranges of about ``size`` (default :data:`BLOCK_ROWS`) rows covering
+    grouped rows (``cust`` non-decreasing), each cut at a customer's first row: no customer
+    spans two blocks."""
+    size = BLOCK_ROWS if size is None else size
+    m = len(cust)
+    if m <= size:
+        return [(0, m)] if m else []
+    cuts = np.searchsorted(cust, cust[size::size], "left")
+    bounds = np.unique(np.concatenate([[0], cuts, [m]])).tolist()
+    return list(itertools.pairwise(bounds))
 
 
 def first_at_or_after(rows: Rows, times: np.ndarray, cust: np.ndarray, at: np.ndarray
@@ -222,7 +296,10 @@ def first_at_or_after(rows: Rows, times: np.ndarray, cust: np.ndarray, at: np.nd
     span = max(int(times.max()), int(at.max())) - t0
     time_bits = 62 - int(rows.n).bit_length()
     shift = max(0, span.bit_length() - time_bits)
-    row_key = (rows.cust << time_bits) | ((times - t0) >> shift)
+    row_key = times - t0  # in place from here: one array of the rows' length, not four
+    if shift:
+        row_key >>= shift
+    row_key |= rows.cust << time_bits
     query_key = (cust << time_bits) | ((at - t0) >> shift)
     i = np.searchsorted(row_key, query_key, "left")
     last = np.minimum(i, len(times) - 1)
@@ -237,9 +314,38 @@ def first_at_or_after(rows: Rows, times: np.ndarray, cust: np.ndarray, at: np.nd
     return np.where((i < len(times)) & (rows.cust[last] == cust), i, -1)
 
 
-def tally(rows: Rows, key: np.ndarray, n_keys: int) -> np.ndarray:
-    """Rows per customer and key, in one pass: shape (n, ``n_keys``) int64, ``[c, k]`` counting
-    customer ``c``'s rows with ``key == k`` (keys 0 .. ``n_keys`` - 1), e.g. a histogram of
-    local hours. Only counts: ``rows`` need not be grouped by customer here."""
-    flat = np.bincount(rows.cust * n_keys + key, minlength=rows.n * n_keys)
-    return flat.reshape(rows.n, n_keys)
+def tally(rows: Rows, key: np.ndarray, n_keys: int, *also: tuple[Rows, np.ndarray]
+          ) -> np.ndarray:
+    """Rows per customer and key: shape (n, ``n_keys``) int64, ``[c, k]`` counting customer
+    ``c``'s rows with ``key == k`` (keys 0 .. ``n_keys`` - 1), e.g. a histogram of local hours;
+    ``also``: more (rows, key) pairs of the same customers counted with them (no concatenated
+    copy of the rows). Only counts: ``rows`` need not be grouped by customer here (grouped
+    ones are counted in blocks of customers, which stay in cache). A view of an array laid out
+    as (key, customer): ``[:, k]`` (every customer's count of key ``k``) is contiguous."""
+    n = rows.n
+    out = np.zeros((n_keys, n), dtype=np.int64)
+    for source, keys in ((rows, key), *also):
+        cust = source.cust
+        grouped = len(cust) < 2 or not (cust[1:] < cust[:-1]).any()
+        for lo, hi in blocks(cust) if grouped else [(0, len(cust))]:
+            c0, c1 = (int(cust[lo]), int(cust[hi - 1]) + 1) if grouped else (0, n)
+            flat = np.multiply(keys[lo:hi], np.int64(c1 - c0), dtype=np.int64)
+            flat += cust[lo:hi]
+            flat -= c0
+            out[:, c0:c1] += np.bincount(flat, minlength=n_keys * (c1 - c0)).reshape(n_keys, -1)
+    return out.T
+
+
+def first_max(counts: np.ndarray) -> np.ndarray:
+    """Per row of ``counts`` (n, k), the column of its largest value, the first of equal ones
+    (``counts.argmax(axis=1)``, column by column: cheaper on a view of a (k, n) layout)."""
+    if len(counts) <= _FEW:  # a few customers: one call costs less than a pass per column
+        return np.asarray(counts).argmax(axis=1)
+    best = counts[:, 0].copy()
+    at = np.zeros(len(counts), dtype=np.int64)
+    for j in range(1, counts.shape[1]):
+        column = counts[:, j]
+        more = column > best
+        at[more] = j
+        np.maximum(best, column, out=best)
+    return at
