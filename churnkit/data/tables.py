@@ -62,9 +62,16 @@ class Tables:
     def n_rows(self) -> dict[str, int]:
         return {name: len(frame) for name, frame in self.items()}
 
-    def replace(self, **frames: pd.DataFrame | None) -> Tables:
-        """A copy with some tables replaced (keeps the ``normalized`` and ``defaulted`` records)."""
-        return replace(self, **frames)
+    def replace(self, *, keep_normalized: bool = False, **frames: pd.DataFrame | None
+                ) -> Tables:
+        """A copy with some tables replaced (keeps the ``defaulted`` record).
+
+        The copy counts as normalized only with ``keep_normalized=True``: a caller that only
+        filtered rows of normalized tables (order and kinds kept, as time travel does) says so;
+        any other frame (rows appended, re-read, built by hand) is validated again where it is
+        used, since the feature engine reads rows as sorted by customer, then time.
+        """
+        return replace(self, **frames, normalized=self.normalized and keep_normalized)
 
     def for_customers(self, customer_ids: Iterable[object]) -> Tables:
         """The rows of these customers only, in every table.

@@ -63,4 +63,4 @@ def tables_until(tables: Tables, as_of: pd.Timestamp) -> Tables:
             contacts.loc[_unknown_from(contacts, column, as_of), column] = pd.NaT
         frames["contacts"] = contacts
 
-    return tables.replace(**frames)
+    return tables.replace(keep_normalized=True, **frames)  # rows filtered, order kept

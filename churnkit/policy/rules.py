@@ -254,8 +254,9 @@ def decide_columns(scored: pd.DataFrame | Mapping[str, np.ndarray],
         hunter = ((column(f, "discounted_order_share") >= h["min_discounted_order_share"])
                   & (column(f, "orders_lifetime", 0.0) >= h["min_orders"]))
     quiet &= ~pnr  # an apology for a lost parcel is not a promotional mailing
-    # docs/domain.md "reach them at once": by default their apology passes whatever it costs
-    # (waive_gate); a shop that prices it can let the gate, and the uplift, decide for them too
+    # docs/domain.md "Whom to win back, and whom not" puts them first: by default their apology
+    # passes whatever it costs (waive_gate); a shop that prices it can let the gate, and the
+    # uplift, decide for them too
     waive = pnr & bool(config.paid_not_received.get("waive_gate", 1.0))
     hard = no_consent | unsubscribed | serial | quiet
     at_risk = at_risk_rows(pct, f, config)
