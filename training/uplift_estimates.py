@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-import churnkit as ck
 from churnkit.data import CONTROL, SEND_ACTIONS
 from churnkit.stats import percentile_interval, resamples
 from training.campaign_set import CampaignSet
@@ -45,10 +44,11 @@ def campaign_open_factor(truth: object, test: CampaignSet) -> pd.Series:
     ``GroundTruth.action_response_at`` assumes. Synthetic data only (reads the latent state)."""
     k = truth.kernel
     pop, params = k.pop, k.params
-    base = np.array([dict(params.open_base).get(ch, 0.0) for ch in ck.CHANNELS])
     position = pd.Series(np.arange(pop.n), index=pop.customer_id)
     rows = position.reindex(test.contacts["customer_id"].to_numpy()).to_numpy()
     consent = pop.consent[rows]
+    # the customer's own propensity per channel (channel affinity), at the most active hour
+    base = truth.open_propensity(test.contacts["customer_id"].to_numpy()).to_numpy()
     mean_base = (consent * base).sum(axis=1) / np.maximum(consent.sum(axis=1), 1)
     best = (consent * base).max(axis=1)
     lo, hi = params.send_local_hours

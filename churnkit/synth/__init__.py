@@ -4,8 +4,10 @@ The shop encodes the mechanisms of docs/domain.md so that models get real but im
 heterogeneous customers, delivery failures and ignored complaints that raise the hazard of
 deciding to leave, hidden delivery costs, forgotten one-time buyers, natural churn, gradual
 leaving (browsing fades first, buying after a lag), seasonality and paydays, personal active
-hours in real time zones, consents, and monthly win-back campaigns with a randomized control
-group that act inside the simulation. Modules:
+hours in real time zones, consents, personal channel affinity (each customer's open propensity
+per channel, logit-normal around the population's rates: ``SynthParams.open_affinity_sigma``,
+exposed as ``GroundTruth.open_propensity`` and ``GroundTruth.best_channel``), and monthly
+win-back campaigns with a randomized control group that act inside the simulation. Modules:
 
 - ``params``: every knob (:class:`SynthParams`);
 - ``timegrid``: the UTC day grid, seasonality, time zones, placing events in active hours;
@@ -69,7 +71,8 @@ def generate(
         Number of customers; all sign up inside the period.
     seed
         Seed of the ``numpy.random.Generator`` driving everything: the same seed gives identical
-        tables and truth.
+        tables and truth. The channel affinity is drawn from the seed's first spawned child
+        stream (``np.random.SeedSequence(seed).spawn(1)[0]``), the rest from the seed itself.
     start, end
         Dates (midnight UTC; str or Timestamp). Every timestamp in the tables is in
         ``[start, end)``; values learned at or after ``end`` are not in the tables yet.
@@ -87,7 +90,10 @@ def generate(
     params = params or DEFAULT_PARAMS
     grid = make_grid(start, end)
     rng = np.random.default_rng(seed)
-    pop = draw_population(int(n_customers), grid, params, rng)
+    # The channel affinity has a stream of its own (the seed's first spawned child), so its
+    # parameters leave every other trait as drawn without it.
+    affinity_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+    pop = draw_population(int(n_customers), grid, params, rng, affinity_rng)
     res = simulate(pop, grid, params, rng)
     pop.slot_prefix = None  # every event is placed: free 0.7 GB per million customers
     browsing = browsing_frame(pop, res.sessions, res.orders, grid, params, rng)

@@ -3,10 +3,11 @@
 docs/domain.md "Measuring win-back": every month customers inactive 30-180 days are targeted, a
 random 10-15% held out as a control group (not sent). Actions are assigned at random (so the
 history is a randomized experiment), channels among the customer's consents, at varied local hours.
-Opens depend on the channel (messenger > sms/push > email) and on whether the message arrives in the
-customer's active hours. A customer who has decided to leave comes back (the decision is reversed
-and they order again) with a probability that depends on how well the action fits the cause of
-leaving (docs/domain.md "What to do").
+Opens depend on the customer's own propensity on the channel (their channel affinity, spread around
+the population's messenger > sms/push > email rates, ``SynthParams.open_affinity_sigma``) and on
+whether the message arrives in the customer's active hours. A customer who has decided to leave
+comes back (the decision is reversed and they order again) with a probability that depends on how
+well the action fits the cause of leaving (docs/domain.md "What to do").
 
 Attribution rule (documented, the same for both groups so treatment vs control is fair):
 ``converted_at`` is the customer's first order within ``attribution_days`` (30) after ``sent_at``,
@@ -60,8 +61,10 @@ def open_probability(
     rows: np.ndarray, channels: np.ndarray, local_slot: np.ndarray, pop: Population,
     slot_max: np.ndarray, params: SynthParams,
 ) -> np.ndarray:
-    """P(open) of a message on ``channels`` (CHANNELS index) sent at local slot ``local_slot``."""
-    base = np.array([dict(params.open_base).get(ch, 0.0) for ch in CHANNELS])[channels]
+    """P(open) of a message on ``channels`` (CHANNELS index) sent at local slot ``local_slot``:
+    the customer's propensity on the channel, down to ``open_off_hours_floor`` of it at a dead
+    hour."""
+    base = pop.open_propensity[rows, channels]
     rel = pop.slots[rows, local_slot] / slot_max[rows]
     floor = params.open_off_hours_floor
     return base * (floor + (1 - floor) * rel)

@@ -184,6 +184,12 @@ class SynthParams:
     open_base: tuple[tuple[str, float], ...] = (
         ("messenger", 0.9), ("sms", 0.5), ("push", 0.45), ("email", 0.3), ("phone", 0.6),
     )
+    #: Personal channel affinity (docs/domain.md "Channels, timing and consent"): customer i's
+    #: open propensity on channel c (at their most active hour) is
+    #: ``sigmoid(mu_c + open_affinity_sigma * z_ic)`` with ``z_ic`` iid standard normal, ``mu_c``
+    #: solved so that the population mean equals ``open_base[c]``. Drawn from its own random
+    #: stream; 0 gives every customer the population's rates.
+    open_affinity_sigma: float = 1.2  # logit-scale spread across customers, per channel
     open_off_hours_floor: float = 0.5  # open probability factor when sent at a dead hour
     open_lookahead_hours: int = 72
     open_hour_decay: float = 0.93  # per hour: an unopened message sinks

@@ -3,7 +3,9 @@
 docs/domain.md "Why customers leave" and "Whom to win back": customers differ in purchase rate
 (gamma), basket (lognormal), favourite categories, price sensitivity, and a few latent types:
 VIPs, serial complainers, discount hunters and one-time buyers (who are "forgotten" after the
-first order). Each has a time zone, consents per channel and an active hour-of-week profile.
+first order). Each has a time zone, consents per channel and an active hour-of-week profile, and
+a personal open propensity per channel (channel affinity, drawn by :func:`draw_open_propensity`
+from its own random stream so that the other traits do not depend on it).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import brentq
+from scipy.special import expit
 
 from churnkit.data.contract import CHANNELS
 from churnkit.synth.params import SynthParams
@@ -49,6 +53,9 @@ class Population:
     #: it (placing events in active hours), so ``generate`` drops it afterwards (None).
     slot_prefix: np.ndarray | None
     dayfac: np.ndarray  # (7, n) float32 UTC-weekday activity multiplier, mean 1
+    #: (n, len(CHANNELS)) float64 P(open) of a message on each channel sent at the customer's
+    #: most active hour (CHANNELS order); 0 on channels without an ``open_base`` rate.
+    open_propensity: np.ndarray
 
     @property
     def n(self) -> int:
@@ -108,10 +115,55 @@ def _active_slots(
     return out, prefix
 
 
+#: Gauss-Hermite nodes for the population mean of a logit-normal propensity.
+_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(61)
+_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
+
+
+def affinity_intercepts(params: SynthParams) -> np.ndarray:
+    """Per channel (CHANNELS order) the logit intercept ``mu_c`` whose logit-normal propensity
+    ``sigmoid(mu_c + open_affinity_sigma * z)``, z ~ N(0, 1), has population mean
+    ``open_base[c]``; -inf for a channel with no (or a zero) base rate."""
+    base = dict(params.open_base)
+    sigma = float(params.open_affinity_sigma)
+    out = np.full(len(CHANNELS), -np.inf)
+    for j, ch in enumerate(CHANNELS):
+        m = float(base.get(ch, 0.0))
+        if not 0.0 < m < 1.0:
+            if m >= 1.0:
+                out[j] = np.inf
+            continue
+        def gap(mu: float, m: float = m) -> float:
+            return float(_WEIGHTS @ expit(mu + sigma * _NODES)) - m
+        logit = np.log(m / (1 - m))
+        out[j] = logit if sigma == 0 else brentq(gap, logit - 10 * sigma - 10,
+                                                 logit + 10 * sigma + 10, xtol=1e-12)
+    return out
+
+
+def draw_open_propensity(n: int, params: SynthParams, rng: np.random.Generator) -> np.ndarray:
+    """(n, len(CHANNELS)) personal open propensities at the most active hour: logit-normal
+    around the population's ``open_base`` rates with spread ``open_affinity_sigma`` (see
+    :class:`~churnkit.synth.params.SynthParams`). Channels drawn independently, so one customer
+    reads messengers and ignores email while another does the opposite. With a zero spread
+    every customer has the population's rates and ``rng`` is not used."""
+    sigma = float(params.open_affinity_sigma)
+    if sigma == 0:
+        base = np.array([dict(params.open_base).get(ch, 0.0) for ch in CHANNELS])
+        return np.broadcast_to(base, (n, len(CHANNELS))).copy()
+    mu = affinity_intercepts(params)
+    return expit(mu[None, :] + sigma * rng.standard_normal((n, len(CHANNELS))))
+
+
 def draw_population(
-    n: int, grid: DayGrid, params: SynthParams, rng: np.random.Generator
+    n: int, grid: DayGrid, params: SynthParams, rng: np.random.Generator,
+    affinity_rng: np.random.Generator | None = None,
 ) -> Population:
-    """Draw ``n`` customers' latent traits (see :class:`Population`)."""
+    """Draw ``n`` customers' latent traits (see :class:`Population`).
+
+    ``rng`` draws every trait but the channel affinity, which ``affinity_rng`` draws (a stream
+    of its own, so that changing its parameters leaves the other traits as they are; by default
+    a stream spawned from ``rng``)."""
     t = _signup_days(n, grid, params.signup_growth, rng)
     signup_day = np.floor(t).astype(np.int64)
     shares = np.array([params.share_vip, params.share_serial_complainer,
@@ -181,4 +233,6 @@ def draw_population(
         slots=slots,
         slot_prefix=prefix,
         dayfac=daily_weight(prefix, offsets),
+        open_propensity=draw_open_propensity(
+            n, params, affinity_rng if affinity_rng is not None else rng.spawn(1)[0]),
     )

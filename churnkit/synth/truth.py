@@ -83,6 +83,10 @@ class GroundTruth:
         True probability of no order in ``[as_of, as_of + horizon_days)``.
     action_response_at(as_of)
         ``action_response`` for the leave decision in force at ``as_of`` (NaN if none).
+    open_propensity(customer_ids=None)
+        Each customer's true P(open) per channel at their most active hour (channel affinity).
+    best_channel(customer_ids=None)
+        Each customer's true best consented channel and its open propensity.
     """
 
     customers: pd.DataFrame
@@ -133,14 +137,67 @@ class GroundTruth:
         return table
 
 
+    def open_propensity(self, customer_ids: object = None) -> pd.DataFrame:
+        """Each customer's true probability of opening a message on each channel sent at their
+        most active hour (a dead hour scales it down to ``open_off_hours_floor``); the channel
+        affinity drawn by the generator (``SynthParams.open_affinity_sigma``), regardless of
+        consent.
+
+        Returns
+        -------
+        pd.DataFrame
+            Index ``customer_id`` (all customers, or ``customer_ids`` in their order; unknown ids
+            raise KeyError), one float column per channel of ``CHANNELS``, values in [0, 1].
+        """
+        pop = self.kernel.pop
+        rows = self._rows(customer_ids)
+        return pd.DataFrame(pop.open_propensity[rows], columns=list(CHANNELS),
+                            index=pd.Index(pop.customer_id[rows], name="customer_id"))
+
+    def best_channel(self, customer_ids: object = None) -> pd.DataFrame:
+        """Each customer's true best consented channel: the one with the highest
+        :meth:`open_propensity` among the channels they consented to (the generator's
+        unsubscribes close every channel at once, so they do not change which is best).
+
+        Returns
+        -------
+        pd.DataFrame
+            Index ``customer_id``; ``channel`` (object: a name of ``CHANNELS``, None without any
+            consent) and ``open_propensity`` (its propensity, NaN without any consent).
+        """
+        pop = self.kernel.pop
+        rows = self._rows(customer_ids)
+        score = np.where(pop.consent[rows], pop.open_propensity[rows], -np.inf)
+        best = np.argmax(score, axis=1)
+        any_consent = pop.consent[rows].any(axis=1)
+        names = np.asarray(CHANNELS, dtype=object)
+        return pd.DataFrame(
+            {"channel": pd.Series(np.where(any_consent, names[best], None), dtype=object).array,
+             "open_propensity": np.where(any_consent, score[np.arange(len(rows)), best],
+                                         np.nan)},
+            index=pd.Index(pop.customer_id[rows], name="customer_id"))
+
+    def _rows(self, customer_ids: object) -> np.ndarray:
+        """Positions of ``customer_ids`` (all customers when None) in the population."""
+        pop = self.kernel.pop
+        if customer_ids is None:
+            return np.arange(pop.n)
+        # customer_id is 1..n in row order (see Population)
+        wanted = np.asarray(pd.Index(customer_ids), dtype=np.int64)
+        bad = (wanted < 1) | (wanted > pop.n)
+        if bad.any():
+            raise KeyError(f"unknown customer ids: {wanted[bad][:5].tolist()}")
+        return wanted - 1
+
+
 def response_table(pop: Population, causes: np.ndarray, params: SynthParams, *,
                    if_opened: bool) -> pd.DataFrame:
     """Per-customer response to each action (see :class:`GroundTruth`)."""
     rows = np.arange(pop.n)
     resp = response_if_opened(rows, causes, pop, params)
     if not if_opened:
-        base = np.array([dict(params.open_base).get(ch, 0.0) for ch in CHANNELS])
-        best = (pop.consent * base[None, :]).max(axis=1)  # sent at the most active hour: rel=1
+        # the customer's own best consented channel, sent at the most active hour (rel = 1)
+        best = (pop.consent * pop.open_propensity).max(axis=1)
         resp = resp[:, -1:] + best[:, None] * (resp - resp[:, -1:])
     return pd.DataFrame(resp, columns=[*SEND_ACTIONS, "none"],
                         index=pd.Index(pop.customer_id, name="customer_id"))

@@ -19,7 +19,9 @@ CREATED = pd.Timestamp("2025-07-02T08:00:00Z")
 
 @functools.cache
 def shop() -> ck.Tables:
-    tables, _ = ck.synth.generate(N_CUSTOMERS, seed=5, start="2023-01-01", end=AS_OF)
+    # seed 7: with personal channel affinity seed 5's small uplift model found no send that pays
+    # for itself, and the parity test needs the shop to exercise three or more actions
+    tables, _ = ck.synth.generate(N_CUSTOMERS, seed=7, start="2023-01-01", end=AS_OF)
     return tables
 
 

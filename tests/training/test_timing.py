@@ -35,7 +35,6 @@ def test_channel_evaluation_weights_each_policys_messages_by_the_allowed_channel
     ranker = ChannelRanker()  # population: sms opens 60%, email 30%, the others 10%
     ranker.alpha_ = {ch: {"sms": 6.0, "email": 3.0}.get(ch, 1.0) for ch in CHANNELS}
     ranker.beta_ = {ch: {"sms": 4.0, "email": 7.0}.get(ch, 9.0) for ch in CHANNELS}
-    ranker.conversion_per_open_ = dict.fromkeys(CHANNELS, 0.5)
     model = type("Model", (), {"channels_": ranker})()
     ev = pd.DataFrame({"can_contact_email": [1, 1, 1], "can_contact_sms": [1, 1, 0],
                        "contacts_email": [0, 20, 0], "opens_email": [0, 18, 0],

@@ -110,3 +110,37 @@ def test_real_shop_channels_respect_consent(timing_model, timing_shop):
 def test_priors_are_proper(ch, timing_model):
     a, b = timing_model.channels_.alpha_[ch], timing_model.channels_.beta_[ch]
     assert a > 0 and b > 0 and 0 < a / (a + b) < 1
+
+
+def test_organic_conversions_do_not_rank_a_channel_up():
+    """Conversions are orders after a message, opened or not: a channel opened rarely whose
+    messages are often followed by an order anyway does not outrank a channel that is read."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for _ in range(300):
+        o_e, o_s = rng.binomial(10, 0.1), rng.binomial(10, 0.5)
+        rows.append({"contacts_email": 10, "opens_email": o_e, "conversions_email": 4,
+                     "contacts_sms": 10, "opens_sms": o_s, "conversions_sms": 1})
+    ranker = ChannelRanker().fit(_contacts_frame(rows))
+    allowed = {f"can_contact_{ch}": False for ch in ("messenger", "push", "phone")}
+    ranked = ranker.rank(_contacts_frame([{}]).assign(**allowed))
+    assert ranked["channel"].iloc[0] == "sms"
+
+
+@pytest.mark.slow  # the shared shop and fit (session fixture)
+def test_real_shop_channel_follows_the_customers_own_affinity(timing_model, timing_shop):
+    """Against the generator's personal open propensities: where the customer's own history
+    moves the choice off the population's best channel, the channel chosen opens better."""
+    _, truth, _, evaluation = timing_shop
+    ranker = timing_model.channels_
+    chosen = ranker.rank(evaluation)["channel"]
+    history = [c for c in evaluation.columns if c.startswith(("contacts_", "opens_"))]
+    population = ranker.rank(evaluation.assign(**dict.fromkeys(history, 0)))["channel"]
+    moved = chosen.notna() & (chosen != population)
+    assert moved.sum() > 30
+    prop = truth.open_propensity(evaluation.index[moved])
+    cols = pd.Index(CHANNELS)
+    rows = np.arange(moved.sum())
+    own = prop.to_numpy()[rows, cols.get_indexer(chosen[moved])]
+    pop_best = prop.to_numpy()[rows, cols.get_indexer(population[moved])]
+    assert own.mean() > pop_best.mean() + 0.02, (own.mean(), pop_best.mean())
