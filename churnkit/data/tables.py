@@ -66,12 +66,14 @@ class Tables:
                 ) -> Tables:
         """A copy with some tables replaced (keeps the ``defaulted`` record).
 
-        The copy counts as normalized only with ``keep_normalized=True``: a caller that only
-        filtered rows of normalized tables (order and kinds kept, as time travel does) says so;
-        any other frame (rows appended, re-read, built by hand) is validated again where it is
-        used, since the feature engine reads rows as sorted by customer, then time.
+        The copy counts as normalized when tables are only removed (None), or with
+        ``keep_normalized=True``: a caller that only filtered rows of normalized tables (order and
+        kinds kept, as time travel does) says so. Any other frame (rows appended, re-read, built
+        by hand) is validated again where it is used, since the feature engine reads rows as
+        sorted by customer, then time.
         """
-        return replace(self, **frames, normalized=self.normalized and keep_normalized)
+        kept = keep_normalized or all(frame is None for frame in frames.values())
+        return replace(self, **frames, normalized=self.normalized and kept)
 
     def for_customers(self, customer_ids: Iterable[object]) -> Tables:
         """The rows of these customers only, in every table.

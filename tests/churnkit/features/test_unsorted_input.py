@@ -32,5 +32,6 @@ def test_appended_rows_out_of_order_give_the_features_of_the_sorted_rows():
     want = ck.build_features(ck.validate(appended), as_of=AS_OF, customer_ids=ids)
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     assert (got["tickets_30d"] >= 3).all()  # the three new complaints, in the window
-    # filtering rows keeps the order, and says so
+    # removing a table keeps the others' order; filtering rows keeps it too, and says so
+    assert tables.replace(browsing=None).normalized
     assert tables.replace(keep_normalized=True, tickets=t[t["topic"] != "delivery"]).normalized
