@@ -38,7 +38,7 @@ START, END = "2023-01-01", "2025-07-01"
 
 def _ensure_shop(directory: Path, customers: int, seed: int):
     wanted = {"n_customers": customers, "seed": seed, "start": START, "end": END}
-    if ck.synth.read_recipe(directory) == wanted:
+    if ck.synth.read_recipe(directory) == {**wanted, "generator": ck.synth.GENERATOR_VERSION}:
         out.print(f"Reusing the synthetic shop in {directory} ({customers:,} customers, seed "
                   f"{seed})")
         return

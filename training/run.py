@@ -24,9 +24,10 @@ REPORT_NAME = "evaluation.html"
 
 
 def _truth_for(data: Path):
-    """The ground truth of a synthetic shop (regenerated from its recipe), else None."""
+    """The ground truth of a synthetic shop (regenerated from its recipe), else None (also for
+    a shop written by another generator version: its recipe would give other data)."""
     recipe = ck.synth.read_recipe(data)
-    if recipe is None:
+    if not ck.synth.is_current(recipe):
         return None
     _, truth = ck.synth.generate(recipe["n_customers"], seed=recipe["seed"],
                                  start=recipe["start"], end=recipe["end"])

@@ -40,16 +40,18 @@ from churnkit.synth.assemble import (
 from churnkit.synth.browsing import browsing_frame
 from churnkit.synth.params import CAUSES, DEFAULT_PARAMS, SynthParams
 from churnkit.synth.population import SEGMENTS, Population, draw_population
-from churnkit.synth.recipe import read_recipe, write_recipe
+from churnkit.synth.recipe import GENERATOR_VERSION, is_current, read_recipe, write_recipe
 from churnkit.synth.simulate import SimResult, simulate
 from churnkit.synth.timegrid import DayGrid, make_grid
 from churnkit.synth.truth import GroundTruth, TruthKernel, response_table
 
 __all__ = [
     "DEFAULT_PARAMS",
+    "GENERATOR_VERSION",
     "GroundTruth",
     "SynthParams",
     "generate",
+    "is_current",
     "read_recipe",
     "write_recipe",
 ]

@@ -89,7 +89,10 @@ def test_generate_then_validate_and_features(tmp_path):
     result = run("generate", "--customers", "300", "--seed", "3", "--out", str(shop))
     assert result.returncode == 0, result.stderr
     assert ck.synth.read_recipe(shop) == {"n_customers": 300, "seed": 3, "start": "2023-01-01",
-                                          "end": "2025-07-01"}
+                                          "end": "2025-07-01",
+                                          "generator": ck.synth.GENERATOR_VERSION}
+    assert ck.synth.is_current(ck.synth.read_recipe(shop))
+    assert not ck.synth.is_current({"n_customers": 300, "seed": 3})  # before versions: 1
     assert run("validate", str(shop)).returncode == 0
     again = run("generate", "--customers", "300", "--out", str(shop))
     assert again.returncode == 3 and "already exists" in again.stderr
