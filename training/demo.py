@@ -121,18 +121,29 @@ def _ask_service(bundle_path: Path, shop: Path, ids: list) -> None:
             server.kill()
 
 
-def _caps_at_work(scored, policy) -> None:
-    """How many customers the contact caps hold back tonight, and one of them."""
-    caps = policy.contact_caps if policy is not None else None
-    if caps is None or not caps.active:
+def _caps_at_work(scored, tables: ck.Tables, bundle_path: Path) -> None:
+    """How many customers the contact caps hold back tonight; and, to show them at work, what
+    they would do three days after the shop's last campaign went out."""
+    bundle = ck.ModelBundle.load(bundle_path)
+    caps = bundle.policy.contact_caps if bundle.policy is not None else None
+    if caps is None or not caps.active or tables.contacts is None:
         return
-    capped = scored[scored["action_reason"].astype(str).str.startswith("capped")]
+    held = lambda frame: frame[frame["action_reason"].astype(str).str.contains("capped: ")]  # noqa: E731
     line = (f"Contact caps (at most {caps.max_messages} messages in {caps.window_days:g} days, "
-            f"{caps.min_gap_days:g} days apart): {len(capped):,} customers held back tonight")
-    if len(capped):
-        customer, row = next(iter(capped.iterrows()))
-        line += f"; e.g. {customer}: {row['action_reason']}"
+            f"{caps.min_gap_days:g} days apart): {len(held(scored)):,} customers held back "
+            "tonight")
+    sent = tables.contacts[tables.contacts["group"] == "treatment"]
+    day = (sent["sent_at"].max() + pd.Timedelta(days=3)).floor("D")
+    recent = sent[sent["sent_at"] >= day - pd.Timedelta(days=caps.window_days)]
+    ids = recent["customer_id"].drop_duplicates().head(2000).tolist()
+    then = held(ck.score(tables, as_of=day, bundle=bundle, customer_ids=ids))
+    line += (f"; as of {day:%Y-%m-%d}, 3 days after the last campaign went out, they would hold "
+             f"back {len(then):,} of {len(ids):,} of its recipients")
     out.print(line)
+    if len(then):
+        at_risk = then[~then["action_reason"].astype(str).str.startswith("Not at risk")]
+        customer, row = next(iter((at_risk if len(at_risk) else then).iterrows()))
+        out.print(f"  e.g. {customer}: {row['action_reason']}")
 
 
 def _in_process_latency(tables: ck.Tables, bundle_path: Path, ids: list) -> None:
@@ -212,7 +223,7 @@ def demo(
         for customer, row in picks.head(3).iterrows():
             out.print(f"[bold]{customer}[/]: {row['action_reason']}  |  why at risk: "
                       + "; ".join(d.get("text") or d["feature"] for d in row["top_drivers"]))
-        _caps_at_work(scored, ck.ModelBundle.load(bundle_path).policy)
+        _caps_at_work(scored, tables, bundle_path)
 
         out.rule("5. Which action pays: the last campaign against its control group")
         campaign = _last_campaign(tables)
