@@ -121,10 +121,9 @@ def _ask_service(bundle_path: Path, shop: Path, ids: list) -> None:
             server.kill()
 
 
-def _caps_at_work(scored, tables: ck.Tables, bundle_path: Path) -> None:
+def _caps_at_work(scored, tables: ck.Tables, bundle: ck.ModelBundle) -> None:
     """How many customers the contact caps hold back tonight; and, to show them at work, what
     they would do three days after the shop's last campaign went out."""
-    bundle = ck.ModelBundle.load(bundle_path)
     caps = bundle.policy.contact_caps if bundle.policy is not None else None
     if caps is None or not caps.active or tables.contacts is None:
         return
@@ -146,10 +145,9 @@ def _caps_at_work(scored, tables: ck.Tables, bundle_path: Path) -> None:
         out.print(f"  e.g. {customer}: {row['action_reason']}")
 
 
-def _in_process_latency(tables: ck.Tables, bundle_path: Path, ids: list) -> None:
+def _in_process_latency(tables: ck.Tables, bundle: ck.ModelBundle, ids: list) -> None:
     """One customer at a time through :func:`churnkit.score`, as the service scores: median and
     p95 of ``len(ids)`` customers."""
-    bundle = ck.ModelBundle.load(bundle_path)
     bundle.warm_up()
     ck.shop_arrays(tables)  # the service converts its store once, at start
     for cid in ids[:5]:
@@ -223,7 +221,8 @@ def demo(
         for customer, row in picks.head(3).iterrows():
             out.print(f"[bold]{customer}[/]: {row['action_reason']}  |  why at risk: "
                       + "; ".join(d.get("text") or d["feature"] for d in row["top_drivers"]))
-        _caps_at_work(scored, tables, bundle_path)
+        bundle = ck.ModelBundle.load(bundle_path)  # the saved bundle, as the service loads it
+        _caps_at_work(scored, tables, bundle)
 
         out.rule("5. Which action pays: the last campaign against its control group")
         campaign = _last_campaign(tables)
@@ -234,7 +233,7 @@ def demo(
 
         out.rule("6. The scoring service: one customer in milliseconds")
         sample = scored.index.to_numpy()[:: max(1, len(scored) // 200)][:200]
-        _in_process_latency(tables, bundle_path, [c.item() if hasattr(c, "item") else c
+        _in_process_latency(tables, bundle, [c.item() if hasattr(c, "item") else c
                                                   for c in sample])
         _ask_service(bundle_path, shop, [c.item() if hasattr(c, "item") else c
                                           for c in picks.index[:2]])
