@@ -109,9 +109,22 @@ def _finish(columns: Columns, population: PopulationFit) -> Columns:
     return out
 
 
+#: Up to this many rows :func:`_distinct` keys them in a dict instead of factorizing.
+_FEW = 16
+
+
 def _distinct(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows of equal bits in every column: the first row of each distinct one (in order of
     appearance) and each row's distinct one (``rows[first][inverse]`` is ``rows``)."""
+    if len(columns[0]) <= _FEW:  # a few rows (one customer scored alone): a dict is faster
+        known: dict[tuple[int, ...], int] = {}
+        rows = zip(*(np.ascontiguousarray(c).view(np.int64).tolist() for c in columns), strict=True)
+        which = [known.setdefault(row, len(known)) for row in rows]
+        firsts: list[int] = []
+        for i, k in enumerate(which):
+            if k == len(firsts):  # a new distinct row
+                firsts.append(i)
+        return np.asarray(firsts, dtype=np.int64), np.asarray(which, dtype=np.int64)
     inverse = np.zeros(len(columns[0]), dtype=np.int64)
     for column in columns:  # the distinct rows so far, split by the next column's bits
         codes, values = pd.factorize(np.ascontiguousarray(column).view(np.int64))

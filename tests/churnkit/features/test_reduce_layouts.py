@@ -178,6 +178,23 @@ def test_distinct_summaries_keep_every_rows_bits():
         assert len(first) == len(bits) and np.all(np.diff(first) > 0)
 
 
+def test_distinct_of_a_few_rows_equals_the_factorized_distinct(monkeypatch):
+    """The dict path for a few rows (one customer scored alone) gives the factorized path's
+    first rows and codes exactly."""
+    import churnkit.features.btyd as btyd
+
+    rng = np.random.default_rng(8)
+    for _ in range(300):
+        n = int(rng.integers(1, btyd._FEW + 1))
+        cols = [rng.choice([0.0, -0.0, 1.0, 2.5, np.nan], n) for _ in range(3)]
+        few = btyd._distinct(*cols)
+        with monkeypatch.context() as m:
+            m.setattr(btyd, "_FEW", 0)
+            many = btyd._distinct(*cols)
+        assert np.array_equal(few[0], many[0]) and np.array_equal(few[1], many[1])
+        assert few[0].dtype == many[0].dtype and few[1].dtype == many[1].dtype
+
+
 @pytest.mark.parametrize("block", [1, 4, 1000])
 def test_tally_in_blocks_counts_like_count(monkeypatch, block):
     cust, rng = _grouped(8)
