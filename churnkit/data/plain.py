@@ -4,7 +4,7 @@ building a pandas object per check.
 
 A column is *plain* when pandas would give its values one NumPy kind: all ints (int64), ints
 and floats or missing values among floats (float64), texts with missing values (text), all
-bools, ``datetime`` objects with missing values (timestamps, read as their ISO text would be),
+bools, only ``None`` (an object column), ``datetime`` objects with missing values (timestamps, read as their ISO text would be),
 or no rows at all. Any other column (mixed kinds, numbers as text, ...) is read through
 :meth:`PlainTable.series`, exactly as ``DataFrame.from_records`` of the rows reads it, and checked
 by the pandas path; so the answer never depends on which path a column took.
@@ -94,9 +94,16 @@ def plain_array(values: list) -> np.ndarray | None:
                                     if type(v) is int):
             return None
         return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+    if kinds == {type(None)}:  # pandas keeps the Nones in an object column
+        return np.array(values, dtype=object)
     if any(issubclass(k, datetime) for k in kinds):
         return _timestamps(values)
     return None
+
+
+def all_missing(values: np.ndarray) -> bool:
+    """Whether a plain object array holds rows, every one of them missing (None or NaN)."""
+    return values.dtype == object and len(values) > 0 and bool(pd.isna(values).all())
 
 
 class PlainTable:

@@ -24,7 +24,7 @@ from churnkit.data.contract import (
     Column,
     TableSpec,
 )
-from churnkit.data.plain import PlainTable, frame_array, numpy_form, plain_array
+from churnkit.data.plain import PlainTable, all_missing, frame_array, numpy_form, plain_array
 from churnkit.data.tables import Tables
 from churnkit.errors import DataValidationError, Problem
 
@@ -111,6 +111,8 @@ def _coerce_id(raw: pd.Series | np.ndarray, null_in) -> pd.Series | np.ndarray |
             return raw
         if raw.dtype != object:
             return None
+        if all_missing(raw):
+            return np.full(len(raw), np.nan, dtype=object)
         if not null_in.any() and all(re.fullmatch(_WHOLE_ID, v) for v in raw.tolist()):
             return raw.astype(np.int64) if len(raw) else np.empty(0, dtype=np.int64)
         return raw
@@ -133,6 +135,8 @@ def _coerce_timestamp(raw: pd.Series | np.ndarray) -> pd.Series | np.ndarray | N
     if not isinstance(raw, pd.Series):
         if raw.dtype.kind == "M":
             return raw
+        if all_missing(raw):
+            return np.full(len(raw), np.datetime64("NaT", "us"))
         return np.empty(0, dtype="datetime64[us]") if len(raw) == 0 else None
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
         return raw.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
@@ -147,6 +151,8 @@ def _coerce_number(raw: pd.Series | np.ndarray) -> pd.Series | np.ndarray | None
     if not isinstance(raw, pd.Series):
         if raw.dtype.kind in "bif":
             return raw.astype(np.float64)
+        if all_missing(raw):
+            return np.full(len(raw), np.nan)
         return np.empty(0, dtype=np.float64) if len(raw) == 0 else None
     if pd.api.types.is_bool_dtype(raw.dtype):
         return raw.astype("float64")
@@ -155,7 +161,7 @@ def _coerce_number(raw: pd.Series | np.ndarray) -> pd.Series | np.ndarray | None
 
 def _coerce_bool(raw: pd.Series | np.ndarray) -> tuple[object, object] | None:
     if not isinstance(raw, pd.Series):
-        if raw.dtype == bool or len(raw) == 0:
+        if raw.dtype == bool or len(raw) == 0 or all_missing(raw):
             return raw.astype(bool), np.zeros(len(raw), dtype=bool)
         return None
     if pd.api.types.is_bool_dtype(raw.dtype) and not raw.hasnans:
@@ -169,6 +175,8 @@ def _coerce_bool(raw: pd.Series | np.ndarray) -> tuple[object, object] | None:
 
 def _coerce_text(raw: pd.Series | np.ndarray) -> pd.Series | np.ndarray | None:
     if not isinstance(raw, pd.Series):
+        if all_missing(raw):
+            return np.full(len(raw), np.nan, dtype=object)
         return raw if raw.dtype == object else None
     return raw.astype("str")
 
