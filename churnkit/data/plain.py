@@ -4,10 +4,11 @@ building a pandas object per check.
 
 A column is *plain* when pandas would give its values one NumPy kind: all ints (int64), ints
 and floats or missing values among floats (float64), texts with missing values (text), all
-bools, only ``None`` (an object column), ``datetime`` objects with missing values (timestamps, read as their ISO text would be),
-or no rows at all. Any other column (mixed kinds, numbers as text, ...) is read through
-:meth:`PlainTable.series`, exactly as ``DataFrame.from_records`` of the rows reads it, and checked
-by the pandas path; so the answer never depends on which path a column took.
+bools, only ``None`` (an object column), ``datetime`` objects with missing values (timestamps,
+read as their ISO text would be), or no rows at all. Any other column (mixed kinds, numbers
+as text, ...) is read through :meth:`PlainTable.series`, exactly as ``DataFrame.from_records``
+of the rows reads it, and coerced by the pandas path; so the answer never depends on which
+path a column took.
 
 Missing values: a row that does not give a column holds NaN there (as ``from_records`` fills
 it); an explicit ``None`` is a null.
