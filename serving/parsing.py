@@ -5,6 +5,7 @@ whose status and message the endpoint answers with."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -12,6 +13,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 import churnkit as ck
+from churnkit.data import columns_of_records, validate_columns
 from churnkit.errors import RequestError
 from serving.settings import Settings
 
@@ -70,24 +72,50 @@ def records_of(rows: Sequence[BaseModel] | None) -> list[dict] | None:
     return [row.model_dump(mode="json", exclude_unset=True) for row in rows]
 
 
-def tables_from_rows(rows: dict[str, list | None]) -> ck.Tables:
-    """Validated tables from a ``/score_events`` body: table name -> its rows (``None``: the
-    table is absent). A table given as an empty list has the contract's columns and no rows.
+def columns_of(rows: Sequence[BaseModel] | None) -> dict[str, list] | None:
+    """The rows of one table of a ``/score_events`` body as columns (column -> its values), as
+    ``churnkit.data.columns_of_records`` makes them from :func:`records_of`'s records, without
+    a dump per row: the columns sent in order of first appearance, NaN where a row left one out;
+    timestamps stay ``datetime`` (the contract reads them as their ISO text) and a float that
+    is not finite is ``None``, as in the JSON dump."""
+    if rows is None:
+        return None
+    if not rows:
+        return {}
+    fields = list(type(rows[0]).model_fields)
+    sets = [row.model_fields_set for row in rows]
+    first = sets[0]
+    if all(s == first for s in sets):
+        names = [f for f in fields if f in first]
+        dicts = [row.__dict__ for row in rows]
+        columns = {n: [d[n] for d in dicts] for n in names}
+        for values in columns.values():
+            if any(type(v) is float and not math.isfinite(v) for v in values):
+                values[:] = [_as_dumped(v) for v in values]
+    else:
+        names = list(dict.fromkeys(f for s in sets for f in fields if f in s))
+        columns = {n: [_as_dumped(row.__dict__[n]) if n in s else math.nan
+                       for row, s in zip(rows, sets, strict=True)] for n in names}
+    return columns
+
+
+def _as_dumped(value: object) -> object:
+    """A value as the JSON dump holds it: a float that is not finite is ``null``."""
+    return None if type(value) is float and not math.isfinite(value) else value
+
+
+def tables_from_rows(rows: dict[str, list | dict | None]) -> ck.Tables:
+    """Validated tables from a ``/score_events`` body: table name -> its rows as records (a list
+    of dicts) or as :func:`columns_of` columns (``None``: the table is absent). A table given
+    with no rows has the contract's columns and no rows.
 
     Raises :class:`RequestError` (422) listing every contract problem, or when the customers
     table does not hold exactly one customer.
     """
-    frames: dict[str, pd.DataFrame | None] = {}
-    for name, records in rows.items():
-        if records is None:
-            frames[name] = None
-            continue
-        columns = list(dict.fromkeys(k for r in records for k in r))
-        if not columns:  # no rows: the contract's columns, empty
-            columns = list(ck.TABLES[name].column_names)
-        frames[name] = pd.DataFrame.from_records(records, columns=columns)
+    columns = {name: given if given is None or isinstance(given, dict)
+               else columns_of_records(given) for name, given in rows.items()}
     try:
-        tables = ck.validate(ck.Tables(**frames))  # type: ignore[arg-type]
+        tables = validate_columns(columns)
     except ck.DataValidationError as exc:
         raise RequestError(
             f"the rows break the data contract ({len(exc.problems)} problem(s)); fix them and "

@@ -32,10 +32,10 @@ from serving.guard import RequestGuard, check_id_count, check_row_count, error_r
 from serving.merging import RequestMerger
 from serving.openapi import ServedSpec
 from serving.parsing import (
+    columns_of,
     customer_id_of,
     parse_as_of,
     parse_ids,
-    records_of,
     tables_from_rows,
 )
 from serving.schemas import ScoreEventsRequest, ScoreRequest, ScoreResponse, rows_from_frame
@@ -186,14 +186,13 @@ class ChurnService:
         """Score one customer from the rows given in the request (validated against the
         data contract; every problem is listed in the 422 answer)."""
         started = time.perf_counter()
-        rows = {"customers": records_of(customers), "orders": records_of(orders),
-                "browsing": records_of(browsing), "tickets": records_of(tickets),
-                "contacts": records_of(contacts)}
+        given = {"customers": customers, "orders": orders, "browsing": browsing,
+                 "tickets": tickets, "contacts": contacts}
         try:
             self._check_ready()
-            total = check_row_count(rows, self.settings)
+            total = check_row_count(given, self.settings)
             cutoff = parse_as_of(as_of, self.settings, pd.Timestamp.now(tz="UTC"))
-            tables = tables_from_rows(rows)
+            tables = tables_from_rows({name: columns_of(rows) for name, rows in given.items()})
             try:
                 scored = self._score_tables(tables, cutoff)
             except ValueError as exc:  # e.g. a table the model needs was left out

@@ -12,10 +12,11 @@ from churnkit.data.contract import (
     missing_tables,
 )
 from churnkit.data.frames import model_matrix, numeric_matrix, require_columns
+from churnkit.data.plain import columns_of_records
 from churnkit.data.summary import ShopSummary, data_end, summarize
 from churnkit.data.tables import Tables
 from churnkit.data.timetravel import tables_until
-from churnkit.data.validation import EARLIEST, LATEST, validate, validated
+from churnkit.data.validation import EARLIEST, LATEST, validate, validate_columns, validated
 
 __all__ = [
     "ACTIONS",
@@ -29,6 +30,7 @@ __all__ = [
     "ShopSummary",
     "Tables",
     "as_utc_timestamp",
+    "columns_of_records",
     "data_end",
     "missing_tables",
     "model_matrix",
@@ -37,5 +39,6 @@ __all__ = [
     "summarize",
     "tables_until",
     "validate",
+    "validate_columns",
     "validated",
 ]

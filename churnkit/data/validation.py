@@ -9,6 +9,8 @@ that names, for each, the table, the column, how many rows and a few example ids
 from __future__ import annotations
 
 import functools
+import re
+from collections.abc import Callable, Mapping
 from zoneinfo import available_timezones
 
 import numpy as np
@@ -22,6 +24,7 @@ from churnkit.data.contract import (
     Column,
     TableSpec,
 )
+from churnkit.data.plain import PlainTable, all_missing, frame_array, numpy_form, plain_array
 from churnkit.data.tables import Tables
 from churnkit.errors import DataValidationError, Problem
 
@@ -38,13 +41,14 @@ ORDERING_RULES = {
 
 
 class _Checker:
-    def __init__(self, spec: TableSpec, frame: pd.DataFrame) -> None:
+    def __init__(self, spec: TableSpec, keys: Callable[[], np.ndarray] | None) -> None:
         self.spec = spec
-        self.frame = frame
+        #: The table's key column as given (its examples name the rows), None when absent.
+        self.keys = keys
         self.problems: list[Problem] = []
-        #: Optional columns absent from ``frame`` (filled with their default).
+        #: Optional columns absent from the table (filled with their default).
         self.absent: list[str] = []
-        self.id_column = spec.key if spec.key in frame.columns else None
+        self.id_column = spec.key if keys is not None else None
 
     def report(self, column: str | None, mask: np.ndarray | pd.Series, message: str) -> None:
         mask = np.asarray(mask, dtype=bool)
@@ -52,8 +56,8 @@ class _Checker:
         if n == 0:
             return
         examples: list = []
-        if self.id_column is not None:
-            flagged = self.frame[self.id_column].to_numpy()[mask][: 4 * N_EXAMPLES].tolist()
+        if self.keys is not None:
+            flagged = self.keys()[mask][: 4 * N_EXAMPLES].tolist()
             examples = list(dict.fromkeys(flagged))[:N_EXAMPLES]
         else:
             examples = np.flatnonzero(mask)[:N_EXAMPLES].tolist()
@@ -62,7 +66,78 @@ class _Checker:
         )
 
 
-def _coerce_timestamp(raw: pd.Series) -> pd.Series:
+class _Frame:
+    """A table given as a DataFrame: every check runs on its pandas columns."""
+
+    plain = False
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame, self.names, self.n = frame, list(frame.columns), len(frame)
+
+    def raw(self, name: str) -> pd.Series:
+        return self.frame[name]
+
+    def keys(self, name: str) -> Callable[[], np.ndarray]:
+        return lambda: self.frame[name].to_numpy()
+
+
+class _Plain:
+    """A table given as Python columns (:class:`PlainTable`): checks run on NumPy arrays; a
+    column that is not plain is coerced by the pandas path, then held as an array too."""
+
+    plain = True
+
+    def __init__(self, table: PlainTable) -> None:
+        self.table, self.names, self.n = table, table.names, table.n
+
+    def raw(self, name: str) -> np.ndarray | pd.Series:
+        plain = self.table.array(name)
+        return self.table.series(name) if plain is None else plain
+
+    def keys(self, name: str) -> Callable[[], np.ndarray]:
+        return lambda: self.table.keys(name)
+
+
+# --- coercions: the raw column -> the column in its contract kind ---------------------------
+# Each takes a pandas Series (the pandas path) or a plain NumPy array (see churnkit.data.plain)
+# and returns None when it cannot read that array (the caller then reads the pandas column).
+
+_WHOLE_ID = r"0|[1-9][0-9]{0,17}"
+
+
+def _coerce_id(raw: pd.Series | np.ndarray, null_in) -> pd.Series | np.ndarray | None:
+    if not isinstance(raw, pd.Series):
+        if raw.dtype == np.int64:
+            return raw
+        if raw.dtype != object:
+            return None
+        if all_missing(raw):
+            return np.full(len(raw), np.nan, dtype=object)
+        if not null_in.any() and all(re.fullmatch(_WHOLE_ID, v) for v in raw.tolist()):
+            return raw.astype(np.int64) if len(raw) else np.empty(0, dtype=np.int64)
+        return raw
+    if pd.api.types.is_integer_dtype(raw.dtype) and not null_in.any():
+        return raw.astype("int64")
+    if pd.api.types.is_float_dtype(raw.dtype):
+        whole = raw.dropna() == np.floor(raw.dropna())
+        if whole.all() and not null_in.any():
+            return raw.astype("int64")
+        return raw.astype("str")
+    out = raw.astype("str")
+    # Text ids that are plain integers (as CSV files hold them) become int64, so that a
+    # CSV and a Parquet export of the same shop agree; "007" stays text.
+    if not null_in.any() and out.str.fullmatch(_WHOLE_ID).all():
+        out = out.astype("int64")
+    return out
+
+
+def _coerce_timestamp(raw: pd.Series | np.ndarray) -> pd.Series | np.ndarray | None:
+    if not isinstance(raw, pd.Series):
+        if raw.dtype.kind == "M":
+            return raw
+        if all_missing(raw):
+            return np.full(len(raw), np.datetime64("NaT", "us"))
+        return np.empty(0, dtype="datetime64[us]") if len(raw) == 0 else None
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
         return raw.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
     if pd.api.types.is_datetime64_dtype(raw.dtype):
@@ -72,26 +147,96 @@ def _coerce_timestamp(raw: pd.Series) -> pd.Series:
     return parsed.astype("datetime64[us, UTC]")
 
 
-def _coerce_number(raw: pd.Series) -> pd.Series:
+def _coerce_number(raw: pd.Series | np.ndarray) -> pd.Series | np.ndarray | None:
+    if not isinstance(raw, pd.Series):
+        if raw.dtype.kind in "bif":
+            return raw.astype(np.float64)
+        if all_missing(raw):
+            return np.full(len(raw), np.nan)
+        return np.empty(0, dtype=np.float64) if len(raw) == 0 else None
     if pd.api.types.is_bool_dtype(raw.dtype):
         return raw.astype("float64")
     return pd.to_numeric(raw, errors="coerce").astype("float64")
 
 
-def _coerce_bool(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
+def _coerce_bool(raw: pd.Series | np.ndarray) -> tuple[object, object] | None:
+    if not isinstance(raw, pd.Series):
+        if raw.dtype == bool or len(raw) == 0 or all_missing(raw):
+            return raw.astype(bool), np.zeros(len(raw), dtype=bool)
+        return None
     if pd.api.types.is_bool_dtype(raw.dtype) and not raw.hasnans:
         return raw.astype(bool), pd.Series(False, index=raw.index)
     text = raw.astype("str").str.strip().str.lower()
     truth = text.isin(["true", "1", "yes", "t", "y", "1.0"])
     falsity = text.isin(["false", "0", "no", "f", "n", "0.0"])
     bad = raw.notna() & ~(truth | falsity)
-    return truth, bad
+    return truth.astype(bool), bad
 
 
-def _absent_column(chk: _Checker, col: Column, columns: dict[str, pd.Series]) -> pd.Series | None:
+def _coerce_text(raw: pd.Series | np.ndarray) -> pd.Series | np.ndarray | None:
+    if not isinstance(raw, pd.Series):
+        if all_missing(raw):
+            return np.full(len(raw), np.nan, dtype=object)
+        return raw if raw.dtype == object else None
+    return raw.astype("str")
+
+
+_COERCIONS = {"id": None, "timestamp": _coerce_timestamp, "float": _coerce_number,
+              "int": _coerce_number, "bool": _coerce_bool, "enum": _coerce_text,
+              "str": _coerce_text}
+
+
+def _coerced(col: Column, raw, null_in, source) -> tuple[object, object]:
+    """(the column in its kind, its unreadable values: a mask, or None when computed later)."""
+    def run(values, nulls):
+        if col.kind == "id":
+            return _coerce_id(values, nulls)
+        return _COERCIONS[col.kind](values)
+
+    out = run(raw, null_in)
+    if out is None:  # a plain array this kind cannot read: the pandas column
+        raw = source.table.series(col.name)
+        out = run(raw, raw.isna())
+    bad = None
+    if col.kind == "bool":
+        out, bad = out
+    if source.plain and isinstance(out, pd.Series):  # held as an array, as plain columns are
+        out = numpy_form(out)
+        bad = None if bad is None else np.asarray(bad)
+    return out, bad
+
+
+# --- the rules: one definition, on pandas columns or NumPy arrays ---------------------------
+
+def _isin(values: pd.Series | np.ndarray, allowed) -> pd.Series | np.ndarray:
+    if isinstance(values, pd.Series):
+        return values.isin(allowed)
+    if values.dtype != object:
+        return np.isin(values, list(allowed))
+    allowed = allowed if isinstance(allowed, (set, frozenset)) else set(allowed)
+    return np.fromiter((v in allowed for v in values.tolist()), dtype=bool, count=len(values))
+
+
+def _duplicated(values: pd.Series | np.ndarray) -> np.ndarray:
+    if isinstance(values, pd.Series):
+        return values.duplicated(keep=False).to_numpy()
+    if values.dtype == object:  # NaN equals NaN here, as in a pandas column
+        return pd.Series(values, dtype=object).duplicated(keep=False).to_numpy()
+    _, at, counts = np.unique(values, return_inverse=True, return_counts=True)
+    return counts[at] > 1
+
+
+def _time_bounds(values: pd.Series | np.ndarray) -> tuple[object, object]:
+    if isinstance(values, pd.Series):
+        return EARLIEST, LATEST
+    return (EARLIEST.tz_convert(None).to_datetime64().astype("datetime64[us]"),
+            LATEST.tz_convert(None).to_datetime64().astype("datetime64[us]"))
+
+
+def _absent_column(chk: _Checker, col: Column, columns: dict, source) -> object | None:
     """What an absent column stands for (its default, as if given), or None and a problem."""
-    spec, frame = chk.spec, chk.frame
-    paired = col.absent_with is not None and col.absent_with in frame.columns
+    spec, n = chk.spec, source.n
+    paired = col.absent_with is not None and col.absent_with in source.names
     if not col.optional or paired:
         alone = f" (it may be absent only together with {col.absent_with})" if paired else ""
         chk.problems.append(Problem(spec.name, col.name, 0, [], f"required column is missing"
@@ -99,59 +244,54 @@ def _absent_column(chk: _Checker, col: Column, columns: dict[str, pd.Series]) ->
         return None
     chk.absent.append(col.name)
     if col.default_from == ROW_NUMBER:
-        return pd.Series(np.arange(len(frame), dtype="int64"), index=frame.index)
+        values = np.arange(n, dtype="int64")
+        return values if source.plain else pd.Series(values, index=source.frame.index)
     if col.default_from is not None:
         return columns.get(col.default_from)
+    if source.plain:
+        if col.kind == "timestamp":
+            return np.full(n, np.datetime64("NaT", "us"))
+        if col.default is None:
+            return np.full(n, np.nan, dtype=np.float64 if col.kind in ("float", "int")
+                           else object)
+        return plain_array([col.default] * n)
+    index = source.frame.index
     if col.kind == "timestamp":
-        return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us, UTC]")
+        return pd.Series(pd.NaT, index=index, dtype="datetime64[us, UTC]")
     if col.default is None:
-        return pd.Series(pd.NA if col.kind != "float" else np.nan, index=frame.index,
+        return pd.Series(pd.NA if col.kind != "float" else np.nan, index=index,
                          dtype={"float": "float64", "int": "Int64"}.get(col.kind, "str"))
-    return pd.Series(col.default, index=frame.index)
+    return pd.Series(col.default, index=index)
 
 
-def _check_column(chk: _Checker, col: Column, columns: dict[str, pd.Series]) -> pd.Series | None:
+def _check_column(chk: _Checker, col: Column, columns: dict, source) -> object | None:
     """The column normalized by its kind; an absent optional column is checked as its default
-    would be if given, so it gets the same dtype."""
-    frame = chk.frame
-    if col.name in frame.columns:
-        raw = frame[col.name]
+    would be if given, so it gets the same dtype. On a plain table the column is a NumPy array
+    (see :func:`churnkit.data.plain.frame_array` for its frame dtype)."""
+    if col.name in source.names:
+        raw = source.raw(col.name)
     else:
-        raw = _absent_column(chk, col, columns)
+        raw = _absent_column(chk, col, columns, source)
         if raw is None:
             return None
-    null_in = raw.isna()
-    if col.kind == "id":
-        if pd.api.types.is_integer_dtype(raw.dtype) and not null_in.any():
-            out = raw.astype("int64")
-        elif pd.api.types.is_float_dtype(raw.dtype):
-            whole = raw.dropna() == np.floor(raw.dropna())
-            if whole.all() and not null_in.any():
-                out = raw.astype("int64")
-            else:
-                out = raw.astype("str")
-        else:
-            out = raw.astype("str")
-            # Text ids that are plain integers (as CSV files hold them) become int64, so that a
-            # CSV and a Parquet export of the same shop agree; "007" stays text.
-            if not null_in.any() and out.str.fullmatch(r"0|[1-9][0-9]{0,17}").all():
-                out = out.astype("int64")
-        bad = pd.Series(False, index=raw.index)
-    elif col.kind == "timestamp":
-        out = _coerce_timestamp(raw)
-        bad = out.isna() & ~null_in
+    null_in = pd.isna(raw)
+    if source.plain and isinstance(raw, pd.Series):  # not plain: the pandas column's form
+        null_in = null_in.to_numpy()
+    out, bad = _coerced(col, raw, null_in, source)
+    if col.kind == "timestamp":
+        bad = pd.isna(out) & ~null_in
         if bad.any():
             chk.report(col.name, bad, "unparseable timestamp (expected ISO 8601, e.g. "
                        "2024-03-01T12:00:00Z; naive values are read as UTC)")
-        impossible = out.notna() & ((out < EARLIEST) | (out >= LATEST))
+        earliest, latest = _time_bounds(out)
+        impossible = pd.notna(out) & ((out < earliest) | (out >= latest))
         chk.report(col.name, impossible, f"impossible timestamp (outside {EARLIEST.year}-"
                    f"{LATEST.year})")
     elif col.kind in ("float", "int"):
-        out = _coerce_number(raw)
-        bad = out.isna() & ~null_in
+        bad = pd.isna(out) & ~null_in
         chk.report(col.name, bad, f"not a number (expected {col.kind})")
         if col.kind == "int":
-            fractional = out.notna() & (out != np.floor(out))
+            fractional = pd.notna(out) & (out != np.floor(out))
             chk.report(col.name, fractional, "not a whole number")
         if col.min_value is not None:
             chk.report(col.name, out < col.min_value,
@@ -161,46 +301,65 @@ def _check_column(chk: _Checker, col: Column, columns: dict[str, pd.Series]) -> 
             chk.report(col.name, out > col.max_value, f"values above {col.max_value:g} "
                        f"(expected <= {col.max_value:g})")
         if col.kind == "int":
-            out = out.round().astype("Int64" if col.nullable else "float64")
-            if not col.nullable and out.notna().all():
-                out = out.astype("int64")
+            out = _whole_numbers(out, col.nullable)
     elif col.kind == "bool":
-        out, bad = _coerce_bool(raw)
         chk.report(col.name, bad, "not a boolean (expected true/false)")
-        out = out.astype(bool)
     elif col.kind == "enum":
-        out = raw.astype("str")
-        bad = out.notna() & ~out.isin(col.values)
+        bad = pd.notna(out) & ~_isin(out, col.values)
         if bad.any():
             unknown = sorted(map(str, pd.unique(out[bad])))[:N_EXAMPLES]
             chk.report(col.name, bad, f"unknown values {unknown} (expected one of "
                        f"{', '.join(col.values)})")
-    else:  # str
-        out = raw.astype("str")
     if not col.nullable:
         chk.report(col.name, null_in, "empty values (the column may not be empty)")
     if col.name == "timezone":
-        out = out.fillna("UTC").replace("", "UTC")
-        known = _known_zones()
-        chk.report(col.name, ~out.isin(known), "unknown IANA time zone (e.g. Europe/Moscow)")
+        if isinstance(out, pd.Series):
+            out = out.fillna("UTC").replace("", "UTC")
+        else:
+            out = np.array(["UTC" if v == "" or _missing(v) else v for v in out.tolist()],
+                           dtype=object)
+        chk.report(col.name, ~_isin(out, _known_zones()),
+                   "unknown IANA time zone (e.g. Europe/Moscow)")
     return out
 
 
-def _check_table(spec: TableSpec, frame: pd.DataFrame) -> tuple[pd.DataFrame, _Checker]:
-    """The table normalized, and its checker (the problems found, the absent columns)."""
-    chk = _Checker(spec, frame)
-    columns: dict[str, pd.Series] = {}
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _whole_numbers(out, nullable: bool):
+    """An int column's checked numbers in its dtype: Int64 when nullable, else int64 (float64
+    while values are missing: a problem was reported)."""
+    if isinstance(out, pd.Series):
+        out = out.round().astype("Int64" if nullable else "float64")
+        if not nullable and out.notna().all():
+            out = out.astype("int64")
+        return out
+    out = np.round(out)
+    if nullable:
+        return pd.array(out, dtype="Int64")
+    return out.astype(np.int64) if not np.isnan(out).any() else out
+
+
+def _check_table(spec: TableSpec, given: pd.DataFrame | PlainTable
+                 ) -> tuple[pd.DataFrame | dict, _Checker]:
+    """The table normalized (a frame; for a :class:`PlainTable` its columns as arrays), and
+    its checker (the problems found, the absent columns)."""
+    source = _Plain(given) if isinstance(given, PlainTable) else _Frame(given)
+    chk = _Checker(spec, source.keys(spec.key) if spec.key in source.names else None)
+    columns: dict = {}
     for col in spec.columns:
-        out = _check_column(chk, col, columns)
+        out = _check_column(chk, col, columns, source)
         if out is not None:
             columns[col.name] = out
     if spec.name != "browsing" and spec.key in columns:
-        key = columns[spec.key]
-        dup = key.duplicated(keep=False).to_numpy()
-        chk.report(spec.key, dup, "duplicate ids (expected unique)")
+        chk.report(spec.key, _duplicated(columns[spec.key]), "duplicate ids (expected unique)")
     for later, earlier in ORDERING_RULES.get(spec.name, []):
         if later in columns and earlier in columns:
             chk.report(later, columns[later] < columns[earlier], f"{later} before {earlier}")
+    if source.plain:
+        return columns, chk
+    frame = source.frame
     extra = [c for c in frame.columns if c not in spec.column_names]
     normalized = pd.DataFrame(columns, index=frame.index)
     for name in extra:
@@ -249,7 +408,7 @@ def validate(tables: Tables) -> Tables:
                 problems.append(Problem(name, None, 0, [], "required table is missing"))
             frames[name] = None
             continue
-        frames[name], chk = _check_table(spec, frame.reset_index(drop=True))
+        frames[name], chk = _check_table(spec, frame.reset_index(drop=True))  # type: ignore
         problems.extend(chk.problems)
         defaulted.update(f"{name}.{column}" for column in chk.absent)
         orders_ok = orders_ok or (name == "orders" and not chk.problems)
@@ -273,7 +432,8 @@ def validate(tables: Tables) -> Tables:
             if name == "customers":
                 continue
             spec = TABLES[name]
-            chk = _Checker(spec, frame)
+            chk = _Checker(spec, (lambda f=frame, k=spec.key: f[k].to_numpy())
+                           if spec.key in frame.columns else None)
             chk.report("customer_id", ~frame["customer_id"].isin(known), unknown)
             problems.extend(chk.problems)
 
@@ -292,3 +452,87 @@ def validate(tables: Tables) -> Tables:
 def validated(tables: Tables) -> Tables:
     """``tables`` themselves when already validated (normalized), else :func:`validate` of them."""
     return tables if tables.normalized else validate(tables)
+
+
+def validate_columns(tables: Mapping[str, Mapping[str, list] | None]) -> Tables:
+    """:func:`validate` of tables given as Python columns: table name -> column name -> its
+    values, one per row (None: the table is absent; no columns: the contract's, no rows), as
+    :func:`churnkit.data.plain.columns_of_records` makes them from records.
+
+    The same checks (one definition of each rule), the same problems in the same order and the
+    same normalized :class:`Tables` as ``validate`` of the frames ``DataFrame.from_records``
+    makes of those rows (``datetime`` values read as their ISO text), but on NumPy arrays: a
+    one-customer request costs about a millisecond instead of one pandas operation per check.
+    Tables without ``customers`` or with columns outside the contract go through ``validate``.
+    """
+    given = {name: tables.get(name) for name in TABLES}
+    if given["customers"] is None or any(
+            c is not None and not set(c) <= set(TABLES[n].column_names)
+            for n, c in given.items()):
+        return validate(Tables(**{n: None if c is None else PlainTable(_filled(n, c)).frame()
+                                  for n, c in given.items()}))
+    problems: list[Problem] = []
+    arrays: dict[str, dict | None] = {}
+    defaulted: set[str] = set()
+    for name, spec in TABLES.items():
+        columns = given[name]
+        if columns is None:
+            if name in REQUIRED_TABLES:
+                problems.append(Problem(name, None, 0, [], "required table is missing"))
+            arrays[name] = None
+            continue
+        arrays[name], chk = _check_table(spec, PlainTable(_filled(name, columns)))
+        problems.extend(chk.problems)
+        defaulted.update(f"{name}.{column}" for column in chk.absent)
+
+    present = {n: a for n, a in arrays.items() if a is not None and "customer_id" in a}
+    if any(a["customer_id"].dtype != np.int64 for a in present.values()):
+        for a in present.values():
+            if a["customer_id"].dtype == np.int64:
+                a["customer_id"] = np.array([str(v) for v in a["customer_id"].tolist()],
+                                            dtype=object)
+    customers = arrays["customers"]
+    if customers is not None and "customer_id" in customers:
+        known = customers["customer_id"]
+        for name, a in present.items():
+            if name == "customers":
+                continue
+            spec = TABLES[name]
+            keys = a.get(spec.key)
+            chk = _Checker(spec, None if keys is None else (lambda k=keys: k))
+            chk.report("customer_id", ~_known_ids(a["customer_id"], known),
+                       "customer_id not in customers")
+            problems.extend(chk.problems)
+
+    if problems:
+        raise DataValidationError(problems)
+
+    frames: dict[str, pd.DataFrame | None] = {}
+    for name, a in arrays.items():
+        if a is None:
+            frames[name] = None
+            continue
+        order = _order(a["customer_id"], a[TABLES[name].time_column])
+        frames[name] = pd.DataFrame({c: frame_array(v if order is None else v[order])
+                                     for c, v in a.items()})
+    return Tables(**frames, normalized=True, defaulted=frozenset(defaulted))
+
+
+def _filled(name: str, columns: Mapping[str, list]) -> Mapping[str, list]:
+    """A table's columns; no columns at all: the contract's, with no rows."""
+    return columns if columns else {c: [] for c in TABLES[name].column_names}
+
+
+def _known_ids(ids: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Which ``ids`` are among ``known`` (both one kind), as a pandas ``isin`` says."""
+    if ids.dtype == object and (pd.isna(ids).any() or pd.isna(known).any()):
+        return pd.Series(pd.array(ids, dtype="str")).isin(
+            pd.Series(pd.array(known, dtype="str"))).to_numpy()
+    return np.asarray(_isin(ids, set(known.tolist()) if known.dtype == object else known))
+
+
+def _order(ids: np.ndarray, times: np.ndarray) -> np.ndarray | None:
+    """The stable order by customer, then time (None: already in it), as ``sort_values``."""
+    codes = np.unique(ids, return_inverse=True)[1] if ids.dtype == object else ids
+    order = np.lexsort((times, codes))
+    return None if np.array_equal(order, np.arange(len(order))) else order
