@@ -10,7 +10,10 @@ and regenerates the shop's tables from the same seed. Then, in this process, aft
    (``timings``: features, then models and policy);
 2. the same customers scored by the frame path (``ck.build_features`` for the one customer,
    then ``score_features`` of that frame), pair by pair in the same run: the ratio of the two;
-3. parity: every score column of each one-customer call equals the whole-base run's row.
+3. parity: every score column of each one-customer call equals the whole-base run's row;
+4. with ``--compiled``: the same customers scored with a compiled copy of the bundle
+   (``churnkit compile``), alternating with the plain bundle call by call, with its own parity
+   against its whole-base run.
 
 Run: ``.venv/bin/python benchmarks/score_one.py`` (first run ~5 minutes for the fixture).
 """
@@ -36,7 +39,10 @@ def median_ms(values: list[float]) -> float:
 
 
 def main() -> None:
-    args = fixture_parser(__doc__.split("\n\n")[0], rows=1000).parse_args()
+    parser = fixture_parser(__doc__.split("\n\n")[0], rows=1000)
+    parser.add_argument("--compiled", action="store_true",
+                        help="also score with a compiled copy of the bundle, call by call")
+    args = parser.parse_args()
 
     import churnkit as ck
     from churnkit.scoring import score_features
@@ -93,7 +99,54 @@ def main() -> None:
           f"{result['frame_path_median_ms']:.2f} ms ({result['frame_path_over_score_median']:.2f}"
           f"x, pair by pair) |")
     print(f"| rows differing from the whole-base run | {differing} |")
+    if args.compiled:
+        result["compiled"] = compare_compiled(args.workdir, tables, bundle, ids)
     print("\n" + json.dumps(result))
+
+
+def compare_compiled(workdir: Path, tables, bundle, ids: np.ndarray) -> dict:
+    """One customer with the bundle and with its compiled copy, alternating call by call."""
+    import shutil
+
+    import churnkit as ck
+    from churnkit.scoring.bundle import compile_bundle
+
+    folder = workdir / "bundle-compiled"
+    if not (folder / "compiled" / "compiled.json").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(workdir / "bundle", folder)
+        compile_bundle(folder)
+    fast = ck.ModelBundle.load(folder)
+    fast.warm_up()
+    full = ck.score(tables, as_of=AS_OF, bundle=fast)
+    for cid in ids[:20]:
+        ck.score(tables, as_of=AS_OF, bundle=fast, customer_ids=[cid])
+    plain_ms, fast_ms, stages_plain, stages_fast = [], [], [], []
+    differing = 0
+    for cid in ids.tolist():
+        for which, times, stages in ((bundle, plain_ms, stages_plain),
+                                     (fast, fast_ms, stages_fast)):
+            timings: dict[str, float] = {}
+            t0 = time.perf_counter()
+            one = ck.score(tables, as_of=AS_OF, bundle=which, customer_ids=[cid],
+                           timings=timings)
+            times.append(time.perf_counter() - t0)
+            stages.append(timings["models_and_policy"])
+        if not one.equals(full.loc[[cid]]):
+            differing += 1
+    out = {"plain_median_ms": median_ms(plain_ms), "compiled_median_ms": median_ms(fast_ms),
+           "plain_stages_median_ms": median_ms(stages_plain),
+           "compiled_stages_median_ms": median_ms(stages_fast),
+           "compiled_over_plain_median": float(np.median(np.divide(fast_ms, plain_ms))),
+           "compiled_rows_differing_from_its_whole_base": differing}
+    print(f"\n| compiled bundle, alternating with the plain one | plain | compiled |\n"
+          f"|---|---|---|\n"
+          f"| median wall | {out['plain_median_ms']:.2f} ms | {out['compiled_median_ms']:.2f} "
+          f"ms ({out['compiled_over_plain_median']:.2f}x pair by pair) |\n"
+          f"| median models and policy | {out['plain_stages_median_ms']:.2f} ms | "
+          f"{out['compiled_stages_median_ms']:.2f} ms |\n"
+          f"| rows differing from its whole-base run | | {differing} |")
+    return out
 
 
 if __name__ == "__main__":

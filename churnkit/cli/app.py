@@ -180,6 +180,25 @@ def score_command(
     print_summary(out, result)
 
 
+# --- compile: a bundle's trees as machine code (churnkit.models.compiled) ----------------------
+@app.command("compile")
+def compile_command(
+    model: Annotated[Path, typer.Option("--model", help="Bundle directory to compile in place "
+                                        "(its forests go to DIR/compiled/).")],
+) -> None:
+    """Compile a bundle's LightGBM forests to machine code: every later load of the bundle
+    (batch job, service, Spark) predicts through them, 4-8x faster on many rows."""
+    import time
+
+    from churnkit.scoring.bundle import compile_bundle
+
+    with cli_errors(), err.status(f"Compiling the forests of {model}..."):
+        t0 = time.perf_counter()
+        n = compile_bundle(model)
+    out.print(f"Compiled {n} forests of {model} in {time.perf_counter() - t0:.1f} s "
+              f"-> {model / 'compiled'}")
+
+
 # --- report: one win-back campaign against its control group (churnkit.campaigns) ------------
 @app.command("report")
 def report_command(

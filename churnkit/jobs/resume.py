@@ -2,9 +2,9 @@
 says whether its parts belong to this run.
 
 A part is reused only when everything that went into it is the same: the output format, as_of,
-the model (name, version, creation time), the shard size, and the **whole** input, hashed
-column by column from the loaded tables (so a corrected export with the same row counts, read
-from files or from PostgreSQL, is scored afresh).
+the model (name, version, creation time, compiled forests or not), the shard size, and the
+**whole** input, hashed column by column from the loaded tables (so a corrected export with
+the same row counts, read from files or from PostgreSQL, is scored afresh).
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ def fingerprint(tables: Tables, *, as_of: pd.Timestamp, bundle: ModelBundle,
         "model": bundle.metadata.name,
         "model_version": bundle.metadata.version,
         "model_created_at": bundle.metadata.created_at,
+        # compiled forests agree with LightGBM's to the last few bits only: parts of one kind
+        "model_compiled": bundle.is_compiled(),
         "shard_size": int(shard_size),
         "rows": tables.n_rows(),
         "data_digest": content_digest(tables),

@@ -29,6 +29,7 @@ from sklearn.utils.validation import (
 )
 
 from churnkit.data.columns import FeatureColumns
+from churnkit.models.compiled import forest_for
 from churnkit.models.prediction import predict
 from churnkit.models.trees import load_boosted, save_boosted
 
@@ -207,6 +208,11 @@ class ChurnModel(ClassifierMixin, BaseEstimator):
         X = self._frame(X, reset=False)
         if len(X) == 0:  # LightGBM refuses an empty matrix; no rows, no scores
             return np.empty(0)
+        forest = forest_for(self.booster_, self.best_iteration_)
+        if forest is not None:  # a compiled bundle: read the frame as lleaves reads it
+            from lleaves.data_processing import data_to_ndarray
+
+            return forest(data_to_ndarray(self._prepare(X), self.booster_.pandas_categorical))
         return self.booster_.predict(self._prepare(X), num_iteration=self.best_iteration_)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

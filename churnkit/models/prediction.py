@@ -18,6 +18,8 @@ import weakref
 import lightgbm as lgb
 import numpy as np
 
+from churnkit.models.compiled import forest_for
+
 #: Up to this many rows LightGBM predicts on one thread: starting a thread team costs more
 #: than it saves on so few rows (and far more on a busy machine). Predictions do not depend
 #: on the number of threads.
@@ -33,7 +35,13 @@ def predict(booster: lgb.Booster, X: np.ndarray, *, num_iteration: int | None = 
             pred_contrib: bool = False) -> np.ndarray:
     """``booster.predict(X, num_iteration=..., pred_contrib=...)`` on a float64 matrix ``X``
     (the same values and shape), on one thread for up to :data:`SINGLE_THREAD_ROWS` rows and
-    through LightGBM's single-row path for up to :data:`ROW_BY_ROW`."""
+    through LightGBM's single-row path for up to :data:`ROW_BY_ROW`; a booster attached to
+    compiled forests (:mod:`churnkit.models.compiled`) predicts its normal values through them,
+    whatever the number of rows."""
+    if not pred_contrib:
+        forest = forest_for(booster, num_iteration)
+        if forest is not None:
+            return forest(X)
     if 0 < len(X) <= ROW_BY_ROW:
         out = _predict_rows(booster, X, num_iteration, pred_contrib)
         if out is not None:

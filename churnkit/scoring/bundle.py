@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -23,6 +25,9 @@ from churnkit.features.population import PopulationFit
 from churnkit.features.registry import all_features
 from churnkit.io.atomic import atomic_directory
 from churnkit.models import ChurnModel, DriftReference, TimingModel, UpliftModel, ValueModel
+from churnkit.models.compiled import FOLDER as COMPILED
+from churnkit.models.compiled import MARKER as COMPILED_MARKER
+from churnkit.models.compiled import attach, boosters_in, forest_for, toolchain
 from churnkit.models.part import ModelPart, read_document
 from churnkit.policy import PolicyConfig
 
@@ -170,6 +175,12 @@ class ModelBundle:
                 "risk_bands": self.risk_bands,
             }
             (tmp / "bundle.json").write_text(json.dumps(doc, indent=1, default=str))
+            if self.is_compiled():  # the machine code goes with the trees
+                (tmp / COMPILED).mkdir()
+                for booster, iteration in self.forests():
+                    kept = forest_for(booster, iteration).path
+                    shutil.copyfile(kept, tmp / COMPILED / kept.name)
+                _mark_compiled(tmp / COMPILED, len(self.forests()))
         return Path(path)
 
     @classmethod
@@ -195,7 +206,7 @@ class ModelBundle:
             )
         parts = {name: COMPONENTS[name].load(directory / name)
                  for name in COMPONENTS if (directory / name).is_dir()}
-        return cls(
+        bundle = cls(
             churn_model=ChurnModel.load(directory / "churn_model"),
             feature_spec=spec,
             population=PopulationFit.from_dict(doc["population"]),
@@ -204,6 +215,48 @@ class ModelBundle:
             risk_bands=doc["risk_bands"],
             **parts,
         )
+        if (directory / COMPILED / COMPILED_MARKER).exists():
+            bundle.attach_compiled(directory / COMPILED)
+        return bundle
+
+    # -- compiled forests ----------------------------------------------------------------------
+    def forests(self) -> list[tuple[lgb.Booster, int | None]]:
+        """Every LightGBM booster of the bundle with the iteration scoring predicts it at."""
+        churn = self.churn_model
+        found = [(churn.booster_, churn.best_iteration_)]
+        for part in self.components().values():
+            found += [(b, None) for b in boosters_in(part)]
+        return found
+
+    def is_compiled(self) -> bool:
+        """Whether this bundle predicts through compiled forests (:meth:`attach_compiled`)."""
+        churn = self.churn_model
+        return forest_for(churn.booster_, churn.best_iteration_) is not None
+
+    def attach_compiled(self, folder: str | Path) -> None:
+        """Predict every normal value of this bundle through compiled forests kept in
+        ``folder`` (loaded, or compiled first where missing: see
+        :mod:`churnkit.models.compiled`)."""
+        for booster, iteration in self.forests():
+            attach(booster, folder, iteration)
+
+
+def compile_bundle(path: str | Path) -> int:
+    """Compile the forests of the bundle directory ``path`` into ``path/compiled/`` (kept
+    forests reused) and mark it compiled, so that loading it predicts through them. Returns
+    the number of forests."""
+    directory = Path(path)
+    bundle = ModelBundle.load(directory)
+    folder = directory / COMPILED
+    bundle.attach_compiled(folder)
+    _mark_compiled(folder, len(bundle.forests()))
+    return len(bundle.forests())
+
+
+def _mark_compiled(folder: Path, forests: int) -> None:
+    tmp = folder / f".{COMPILED_MARKER}.tmp"
+    tmp.write_text(json.dumps({"forests": forests, **toolchain()}, indent=1))
+    os.replace(tmp, folder / COMPILED_MARKER)
 
 
 def reference_quantiles(probabilities: np.ndarray) -> np.ndarray:
