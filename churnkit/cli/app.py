@@ -190,7 +190,7 @@ def compile_command(
     (batch job, service, Spark) predicts through them, 4-8x faster on many rows."""
     import time
 
-    from churnkit.scoring.bundle import compile_bundle
+    from churnkit.scoring import compile_bundle
 
     with cli_errors(), err.status(f"Compiling the forests of {model}..."):
         t0 = time.perf_counter()

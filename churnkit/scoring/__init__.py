@@ -5,6 +5,7 @@ from churnkit.scoring.bundle import (
     FeatureSpec,
     ModelBundle,
     TrainingMetadata,
+    compile_bundle,
     reference_quantiles,
     version_stamp,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "FeatureSpec",
     "ModelBundle",
     "TrainingMetadata",
+    "compile_bundle",
     "customer_margin_shares",
     "explain",
     "flatten",
