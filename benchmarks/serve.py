@@ -119,7 +119,7 @@ def in_process(tables, data: Path, bundle_path: Path, ids: list[int], n: int = 4
                                                           customer_ids=[i])),
         ("store read + ck.score", lambda i: ck.score(store.tables_for([i]), as_of=AS_OF,
                                                      bundle=bundle)),
-        ("store held in memory + ck.score", lambda i: ck.score(held.tables_for([i]),
+        ("store held in memory + ck.score", lambda i: ck.score(held.data_for([i]),
                                                                as_of=AS_OF, bundle=bundle)),
         ("store read + ck.score, 100 customers", lambda i: ck.score(
             store.tables_for(ids[ids.index(i):ids.index(i) + 100]), as_of=AS_OF,
@@ -227,6 +227,9 @@ def main() -> None:
     parser.add_argument("--soak-rate", type=float, default=100.0)
     parser.add_argument("--soak-every", type=float, default=10.0, help="seconds")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--compiled", action="store_true",
+                        help="compile the bundle's forests first (`churnkit compile`) and serve "
+                             "it compiled")
     args = parser.parse_args()
     facts = machine()
     command = shlex.join([Path(sys.executable).name, *sys.argv])
@@ -237,6 +240,19 @@ def main() -> None:
     root = args.workdir or Path(tempfile.mkdtemp(prefix="churnkit-serve-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     data, bundle = prepare(root, args.customers)
+    if args.compiled:  # a compiled copy beside the shop, kept for later runs
+        import shutil
+
+        from churnkit.scoring import compile_bundle
+
+        copy = root / "bundle-compiled"
+        if not (copy / "compiled" / "compiled.json").exists():
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.copytree(bundle, copy)
+            t = time.perf_counter()
+            print(f"bundle: {compile_bundle(copy)} forests compiled "
+                  f"({time.perf_counter() - t:.0f} s)", flush=True)
+        bundle = copy
     customers = pd.read_parquet(data / "customers.parquet", columns=["customer_id",
                                                                     "signup_at"])
     shop = shop_facts(data, customers)
@@ -312,7 +328,7 @@ def main() -> None:
     summary = {
         "command": command, "code": code,
         "settings": {k: v for k, v in os.environ.items() if k.startswith("CHURNKIT_")},
-        "machine": facts, "shop": shop, "in_process": reference,
+        "machine": facts, "shop": shop, "compiled": args.compiled, "in_process": reference,
         **{key: run for key, run in results.items() if "/" in key},
         "ratios_to_floor": {route: ratios(results[f"{route}/churnkit"],
                                           results[f"{route}/floor"]) for route in bodies},

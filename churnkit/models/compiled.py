@@ -33,6 +33,8 @@ FOLDER = "compiled"
 #: Its marker: present once every forest of the bundle has been compiled there.
 MARKER = "compiled.json"
 
+#: lleaves' forest function: ``forest_root(double *rows, double *out, int start, int end)``.
+_ENTRY = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32)
 _FORESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
 
@@ -59,7 +61,9 @@ class CompiledForest:
                     scratch.unlink(missing_ok=True)
         self.path = cache
         self._model = model  # holds the execution engine that owns the code
-        self._entry = model._c_entry_func
+        # the entry point (rows in, predictions out, first row, end row) called with plain
+        # addresses: ctypes makes no pointer objects per call, and releases the GIL in it
+        self._entry = _ENTRY(model._execution_engine.get_function_address("forest_root"))
         self.n_feature = model.num_feature()
         self.n_classes = model.num_model_per_iteration()
 
@@ -72,8 +76,7 @@ class CompiledForest:
         n = len(X)
         out = np.zeros(n if self.n_classes == 1 else (n, self.n_classes), dtype=np.float64)
         if n:
-            double_p = ctypes.POINTER(ctypes.c_double)
-            self._entry(X.ctypes.data_as(double_p), out.ctypes.data_as(double_p), 0, n)
+            self._entry(X.ctypes.data, out.ctypes.data, 0, n)
         return out
 
 
