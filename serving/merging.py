@@ -139,6 +139,10 @@ class RequestMerger:
         for as_of, members in groups.items():
             ids = list(dict.fromkeys(i for item in members for i in item.ids))
             scored = self.score_ids(ids, as_of)
+            order = scored.index.tolist()
+            found = set(order)
             for item in members:
-                out[id(item)] = (scored.loc[[i for i in item.ids if i in scored.index]], as_of)
+                wanted = [i for i in item.ids if i in found]
+                # a request alone in its call (the usual case) takes the frame as it is
+                out[id(item)] = (scored if wanted == order else scored.loc[wanted], as_of)
         return [out[id(item)] for item in batch]
