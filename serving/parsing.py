@@ -104,10 +104,13 @@ def _as_dumped(value: object) -> object:
     return None if type(value) is float and not math.isfinite(value) else value
 
 
-def tables_from_rows(rows: dict[str, list | dict | None]) -> ck.Tables:
+def tables_from_rows(rows: dict[str, list | dict | None], *, with_arrays: bool = False
+                     ) -> ck.Tables | tuple[ck.Tables, dict | None]:
     """Validated tables from a ``/score_events`` body: table name -> its rows as records (a list
     of dicts) or as :func:`columns_of` columns (``None``: the table is absent). A table given
-    with no rows has the contract's columns and no rows.
+    with no rows has the contract's columns and no rows. With ``with_arrays``, also the
+    validation's own arrays of those tables (``churnkit.data.validate_columns``), which
+    ``ShopArrays.of(tables, arrays)`` reads instead of the frames.
 
     Raises :class:`RequestError` (422) listing every contract problem, or when the customers
     table does not hold exactly one customer.
@@ -115,7 +118,7 @@ def tables_from_rows(rows: dict[str, list | dict | None]) -> ck.Tables:
     columns = {name: given if given is None or isinstance(given, dict)
                else columns_of_records(given) for name, given in rows.items()}
     try:
-        tables = validate_columns(columns)
+        tables, plain = validate_columns(columns, with_arrays=True)
     except ck.DataValidationError as exc:
         raise RequestError(
             f"the rows break the data contract ({len(exc.problems)} problem(s)); fix them and "
@@ -126,7 +129,7 @@ def tables_from_rows(rows: dict[str, list | dict | None]) -> ck.Tables:
                            status=422) from None
     if len(pd.unique(tables.customers["customer_id"])) != 1:
         raise RequestError("customers must hold exactly one customer", status=422)
-    return tables
+    return (tables, plain) if with_arrays else tables
 
 
 def customer_id_of(tables: ck.Tables) -> object:

@@ -192,9 +192,10 @@ class ChurnService:
             self._check_ready()
             total = check_row_count(given, self.settings)
             cutoff = parse_as_of(as_of, self.settings, pd.Timestamp.now(tz="UTC"))
-            tables = tables_from_rows({name: columns_of(rows) for name, rows in given.items()})
-            try:
-                scored = self._score_tables(tables, cutoff)
+            tables, plain = tables_from_rows({name: columns_of(rows)
+                                              for name, rows in given.items()}, with_arrays=True)
+            try:  # the engine's arrays from the validation's own (no pandas column reads)
+                scored = self._score_tables(ck.ShopArrays.of(tables, plain), cutoff)
             except ValueError as exc:  # e.g. a table the model needs was left out
                 raise RequestError(
                     f"these rows cannot be scored by this model: {exc}. Send every table the "

@@ -346,10 +346,16 @@ def validated(tables: Tables) -> Tables:
     return tables if tables.normalized else validate(tables)
 
 
-def validate_columns(tables: Mapping[str, Mapping[str, list] | None]) -> Tables:
+def validate_columns(tables: Mapping[str, Mapping[str, list] | None], *,
+                     with_arrays: bool = False) -> Tables | tuple[Tables, dict | None]:
     """:func:`validate` of tables given as Python columns: table name -> column name -> its
     values, one per row (None: the table is absent; no columns: the contract's, no rows), as
     :func:`churnkit.data.plain.columns_of_records` makes them from records.
+
+    With ``with_arrays``, also the checked columns as NumPy arrays, row for row with the
+    returned frames (table -> column -> array, in :func:`churnkit.data.plain.numpy_form`'s
+    form; None for an absent table, or for all when the tables went through ``validate``):
+    what :meth:`churnkit.features.arrays.ShopArrays.of` reads instead of the frames' columns.
 
     The same checks (one definition of each rule), the same problems in the same order and the
     same normalized :class:`Tables` as ``validate`` of the frames ``DataFrame.from_records``
@@ -361,8 +367,9 @@ def validate_columns(tables: Mapping[str, Mapping[str, list] | None]) -> Tables:
     if given["customers"] is None or any(
             c is not None and not set(c) <= set(TABLES[n].column_names)
             for n, c in given.items()):
-        return validate(Tables(**{n: None if c is None else PlainTable(_filled(n, c)).frame()
-                                  for n, c in given.items()}))
+        checked = validate(Tables(**{n: None if c is None else PlainTable(_filled(n, c)).frame()
+                                     for n, c in given.items()}))
+        return (checked, None) if with_arrays else checked
     problems: list[Problem] = []
     arrays: dict[str, dict | None] = {}
     defaulted: set[str] = set()
@@ -405,9 +412,11 @@ def validate_columns(tables: Mapping[str, Mapping[str, list] | None]) -> Tables:
             frames[name] = None
             continue
         order = _order(a["customer_id"], a[TABLES[name].time_column])
-        frames[name] = pd.DataFrame({c: frame_array(v if order is None else v[order])
-                                     for c, v in a.items()})
-    return Tables(**frames, normalized=True, defaulted=frozenset(defaulted))
+        if order is not None:
+            a = arrays[name] = {c: v[order] for c, v in a.items()}
+        frames[name] = pd.DataFrame({c: frame_array(v) for c, v in a.items()})
+    checked = Tables(**frames, normalized=True, defaulted=frozenset(defaulted))
+    return (checked, arrays) if with_arrays else checked
 
 
 def _filled(name: str, columns: Mapping[str, list]) -> Mapping[str, list]:

@@ -14,6 +14,7 @@ Every family computes from the :class:`Known` it returns, never from the raw arr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -121,19 +122,27 @@ class ShopArrays:
     tables: Tables = field(repr=False)
 
     @classmethod
-    def of(cls, tables: Tables) -> ShopArrays:
-        """Convert validated ``tables`` (normalized: sorted by customer, then time)."""
+    def of(cls, tables: Tables, plain: Mapping[str, Mapping[str, np.ndarray] | None] | None = None
+           ) -> ShopArrays:
+        """Convert validated ``tables`` (normalized: sorted by customer, then time).
+
+        ``plain``: the same tables' columns already as NumPy arrays, row for row (what
+        :func:`churnkit.data.validate_columns` gives with ``with_arrays``); a column read from
+        there gives the array its frame column would (one small request then pays no pandas
+        column access per column).
+        """
         if not tables.normalized:
             raise ValueError("ShopArrays need validated tables (churnkit.validate)")
-        cust = tables.customers
-        ids = cust["customer_id"].to_numpy()
-        zone_codes, zone_names = pd.factorize(cust["timezone"].fillna("UTC"))
+        plain = plain or {}
+        cust = _Columns(tables.customers, plain.get("customers"))
+        ids = cust.values("customer_id")
+        zone_codes, zone_names = pd.factorize(cust.texts("timezone", fill="UTC"))
         zones = tuple(str(z) for z in zone_names)
         row_zone = zone_codes.astype(np.min_scalar_type(max(len(zones) - 1, 0)))
         customers = {
-            "signup_at": micros(cust["signup_at"]),
-            "unsubscribed_at": micros(cust["unsubscribed_at"]),
-            **{f"consent_{ch}": cust[f"consent_{ch}"].to_numpy(dtype=bool) for ch in CHANNELS},
+            "signup_at": cust.micros("signup_at"),
+            "unsubscribed_at": cust.micros("unsubscribed_at"),
+            **{f"consent_{ch}": cust.flags(f"consent_{ch}") for ch in CHANNELS},
         }
         events: dict[str, dict[str, np.ndarray]] = {}
         starts: dict[str, np.ndarray] = {}
@@ -142,30 +151,30 @@ class ShopArrays:
         for name, frame in tables.items():
             if name == "customers":
                 continue
-            row_ids = frame["customer_id"].to_numpy()
+            table = _Columns(frame, plain.get(name))
+            row_ids = table.values("customer_id")
             owned, counts = _runs(row_ids, ids)
             if owned is not None:  # rows of no customer (e.g. before a signup, tables cut early)
-                frame, row_ids = frame[owned], row_ids[owned]
+                table, row_ids = table.where(owned), row_ids[owned]
             order = None
             if name == "browsing":  # by customer, session, time: sessions become row ranges
-                raw = frame["session_id"]
-                session = (raw.to_numpy(dtype=np.int64) if pd.api.types.is_integer_dtype(raw)
+                raw = table.values("session_id")
+                session = (raw.astype(np.int64) if pd.api.types.is_integer_dtype(raw.dtype)
                            else pd.factorize(raw)[0])
                 order = _session_order(row_ids, session)
             cols: dict[str, np.ndarray] = {}
             for column in COLUMNS[name]:
-                series = frame[column]
                 if (name, column) in ENUMS:
-                    cols[column] = codes(series, ENUMS[name, column])
+                    cols[column] = codes(table.texts(column), ENUMS[name, column])
                 elif column == "category":
-                    cats, categories = _categories(series)
+                    cats, categories = _categories(table.texts(column))
                     cols[column] = cats
                 elif column == "order_id":
-                    cols[column] = series.to_numpy()
-                elif pd.api.types.is_datetime64_any_dtype(series.dtype):
-                    cols[column] = micros(series)
+                    cols[column] = table.values(column)
+                elif table.is_time(column):
+                    cols[column] = table.micros(column)
                 else:
-                    cols[column] = _floats(series)
+                    cols[column] = table.floats(column)
             if order is not None:  # rows regrouped by session (columns first: cheaper)
                 cols = {k: v[order] for k, v in cols.items()}
                 session = session[order]
@@ -224,6 +233,74 @@ class ShopArrays:
         found = at < len(self.ids)
         at = at[found]
         return np.unique(at[self.ids[at] == keys[found]])
+
+
+class _Columns:
+    """One validated table's columns as :meth:`ShopArrays.of` reads them: from the NumPy
+    arrays the validation made (``plain``) where a column's array holds exactly what its frame
+    column would give, else from the frame."""
+
+    def __init__(self, frame: pd.DataFrame, plain: Mapping[str, np.ndarray] | None,
+                 owned: np.ndarray | None = None) -> None:
+        self.frame, self.plain, self.owned = frame, plain, owned
+        self._dtypes: dict | None = None
+
+    def where(self, owned: np.ndarray) -> _Columns:
+        """The rows where ``owned`` holds."""
+        if self.plain is None:
+            return _Columns(self.frame[owned], None)
+        return _Columns(self.frame, self.plain, owned)
+
+    def _array(self, column: str, kinds: str) -> np.ndarray | None:
+        if self.plain is None:
+            return None
+        values = self.plain[column]
+        if values.dtype.kind not in kinds:
+            return None
+        if values.dtype == object:
+            items = values.tolist()  # text: str or NaN, at least one str (else the frame's)
+            if not any(type(v) is str for v in items) or any(
+                    type(v) is not str and v == v for v in items):
+                return None
+        return values if self.owned is None else values[self.owned]
+
+    def _series(self, column: str) -> pd.Series:
+        series = self.frame[column]
+        return series if self.owned is None else series[self.owned]
+
+    def values(self, column: str) -> np.ndarray:
+        """Ids and other keys: the frame column's ``to_numpy()``."""
+        got = self._array(column, "iO")
+        return got if got is not None else self._series(column).to_numpy()
+
+    def texts(self, column: str, fill: str | None = None) -> np.ndarray | pd.Series:
+        """A text column (missing: NaN, or ``fill``)."""
+        got = self._array(column, "O")
+        if got is None:
+            series = self._series(column)
+            return series if fill is None else series.fillna(fill)
+        return got if fill is None else np.where(pd.isna(got), fill, got)
+
+    def is_time(self, column: str) -> bool:
+        if self.plain is not None and self.plain[column].dtype.kind == "M":
+            return True
+        if self._dtypes is None:
+            self._dtypes = dict(zip(self.frame.columns, self.frame.dtypes, strict=True))
+        return pd.api.types.is_datetime64_any_dtype(self._dtypes[column])
+
+    def micros(self, column: str) -> np.ndarray:
+        got = self._array(column, "M")
+        if got is None:
+            return micros(self._series(column))
+        return got.astype("datetime64[us]").view(np.int64)
+
+    def flags(self, column: str) -> np.ndarray:
+        got = self._array(column, "b")
+        return got if got is not None else self._series(column).to_numpy(dtype=bool)
+
+    def floats(self, column: str) -> np.ndarray:
+        got = self._array(column, "ifb")
+        return got.astype(np.float64) if got is not None else _floats(self._series(column))
 
 
 def _runs(row_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:

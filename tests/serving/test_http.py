@@ -307,7 +307,14 @@ def test_non_json_body_is_415(service):
 
 def test_metrics_count_scored_customers(service):
     with service.client() as client:
-        client.post("/score", json={"customer_ids": [1, 2], "as_of": AS_OF})
+        # /readyz answered from one worker; the other may still be loading (503): retry
+        for _ in range(100):
+            if client.post("/score", json={"customer_ids": [1, 2], "as_of": AS_OF}
+                           ).status_code == 200:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("/score never answered 200")
         text = client.get("/metrics").text
     assert "churnkit_customers_scored_total" in text
     assert "bentoml_service_request_duration_seconds" in text
