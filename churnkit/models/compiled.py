@@ -49,16 +49,15 @@ class CompiledForest:
             model_file = Path(tmp) / "model.txt"
             model_file.write_text(model_text)
             model = lleaves.Model(model_file=str(model_file))
-            cache.parent.mkdir(parents=True, exist_ok=True)
             if cache.exists():
                 model.compile(cache=str(cache))
-            else:  # compile to a scratch name, then rename: a reader sees all of it or none
-                scratch = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+            else:
                 try:
-                    model.compile(cache=str(scratch))
-                    os.replace(scratch, cache)
-                finally:
-                    scratch.unlink(missing_ok=True)
+                    cache.parent.mkdir(parents=True, exist_ok=True)
+                    _compile_into(model, cache)
+                except OSError:  # a read-only bundle: compiled for this process only
+                    cache = Path(tmp) / cache.name
+                    _compile_into(model, cache)
         self.path = cache
         self._model = model  # holds the execution engine that owns the code
         # the entry point (rows in, predictions out, first row, end row) called with plain
@@ -78,6 +77,16 @@ class CompiledForest:
         if n:
             self._entry(X.ctypes.data, out.ctypes.data, 0, n)
         return out
+
+
+def _compile_into(model: object, cache: Path) -> None:
+    """Compile to a scratch name beside ``cache``, then rename: a reader sees all or none."""
+    scratch = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+    try:
+        model.compile(cache=str(scratch))  # type: ignore[attr-defined]
+        os.replace(scratch, cache)
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
 @functools.cache

@@ -179,7 +179,8 @@ class ModelBundle:
                 (tmp / COMPILED).mkdir()
                 for booster, iteration in self.forests():
                     kept = forest_for(booster, iteration).path
-                    shutil.copyfile(kept, tmp / COMPILED / kept.name)
+                    if kept.exists():  # (one compiled for a read-only bundle is not kept)
+                        shutil.copyfile(kept, tmp / COMPILED / kept.name)
                 _mark_compiled(tmp / COMPILED, len(self.forests()))
         return Path(path)
 

@@ -91,6 +91,21 @@ def test_kept_machine_code_is_reused_and_a_changed_forest_gets_its_own(tmp_path)
     assert not list(tmp_path.glob(".*"))  # no scratch file left behind
 
 
+def test_a_read_only_folder_still_gets_compiled_forests(tmp_path, monkeypatch):
+    rng = np.random.default_rng(5)
+    booster = _booster("binary", rng)
+    X = _rows(rng, 50, 6)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(compiled, "_compile_into", lambda model, cache: (
+        refuse() if cache.parent == tmp_path / "ro" else model.compile(cache=str(cache))))
+    compiled.attach(booster, tmp_path / "ro")
+    np.testing.assert_allclose(predict(booster, X), booster.predict(X), rtol=1e-12)
+    assert not (tmp_path / "ro").exists() or not list((tmp_path / "ro").iterdir())
+
+
 def test_boosters_are_found_in_nested_parts():
     rng = np.random.default_rng(4)
     a, b = _booster("binary", rng), _booster("binary", rng)
