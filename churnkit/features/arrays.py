@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from churnkit.data.contract import (
     BROWSING_EVENTS,
@@ -31,6 +29,7 @@ from churnkit.data.contract import (
 )
 from churnkit.data.tables import Tables
 from churnkit.features.local_time import DAY_US, local_parts
+from churnkit.features.table_arrays import TableColumns, categories_of, codes
 
 #: An empty time (NaT) as int64 microseconds.
 NAT = np.iinfo(np.int64).min
@@ -51,31 +50,6 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "tickets": ("opened_at", "topic", "resolved_at", "compensation_amount", "satisfaction"),
     "contacts": ("sent_at", "channel", "group", "opened_at", "converted_at"),
 }
-
-
-def micros(column: pd.Series) -> np.ndarray:
-    """A timestamp column as int64 microseconds since the epoch (UTC), :data:`NAT` when empty."""
-    values = column.array
-    if getattr(values, "unit", "us") != "us":
-        values = values.as_unit("us")
-    return np.asarray(values.asi8, dtype=np.int64)
-
-
-def codes(column: pd.Series, values: tuple[str, ...]) -> np.ndarray:
-    """An enum column as int8 codes into ``values`` (-1 when empty)."""
-    if len(column) <= _SMALL:
-        lookup = {v: i for i, v in enumerate(values)}
-        return np.array([lookup.get(v, -1) for v in column.tolist()], dtype=np.int8)
-    found = pc.index_in(pa.array(column, from_pandas=True), value_set=pa.array(values))
-    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int8)
-
-
-#: Up to this many rows a column is converted element by element (fixed costs dominate).
-_SMALL = 64
-
-
-def _floats(column: pd.Series) -> np.ndarray:
-    return column.to_numpy(dtype="float64", na_value=np.nan)
 
 
 @dataclass(frozen=True)
@@ -134,7 +108,7 @@ class ShopArrays:
         if not tables.normalized:
             raise ValueError("ShopArrays need validated tables (churnkit.validate)")
         plain = plain or {}
-        cust = _Columns(tables.customers, plain.get("customers"))
+        cust = TableColumns(tables.customers, plain.get("customers"))
         ids = cust.values("customer_id")
         zone_codes, zone_names = pd.factorize(cust.texts("timezone", fill="UTC"))
         zones = tuple(str(z) for z in zone_names)
@@ -151,7 +125,7 @@ class ShopArrays:
         for name, frame in tables.items():
             if name == "customers":
                 continue
-            table = _Columns(frame, plain.get(name))
+            table = TableColumns(frame, plain.get(name))
             row_ids = table.values("customer_id")
             owned, counts = _runs(row_ids, ids)
             if owned is not None:  # rows of no customer (e.g. before a signup, tables cut early)
@@ -167,7 +141,7 @@ class ShopArrays:
                 if (name, column) in ENUMS:
                     cols[column] = codes(table.texts(column), ENUMS[name, column])
                 elif column == "category":
-                    cats, categories = _categories(table.texts(column))
+                    cats, categories = categories_of(table.texts(column))
                     cols[column] = cats
                 elif column == "order_id":
                     cols[column] = table.values(column)
@@ -235,74 +209,6 @@ class ShopArrays:
         return np.unique(at[self.ids[at] == keys[found]])
 
 
-class _Columns:
-    """One validated table's columns as :meth:`ShopArrays.of` reads them: from the NumPy
-    arrays the validation made (``plain``) where a column's array holds exactly what its frame
-    column would give, else from the frame."""
-
-    def __init__(self, frame: pd.DataFrame, plain: Mapping[str, np.ndarray] | None,
-                 owned: np.ndarray | None = None) -> None:
-        self.frame, self.plain, self.owned = frame, plain, owned
-        self._dtypes: dict | None = None
-
-    def where(self, owned: np.ndarray) -> _Columns:
-        """The rows where ``owned`` holds."""
-        if self.plain is None:
-            return _Columns(self.frame[owned], None)
-        return _Columns(self.frame, self.plain, owned)
-
-    def _array(self, column: str, kinds: str) -> np.ndarray | None:
-        if self.plain is None:
-            return None
-        values = self.plain[column]
-        if values.dtype.kind not in kinds:
-            return None
-        if values.dtype == object:
-            items = values.tolist()  # text: str or NaN, at least one str (else the frame's)
-            if not any(type(v) is str for v in items) or any(
-                    type(v) is not str and v == v for v in items):
-                return None
-        return values if self.owned is None else values[self.owned]
-
-    def _series(self, column: str) -> pd.Series:
-        series = self.frame[column]
-        return series if self.owned is None else series[self.owned]
-
-    def values(self, column: str) -> np.ndarray:
-        """Ids and other keys: the frame column's ``to_numpy()``."""
-        got = self._array(column, "iO")
-        return got if got is not None else self._series(column).to_numpy()
-
-    def texts(self, column: str, fill: str | None = None) -> np.ndarray | pd.Series:
-        """A text column (missing: NaN, or ``fill``)."""
-        got = self._array(column, "O")
-        if got is None:
-            series = self._series(column)
-            return series if fill is None else series.fillna(fill)
-        return got if fill is None else np.where(pd.isna(got), fill, got)
-
-    def is_time(self, column: str) -> bool:
-        if self.plain is not None and self.plain[column].dtype.kind == "M":
-            return True
-        if self._dtypes is None:
-            self._dtypes = dict(zip(self.frame.columns, self.frame.dtypes, strict=True))
-        return pd.api.types.is_datetime64_any_dtype(self._dtypes[column])
-
-    def micros(self, column: str) -> np.ndarray:
-        got = self._array(column, "M")
-        if got is None:
-            return micros(self._series(column))
-        return got.astype("datetime64[us]").view(np.int64)
-
-    def flags(self, column: str) -> np.ndarray:
-        got = self._array(column, "b")
-        return got if got is not None else self._series(column).to_numpy(dtype=bool)
-
-    def floats(self, column: str) -> np.ndarray:
-        got = self._array(column, "ifb")
-        return got.astype(np.float64) if got is not None else _floats(self._series(column))
-
-
 def _runs(row_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
     """Which rows (grouped by customer id, in the order of ``ids``, sorted) belong to a customer
     of ``ids`` (None when all do), and each customer's number of rows. One look-up per run of
@@ -344,20 +250,6 @@ def _session_order(row_ids: np.ndarray, session: np.ndarray) -> np.ndarray | Non
     order = np.arange(m)
     order[idx] = idx[np.lexsort((session[idx], group))]
     return order
-
-
-def _categories(series: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Free-text categories as int32 codes into their sorted distinct values (-1 when empty)."""
-    values = pa.array(series, from_pandas=True)
-    if isinstance(values, pa.ChunkedArray):  # a column read from Parquet in several chunks
-        values = values.combine_chunks()
-    encoded = values.dictionary_encode()
-    names = encoded.dictionary.to_pylist()
-    rank = np.empty(len(names), dtype=np.int32)
-    rank[np.argsort(np.array(names, dtype=object), kind="stable")] = np.arange(len(names))
-    indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-    out = np.where(indices >= 0, rank[np.maximum(indices, 0)] if len(rank) else -1, -1)
-    return out.astype(np.int32), tuple(sorted(names))
 
 
 @dataclass(frozen=True)

@@ -87,12 +87,12 @@ def test_text_columns_in_several_arrow_chunks_convert_like_one():
     # columns read from Parquet may hold several Arrow chunks
     import pyarrow as pa
 
-    from churnkit.features.arrays import _categories, codes
+    from churnkit.features.table_arrays import categories_of, codes
 
     chunked = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([["b", None], ["a", "b"]])))
     whole = pd.Series(["b", None, "a", "b"], dtype="str")
     for series in (chunked, whole):
-        values, names = _categories(series)
+        values, names = categories_of(series)
         assert names == ("a", "b") and values.tolist() == [1, -1, 0, 1]
     long = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([["late"] * 70, ["lost"] * 70])))
     assert codes(long, ("placed", "late", "lost")).tolist() == [1] * 70 + [2] * 70
