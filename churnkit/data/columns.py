@@ -267,9 +267,9 @@ class FeatureColumns:
         :meth:`from_frame` of that frame."""
         layout = _column_layout(tuple(columns), dtypes)
         arrays = list(columns.values())
-        numbers = np.empty((len(layout.numbers), len(index)))
-        for k, j in enumerate(layout.numbers.tolist()):
-            numbers[k] = arrays[j]  # the cast the frame's to_numpy(float) makes
+        # the cast the frame's to_numpy(float) makes, one column per row of the block
+        numbers = np.array([arrays[j] for j in layout.numbers.tolist()], dtype=np.float64
+                           ).reshape(len(layout.numbers), len(index))
         texts = {layout.names[j]: pd.array(arrays[j], dtype=dtypes[j]).to_numpy(dtype=object)
                  for j in layout.texts.tolist()}
         return cls(index, layout, np.ascontiguousarray(numbers.T), texts, None, make=make)

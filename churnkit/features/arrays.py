@@ -198,7 +198,9 @@ class ShopArrays:
 
     def positions_of(self, customer_ids: object) -> np.ndarray:
         """Sorted positions of the ids among :attr:`ids` (unknown ids are left out)."""
-        wanted = pd.unique(np.asarray(list(customer_ids), dtype=object))  # type: ignore[call-overload]
+        wanted = np.asarray(list(customer_ids), dtype=object)
+        if len(wanted) > 1:  # one id (a service call) is unique already
+            wanted = pd.unique(wanted)  # type: ignore[call-overload]
         try:
             keys = np.asarray(wanted, dtype=self.ids.dtype)
         except (TypeError, ValueError):  # ids of another kind match nothing

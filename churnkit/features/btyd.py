@@ -22,8 +22,7 @@ from churnkit.features.family import Columns, Family, Feature, description_of
 from churnkit.features.population import PopulationFit
 from churnkit.features.sql import age_days
 from churnkit.stats.btyd import predictions
-from churnkit.stats.pareto_nbd import p_alive as pareto_p_alive
-from churnkit.stats.pareto_nbd import p_purchase_if_alive
+from churnkit.stats.pareto_nbd import predictions as pareto_predictions
 
 NAME = "btyd"
 _O = ("orders",)
@@ -102,9 +101,8 @@ def _finish(columns: Columns, population: PopulationFit) -> Columns:
         out[f"expected_purchases_{HORIZON_DAYS}d"][buyers] = expected[inverse]
         out[f"p_no_purchase_{HORIZON_DAYS}d"][buyers] = quiet[inverse]
     if population.pareto_nbd is not None:
-        alive = pareto_p_alive(population.pareto_nbd, x, t_x, big_t)
+        alive, quiet = pareto_predictions(population.pareto_nbd, HORIZON_DAYS, x, t_x, big_t)
         out["pnbd_p_alive"][buyers] = alive[inverse]
-        quiet = 1.0 - alive * p_purchase_if_alive(population.pareto_nbd, HORIZON_DAYS, x, big_t)
         out[f"pnbd_p_no_purchase_{HORIZON_DAYS}d"][buyers] = quiet[inverse]
     return out
 

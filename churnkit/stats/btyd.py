@@ -198,7 +198,12 @@ def p_alive(params: BGNBDParams, frequency, recency, T) -> np.ndarray:
     for customers without repeat purchases (in BG/NBD one can only drop out right after a
     purchase). Inputs as for :func:`fit_bgnbd` (days).
     """
-    x, t_x, big_t = summary_arrays(frequency, recency, T)
+    return _p_alive(params, *summary_arrays(frequency, recency, T))
+
+
+def _p_alive(params: BGNBDParams, x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray
+             ) -> np.ndarray:
+    """:func:`p_alive` of summaries already checked (:func:`summary_arrays`)."""
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     pos = x > 0
     bx1 = np.where(pos, b + x - 1, 1.0)
@@ -336,7 +341,7 @@ def predictions(params: BGNBDParams, t, frequency, recency, T
     x, t_x, big_t = summary_arrays(frequency, recency, T)
     t = checked_array(t, "t")
     x, t_x, big_t, t = np.broadcast_arrays(x, t_x, big_t, t)
-    alive = p_alive(params, x, t_x, big_t)
+    alive = _p_alive(params, x, t_x, big_t)
     z = t / (params.alpha + big_t + t)
     expected = _purchases_if_alive(params, x, z) * alive
     alpha_t = params.alpha + big_t

@@ -109,7 +109,12 @@ def fit_pareto_nbd(frequency, recency, T, *, max_customers: int | None = 100_000
 
 def p_alive(params: ParetoNBDParams, frequency, recency, T) -> np.ndarray:
     """Probability that each customer is still alive at ``T``."""
-    x, t_x, big_t = summary_arrays(frequency, recency, T)
+    return _p_alive(params, *summary_arrays(frequency, recency, T))
+
+
+def _p_alive(params: ParetoNBDParams, x: np.ndarray, t_x: np.ndarray, big_t: np.ndarray
+             ) -> np.ndarray:
+    """:func:`p_alive` of summaries already checked (:func:`summary_arrays`)."""
     alive, gone = _log_terms(params, x, t_x, big_t)
     return 1.0 / (1.0 + np.exp(gone - alive))
 
@@ -152,9 +157,17 @@ def _purchase_integral(params: ParetoNBDParams, t: np.ndarray, x: np.ndarray,
 def p_no_purchase(params: ParetoNBDParams, t, frequency, recency, T) -> np.ndarray:
     """Conditional probability of no purchase in ``(T, T + t]``: ``1 - P(alive) * P(a purchase
     before dropping out | alive)``."""
+    return predictions(params, t, frequency, recency, T)[1]
+
+
+def predictions(params: ParetoNBDParams, t, frequency, recency, T
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """``(p_alive, p_no_purchase)`` over a horizon ``t``, with the inputs checked once and
+    ``P(alive)`` computed once: the values of the two functions."""
     x, t_x, big_t = summary_arrays(frequency, recency, T)
-    return 1.0 - p_alive(params, x, t_x, big_t) * p_purchase_if_alive(params, t, x, big_t)
+    alive = _p_alive(params, x, t_x, big_t)
+    return alive, 1.0 - alive * p_purchase_if_alive(params, t, x, big_t)
 
 
 __all__ = ["ParetoNBDParams", "fit_pareto_nbd", "log_likelihood", "p_alive", "p_no_purchase",
-           "p_purchase_if_alive"]
+           "p_purchase_if_alive", "predictions"]
