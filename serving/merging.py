@@ -18,13 +18,20 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from churnkit.errors import RequestError
+from churnkit.scoring import Scores
 
 #: Most customers scored in one merged call: bounds the time one call holds the queue (the
 #: cost of a call is roughly fixed for small batches and grows with their size after).
 MAX_BATCH_IDS = 256
 
-#: Scores the ids as of a UTC Timestamp: one row per id known at that moment, indexed by id.
-ScoreIds = Callable[[list[object], pd.Timestamp], pd.DataFrame]
+#: Scores the ids as of a UTC Timestamp: one row per id known at that moment, indexed by id
+#: (a frame, or its columns as :class:`churnkit.scoring.Scores`).
+ScoreIds = Callable[[list[object], pd.Timestamp], pd.DataFrame | Scores]
+
+
+def _select(scored: pd.DataFrame | Scores, ids: list[object]) -> pd.DataFrame | Scores:
+    """The rows of ``ids`` (all scored), in their order."""
+    return scored.loc[ids] if isinstance(scored, pd.DataFrame) else scored.select(ids)
 
 
 @dataclass
@@ -143,6 +150,6 @@ class RequestMerger:
             found = set(order)
             for item in members:
                 wanted = [i for i in item.ids if i in found]
-                # a request alone in its call (the usual case) takes the frame as it is
-                out[id(item)] = (scored if wanted == order else scored.loc[wanted], as_of)
+                # a request alone in its call (the usual case) takes the scores as they are
+                out[id(item)] = (scored if wanted == order else _select(scored, wanted), as_of)
         return [out[id(item)] for item in batch]

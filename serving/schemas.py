@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from churnkit.data import EARLIEST, LATEST, TABLES
+from churnkit.scoring import Scores
 
 
 def _whole(value: object) -> object:
@@ -199,6 +200,7 @@ class ScoreResponse(BaseModel):
 
 _FIELDS = [name for name in CustomerScore.model_fields if name not in ("customer_id",
                                                                         "top_drivers")]
+_NAMES = frozenset((*_FIELDS, "top_drivers"))
 
 
 def _plain(value: object) -> object:
@@ -218,11 +220,16 @@ def _plain(value: object) -> object:
     return value
 
 
-def rows_from_frame(scored: pd.DataFrame) -> list[CustomerScore]:
-    """One :class:`CustomerScore` per row of a :func:`churnkit.score` frame."""
-    present = [name for name in _FIELDS if name in scored.columns]
-    drivers = scored["top_drivers"].tolist() if "top_drivers" in scored.columns else None
-    columns = {name: scored[name].tolist() for name in present}
+def rows_from_frame(scored: pd.DataFrame | Scores) -> list[CustomerScore]:
+    """One :class:`CustomerScore` per row of a :func:`churnkit.score` frame, or of its columns
+    (:class:`churnkit.scoring.Scores`, the same answer without building the frame)."""
+    if isinstance(scored, Scores):
+        columns = scored.values()
+    else:
+        columns = {name: scored[name].tolist() for name in scored.columns
+                   if name in _NAMES}
+    present = [name for name in _FIELDS if name in columns]
+    drivers = columns.get("top_drivers")
     out = []
     for i, customer_id in enumerate(scored.index.tolist()):
         row: dict[str, object] = {name: _plain(columns[name][i]) for name in present}

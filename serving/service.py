@@ -28,6 +28,7 @@ import pandas as pd
 
 import churnkit as ck
 from churnkit.errors import RequestError, StoreError
+from churnkit.scoring import Scores
 from serving.guard import RequestGuard, check_id_count, check_row_count, error_response
 from serving.merging import RequestMerger
 from serving.openapi import ServedSpec
@@ -154,14 +155,14 @@ class ChurnService:
             raise RequestError("the service is still loading the model and the event store; "
                                "retry when /readyz answers 200", status=503)
 
-    def _response(self, scored: pd.DataFrame, as_of: pd.Timestamp,
+    def _response(self, scored: pd.DataFrame | Scores, as_of: pd.Timestamp,
                   not_found: list[object]) -> ScoreResponse:
         assert self.bundle is not None
         return ScoreResponse(
             model=self.bundle.metadata.name, model_version=self.bundle.metadata.version,
             as_of=as_of.to_pydatetime(), customers=rows_from_frame(scored), not_found=not_found)
 
-    def _score_ids(self, ids: list[object], as_of: pd.Timestamp) -> pd.DataFrame:
+    def _score_ids(self, ids: list[object], as_of: pd.Timestamp) -> Scores:
         """The store's rows of these customers, scored as of ``as_of`` (one merged call)."""
         assert self.store is not None
         data = self.store.data_for(ids)
@@ -171,11 +172,12 @@ class ChurnService:
             raise StoreError(f"the store's data cannot be scored by this model: {exc}") from exc
 
     def _score_tables(self, data: ck.Tables | ck.ShopArrays, as_of: pd.Timestamp
-                      ) -> pd.DataFrame:
+                      ) -> Scores:
         """:func:`churnkit.score` (no rows when no customer exists at ``as_of``: a customer
         who signs up at or after ``as_of`` does not exist yet)."""
         assert self.bundle is not None
-        return ck.score(data, as_of=as_of, bundle=self.bundle)
+        # the columns, not a frame: the answer reads them as they are (Scores)
+        return ck.score(data, as_of=as_of, bundle=self.bundle, as_frame=False)
 
     # --- /score_events -----------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from churnkit.scoring.schema import (
     to_json_text,
 )
 from churnkit.scoring.score import (
+    Scores,
     customer_margin_shares,
     score,
     score_columns,
@@ -35,6 +36,7 @@ __all__ = [
     "OUTPUT_FORMAT",
     "FeatureSpec",
     "ModelBundle",
+    "Scores",
     "TrainingMetadata",
     "compile_bundle",
     "customer_margin_shares",

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -105,7 +106,8 @@ def score_columns(bundle: ModelBundle, *, explain: bool | str = "at_risk") -> li
 
 def score_features(features: pd.DataFrame | FeatureColumns, bundle: ModelBundle, *,
                    as_of: object, explain: bool | str = "at_risk",
-                   margin_share: np.ndarray | pd.Series | None = None) -> pd.DataFrame:
+                   margin_share: np.ndarray | pd.Series | None = None,
+                   as_frame: bool = True) -> pd.DataFrame | Scores:
     """Score a feature frame (index ``customer_id``, built as of ``as_of``) with ``bundle``.
 
     Returns one row per customer: ``churn_probability``, ``risk_percentile`` (0-100, against the
@@ -129,6 +131,7 @@ def score_features(features: pd.DataFrame | FeatureColumns, bundle: ModelBundle,
     may also be passed instead of it); every stage works on those, and the result is built once
     at the end, so one customer costs little more than the models' own work. Each row depends
     only on its own features: a customer scored alone gets the bits of the full run.
+    ``as_frame=False`` returns those columns as :class:`Scores` instead of the frame.
     """
     if explain not in (True, False, "at_risk"):
         raise ValueError(f"explain={explain!r}; expected True, False or 'at_risk'")
@@ -189,7 +192,57 @@ def score_features(features: pd.DataFrame | FeatureColumns, bundle: ModelBundle,
                          "features' cutoff)")
     scored.update(decide_columns(scored, columns, config, uplift, contributions=contributions,
                                  as_of=as_of))
-    return _frame(scored, columns.index)
+    result = Scores(columns.index, scored)
+    return result.frame() if as_frame else result
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The scores as the stages made them, one array-like per column (``index`` the
+    customers): the frame :func:`score` returns before it is built (``as_frame=False``). The
+    HTTP service reads these into its answer: for a few rows, building a frame and reading its
+    columns back costs more than the stages after the features."""
+
+    index: pd.Index
+    columns: Mapping[str, object]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def frame(self) -> pd.DataFrame:
+        """The scores frame (what :func:`score` returns)."""
+        return _frame(dict(self.columns), self.index)
+
+    def select(self, ids: list[object]) -> Scores:
+        """The rows of these customer ids, in their order (each id must be in :attr:`index`)."""
+        at = self.index.get_indexer(ids)
+        if (at < 0).any():
+            raise KeyError(f"not among the scored customers: {np.asarray(ids)[at < 0].tolist()}")
+        columns = {}
+        for name, values in self.columns.items():
+            if isinstance(values, list):
+                columns[name] = [values[i] for i in at.tolist()]
+            elif isinstance(values, pd.Series | pd.Index):
+                columns[name] = values.array.take(at)
+            else:
+                columns[name] = values.take(at) if hasattr(values, "take") else values[at]
+        return Scores(self.index[at], columns)
+
+    def values(self) -> dict[str, list[object]]:
+        """Each column as a list of Python values, those the frame's columns' ``tolist()`` would
+        give up to missing values (None or NaN where the frame's column holds NaN, NaT or
+        None)."""
+        n = len(self.index)
+        out: dict[str, list[object]] = {}
+        for name, values in self.columns.items():
+            if isinstance(values, list) and len(values) == n:
+                out[name] = values
+            elif getattr(values, "ndim", None) == 1 and len(values) == n:  # arrays, Series
+                out[name] = values.tolist()
+            else:  # anything else the frame makes into a column (e.g. one value for all)
+                frame = self.frame()
+                return {c: frame[c].tolist() for c in frame.columns}
+        return out
 
 
 #: Score columns kept as objects whatever they hold: no channel stays None, not a missing string.
@@ -286,8 +339,9 @@ def customer_margin_shares(tables: Tables, *, as_of: object, config: PolicyConfi
 
 def score(tables: Tables, *, as_of: object, bundle: ModelBundle,
           customer_ids: Iterable[object] | None = None, explain: bool | str = "at_risk",
-          timings: dict[str, float] | None = None,
-          with_features: bool = False) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+          timings: dict[str, float] | None = None, with_features: bool = False,
+          as_frame: bool = True
+          ) -> pd.DataFrame | Scores | tuple[pd.DataFrame | Scores, pd.DataFrame]:
     """Score customers as of ``as_of`` (required; naive = UTC) with ``bundle``.
 
     Parameters
@@ -305,6 +359,8 @@ def score(tables: Tables, *, as_of: object, bundle: ModelBundle,
         When given, receives the seconds spent in ``features`` and ``models_and_policy``.
     with_features
         Also return the feature frame the scores were computed from.
+    as_frame
+        False: the scores as :class:`Scores` (their columns, the frame not built).
 
     Returns
     -------
@@ -322,11 +378,13 @@ def score(tables: Tables, *, as_of: object, bundle: ModelBundle,
         shares = customer_margin_shares(tables, as_of=cutoff, index=features.index,
                                         config=bundle.policy or PolicyConfig.default())
         scored = score_features(features, bundle, as_of=cutoff, explain=explain,
-                                margin_share=shares)
+                                margin_share=shares, as_frame=as_frame)
     else:  # nobody signed up before as_of: the models refuse empty input
         scored = pd.DataFrame({c: pd.Series([], dtype=object)
                                for c in score_columns(bundle, explain=explain)},
                               index=features.index)
+        if not as_frame:
+            scored = Scores(scored.index, {c: [] for c in scored.columns})
     if timings is not None:
         timings["features"] = t1 - t0
         timings["models_and_policy"] = time.perf_counter() - t1

@@ -11,7 +11,7 @@ import pytest
 
 import churnkit as ck
 from churnkit.data.columns import FeatureColumns
-from churnkit.scoring import score_columns, score_features
+from churnkit.scoring import Scores, score_columns, score_features
 
 pytestmark = pytest.mark.slow  # trains a small bundle once per process (~10 s)
 AS_OF = pd.Timestamp(shop_.AS_OF, tz="UTC")
@@ -103,3 +103,33 @@ def test_warm_up_leaves_the_scores_unchanged(bundle, features):
     before = score_features(part, bundle, as_of=AS_OF)
     bundle.warm_up()
     assert_same_rows(score_features(part, bundle, as_of=AS_OF), before)
+
+
+def test_scores_as_columns_hold_the_frame(bundle, features):
+    # as_frame=False: the columns the frame is built from (what the HTTP service answers from)
+    whole = score_features(features, bundle, as_of=AS_OF)
+    columns = score_features(features, bundle, as_of=AS_OF, as_frame=False)
+    assert isinstance(columns, Scores) and len(columns) == len(whole)
+    assert_same_rows(columns.frame(), whole)
+    values = columns.values()
+    assert list(values) == list(whole.columns)
+    for name, got in values.items():
+        for x, y in zip(got, whole[name].tolist(), strict=True):
+            missing = x is None or x is pd.NaT or (isinstance(x, float) and x != x)
+            assert (x == y) or (missing and pd.isna(y)), (name, x, y)
+    rows = pick(whole, features, n=20)[::-1]  # an order of their own
+    ids = whole.index[rows].tolist()
+    assert_same_rows(columns.select(ids).frame(), whole.loc[ids])
+    with pytest.raises(KeyError, match="not among the scored customers"):
+        columns.select([ids[0], "no such customer"])
+
+
+def test_one_customer_as_columns_is_its_row(bundle):
+    tables = shop_.shop()
+    whole = ck.score(tables, as_of=AS_OF, bundle=bundle)
+    cid = whole.index[7]
+    alone = ck.score(tables, as_of=AS_OF, bundle=bundle, customer_ids=[cid], as_frame=False)
+    assert_same_rows(alone.frame(), whole.loc[[cid]])
+    nobody = ck.score(tables, as_of=pd.Timestamp("2000-01-01", tz="UTC"), bundle=bundle,
+                      as_frame=False)
+    assert len(nobody) == 0 and list(nobody.values()) == score_columns(bundle)
