@@ -13,7 +13,8 @@ warm-up:
 3. ``validate``: ``tables_from_rows`` (the contract checks, the normalized tables);
 4. ``score``: :func:`churnkit.score` of those tables (where the code has it, of the engine's
    arrays made from the validation's own, as the endpoint does);
-5. ``answer``: ``rows_from_frame`` of the scored frame.
+5. ``answer``: ``rows_from_frame`` of the scores (their columns, ``as_frame=False``, where
+   the code has it, as the endpoint reads them; else the scored frame).
 
 Only names that both the code before and after the fast path have are needed, so the same
 script measures an older checkout (``PYTHONPATH=/path/to/checkout``): run it on both in the
@@ -80,6 +81,8 @@ def main() -> None:
     as_of = pd.Timestamp(AS_OF)
 
     with_arrays = "with_arrays" in inspect.signature(tables_from_rows).parameters
+    # as the endpoint: the scores' columns where ck.score can give them (no frame)
+    columns = {"as_frame": False} if "as_frame" in inspect.signature(ck.score).parameters else {}
 
     def call(body: bytes) -> dict[str, float]:
         out = {}
@@ -97,7 +100,7 @@ def main() -> None:
         out["validate"] = time.perf_counter() - t
         t = time.perf_counter()
         data = validated if plain is None else ck.ShopArrays.of(validated, plain)
-        scored = ck.score(data, as_of=as_of, bundle=bundle)
+        scored = ck.score(data, as_of=as_of, bundle=bundle, **columns)
         out["score"] = time.perf_counter() - t
         t = time.perf_counter()
         rows_from_frame(scored)

@@ -23,9 +23,12 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from churnkit.data.frames import text_array
+
 #: Datetimes outside these years are read as their ISO text by pandas (which cannot hold most
 #: of them in nanoseconds: they come out unparseable), not converted here.
 _SAFE_YEARS = (1700, 2200)
+_UTC_MICROS = pd.DatetimeTZDtype("us", "UTC")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
@@ -161,7 +164,7 @@ def frame_array(values: np.ndarray | pd.api.extensions.ExtensionArray) -> object
     text the ``str`` dtype."""
     if isinstance(values, np.ndarray):
         if values.dtype.kind == "M":
-            return pd.array(values, dtype=pd.DatetimeTZDtype("us", "UTC"))
+            return pd.array(values, dtype=_UTC_MICROS)
         if values.dtype == object:
-            return pd.array(values, dtype="str")
+            return text_array(values)
     return values

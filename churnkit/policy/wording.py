@@ -9,11 +9,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churnkit.data.columns import nan_to_zero
+from churnkit.data.frames import text_array
 
 #: Up to this many rows a :class:`Text` holds Python strings rather than an Arrow array.
 SMALL_TEXT_ROWS = 64
 _STR = pd.api.types.pandas_dtype("str")  # resolved once: the lookup costs more than a row
-_ARROW_STR = isinstance(_STR, pd.StringDtype) and _STR.storage == "pyarrow"
 
 
 class Text:
@@ -96,13 +96,8 @@ class Text:
             self.a = pc.if_else(pa.array(mask), pa.scalar(value, pa.string()), self.a)
 
     def to_pandas(self) -> pd.api.extensions.ExtensionArray:
-        """``pd.array(strings, dtype="str")``; for Arrow-backed strings built from the Arrow
-        array directly (what pandas stores: large strings), a fraction of its cost for a few
-        rows."""
-        if _ARROW_STR:
-            a = self.a if isinstance(self.a, pa.Array) else pa.array(self.a, pa.large_string())
-            return pd.arrays.ArrowStringArray(a.cast(pa.large_string()), dtype=_STR)
-        return pd.array(self.a, dtype=_STR)
+        """``pd.array(strings, dtype="str")``."""
+        return text_array(self.a)
 
 
 def _present(values: np.ndarray) -> set:

@@ -9,19 +9,16 @@ so one customer scored alone gets exactly the numbers of the full run.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-from pandas.api.internals import create_dataframe_from_blocks
 
 from churnkit.data.columns import FeatureColumns
 from churnkit.data.contract import as_utc_timestamp
-from churnkit.data.frames import model_matrix, require_columns
+from churnkit.data.frames import frame_of_arrays, model_matrix, require_columns
 from churnkit.data.tables import Tables
 from churnkit.features import feature_columns, margin_shares
 from churnkit.features.registry import all_features
@@ -247,69 +244,12 @@ class Scores:
 
 #: Score columns kept as objects whatever they hold: no channel stays None, not a missing string.
 OBJECT_COLUMNS = ("channel",)
-#: The dtype pandas gives a column of Python strings (and a NumPy array of strings).
-_TEXT_DTYPES = {"O": pd.Series(np.array(["a"], dtype=object)).dtype,
-                "U": pd.Series(np.array(["a"])).dtype}
 
 
 def _frame(columns: dict[str, object], index: pd.Index) -> pd.DataFrame:
-    """The scores as one frame, built block by block (numbers of one dtype together, each text
-    column an extension array), each column of the dtype ``pd.DataFrame(columns)`` would give
-    it (with :data:`OBJECT_COLUMNS` as objects), at a fraction of its cost for a few rows."""
-    n = len(index)
-    numeric: dict[np.dtype, list[tuple[int, np.ndarray]]] = {}
-    blocks: list[tuple[object, np.ndarray]] = []
-    for k, (name, values) in enumerate(columns.items()):
-        if isinstance(values, pd.Index | pd.Series):
-            values = values.array if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) \
-                else values.to_numpy()
-        if isinstance(values, list):
-            values = np.fromiter(values, dtype=object, count=len(values))
-        if isinstance(values, np.ndarray) and values.dtype.kind in "mM":
-            values = pd.array(values)
-        if isinstance(values, pd.api.extensions.ExtensionArray):
-            blocks.append((values, np.array([k])))
-            continue
-        if not isinstance(values, np.ndarray) or values.ndim != 1 or len(values) != n:
-            return pd.DataFrame(_with_objects(columns, index), index=index)
-        kind = values.dtype.kind
-        if kind in "OU" and name not in OBJECT_COLUMNS and (
-                kind == "U" or pd.api.types.infer_dtype(values, skipna=True) == "string"):
-            text = _TEXT_DTYPES[kind]
-            if isinstance(text, pd.StringDtype) and text.storage == "pyarrow":
-                blocks.append((_arrow_text(values, text), np.array([k])))
-                continue
-            if isinstance(text, pd.api.extensions.ExtensionDtype):
-                blocks.append((pd.array(values, dtype=text), np.array([k])))
-                continue
-            values = values.astype(object)
-        numeric.setdefault(values.dtype, []).append((k, values))
-    for dtype, group in numeric.items():
-        block = np.empty((len(group), n), dtype=dtype)
-        for row, (_, values) in enumerate(group):
-            block[row] = values
-        blocks.append((block, np.array([k for k, _ in group])))
-    return create_dataframe_from_blocks(blocks, index=index, columns=_columns(tuple(columns)))
-
-
-def _arrow_text(values: np.ndarray, dtype: pd.StringDtype) -> pd.api.extensions.ExtensionArray:
-    """``pd.array(values, dtype=dtype)`` for Arrow-backed strings, built from the Arrow array
-    directly (what pandas stores: large strings, missing values null)."""
-    return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string(), from_pandas=True),
-                                      dtype=dtype)
-
-
-def _with_objects(columns: dict[str, object], index: pd.Index) -> dict[str, object]:
-    return {name: pd.Series(values, index=index, dtype=object)
-            if name in OBJECT_COLUMNS and not isinstance(values, pd.Series) else values
-            for name, values in columns.items()}
-
-
-@functools.lru_cache(maxsize=16)
-def _columns(names: tuple[str, ...]) -> pd.Index:
-    """The column index of a score frame (one per set of columns, shared: an Index is
-    immutable)."""
-    return pd.Index(list(names))
+    """The scores as one frame (:func:`churnkit.data.frames.frame_of_arrays`, the channel kept
+    as objects)."""
+    return frame_of_arrays(columns, index, object_columns=OBJECT_COLUMNS)
 
 
 def warm_up(bundle: ModelBundle) -> None:
