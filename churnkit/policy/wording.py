@@ -13,7 +13,6 @@ from churnkit.data.frames import text_array
 
 #: Up to this many rows a :class:`Text` holds Python strings rather than an Arrow array.
 SMALL_TEXT_ROWS = 64
-_STR = pd.api.types.pandas_dtype("str")  # resolved once: the lookup costs more than a row
 
 
 class Text:
