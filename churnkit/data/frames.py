@@ -88,15 +88,15 @@ def text_array(values: np.ndarray | list | pa.Array, dtype: object = _STR
     """``pd.array(values, dtype=dtype)`` of strings (missing: None or NaN); for Arrow-backed
     strings built from the Arrow array directly (what pandas stores: large strings, missing
     values null), a fraction of its cost for a few rows."""
-    if isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow":
-        if isinstance(values, pa.Array):
-            return pd.arrays.ArrowStringArray(values.cast(pa.large_string()), dtype=dtype)
-        try:
-            return pd.arrays.ArrowStringArray(
-                pa.array(values, type=pa.large_string(), from_pandas=True), dtype=dtype)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all strings: pandas converts them
-            pass
-    return pd.array(values, dtype=dtype)
+    if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
+        return pd.array(values, dtype=dtype)
+    if isinstance(values, pa.Array):
+        return pd.arrays.ArrowStringArray(values.cast(pa.large_string()), dtype=dtype)
+    try:
+        strings = pa.array(values, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all strings: pandas converts them
+        return pd.array(values, dtype=dtype)
+    return pd.arrays.ArrowStringArray(strings, dtype=dtype)
 
 
 def frame_of_arrays(columns: Mapping[str, object], index: pd.Index, *,
