@@ -182,11 +182,16 @@ class ChurnService:
     # --- /score_events -----------------------------------------------------------------------
 
     @bentoml.api(route="/score_events", input_spec=ScoreEventsRequest)
-    def score_events(self, customers: list, orders: list, browsing: list | None = None,
-                     tickets: list | None = None, contacts: list | None = None,
-                     as_of: datetime | None = None) -> ScoreResponse:
+    async def score_events(self, customers: list, orders: list, browsing: list | None = None,
+                           tickets: list | None = None, contacts: list | None = None,
+                           as_of: datetime | None = None) -> ScoreResponse:
         """Score one customer from the rows given in the request (validated against the
-        data contract; every problem is listed in the 422 answer)."""
+        data contract; every problem is listed in the 422 answer).
+
+        The call runs on the event loop, not on a thread of BentoML's pool: it is a few
+        milliseconds of work that holds the interpreter throughout, and the hand-off to a
+        thread and back (two threads taking turns at the interpreter) cost more than it
+        saved (``benchmarks/RESULTS.md``)."""
         started = time.perf_counter()
         given = {"customers": customers, "orders": orders, "browsing": browsing,
                  "tickets": tickets, "contacts": contacts}

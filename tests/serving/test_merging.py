@@ -83,3 +83,57 @@ def test_requests_queued_too_long_are_shed_with_a_503():
     assert all(isinstance(a, RequestError) and a.status == 503 and "overloaded" in str(a)
                for a in answers)
     assert scorer.calls == [] and sizes == []  # no scoring call, so no batch recorded
+
+
+class ThreadRecordingScorer(FakeScorer):
+    """A FakeScorer that records the thread of each call and takes ``seconds`` per call."""
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.threads: list[int] = []
+
+    def __call__(self, ids: list[object], as_of: pd.Timestamp) -> pd.DataFrame:
+        self.threads.append(threading.get_ident())
+        if self.seconds:
+            threading.Event().wait(self.seconds)
+        return super().__call__(ids, as_of)
+
+
+def test_a_request_alone_on_an_idle_worker_is_scored_on_the_event_loop():
+    scorer = ThreadRecordingScorer()
+    merger = RequestMerger(scorer, wait_ms=0, queue_timeout_s=10)
+
+    async def alone() -> tuple[int, list]:
+        loop_thread = threading.get_ident()
+        first = await merger.submit([1], AS_OF)
+        await asyncio.sleep(0.05)  # idle for longer than the call took
+        second = await merger.submit([2], AS_OF)
+        return loop_thread, [first, second]
+
+    loop_thread, answers = asyncio.run(alone())
+    assert scorer.threads == [loop_thread, loop_thread]
+    assert [a.index.tolist() for a, _ in answers] == [[1], [2]]
+
+
+def test_under_load_calls_run_on_a_thread_and_requests_still_merge():
+    # A call of 30 ms, requests every 5 ms: the worker is busy, so each call runs on a
+    # thread while the loop takes the requests that arrive meanwhile into the next one.
+    scorer = ThreadRecordingScorer(seconds=0.03)
+    sizes: list[int] = []
+    merger = RequestMerger(scorer, wait_ms=0, queue_timeout_s=10, on_batch=sizes.append)
+
+    async def steady() -> tuple[int, list]:
+        loop_thread = threading.get_ident()
+        tasks = []
+        for i in range(12):
+            tasks.append(asyncio.ensure_future(merger.submit([i], AS_OF)))
+            await asyncio.sleep(0.005)
+        return loop_thread, await asyncio.gather(*tasks)
+
+    loop_thread, answers = asyncio.run(steady())
+    assert [a.index.tolist() for a, _ in answers] == [[i] for i in range(12)]
+    # the first request found the worker idle; the later calls ran on a thread, merged
+    assert scorer.threads[0] == loop_thread
+    assert all(t != loop_thread for t in scorer.threads[2:])
+    assert max(sizes) > 1 and sum(sizes) == 12
