@@ -270,7 +270,7 @@ class FeatureColumns:
         # the cast the frame's to_numpy(float) makes, one column per row of the block
         numbers = np.array([arrays[j] for j in layout.numbers.tolist()], dtype=np.float64
                            ).reshape(len(layout.numbers), len(index))
-        texts = {layout.names[j]: pd.array(arrays[j], dtype=dtypes[j]).to_numpy(dtype=object)
+        texts = {layout.names[j]: _text_objects(arrays[j], dtypes[j])
                  for j in layout.texts.tolist()}
         return cls(index, layout, np.ascontiguousarray(numbers.T), texts, None, make=make)
 
@@ -353,3 +353,25 @@ class FeatureColumns:
         source = rows if self._rows is None else self._rows[rows]
         return FeatureColumns(self.index[rows], self._layout, self._numbers[rows], texts,
                               self._source, source)
+
+
+#: Up to this many rows a text column's objects are read value by value (see _text_objects).
+_FEW_TEXTS = 16
+
+
+def _text_objects(values: object, dtype: object) -> np.ndarray:
+    """``pd.array(values, dtype=dtype).to_numpy(dtype=object)``: for a few strings and missing
+    values (None, NaN) under a string dtype whose missing value is NaN, read value by value
+    (the same objects: each string, NaN for a missing one) instead of through an array."""
+    if (isinstance(values, np.ndarray) and values.dtype == object and len(values) <= _FEW_TEXTS
+            and isinstance(dtype, pd.StringDtype) and dtype.na_value is np.nan):
+        out = np.empty(len(values), dtype=object)
+        for i, value in enumerate(values.tolist()):
+            if type(value) is str:
+                out[i] = value
+            elif value is None or (type(value) is float and value != value):
+                out[i] = np.nan
+            else:  # anything else pandas converts to text its own way
+                return pd.array(values, dtype=dtype).to_numpy(dtype=object)
+        return out
+    return pd.array(values, dtype=dtype).to_numpy(dtype=object)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from churnkit.data.columns import FeatureColumns
 from churnkit.data.contract import as_utc_timestamp
+from churnkit.data.frames import text_array
 from churnkit.data.tables import Tables
 from churnkit.data.validation import validated
 from churnkit.features.arrays import Known, ShopArrays, known_at
@@ -80,8 +81,7 @@ def compute_columns(known: Known, fams: Sequence[Family]) -> Columns:
     out: Columns = {}
     for fam in fams:
         values = fam.compute(known)
-        for feature in fam.sql_features():
-            out[feature.name] = values[feature.name]
+        out.update({name: values[name] for name in fam.computed_names})
     return out
 
 
@@ -90,32 +90,42 @@ _DTYPES = {"count": np.dtype(np.int64), "flag": np.dtype(bool), "total": np.dtyp
            "float": np.dtype(np.float64), "str": pd.StringDtype(na_value=np.nan)}
 
 
-_LAYOUTS: dict[tuple[int, ...], tuple[tuple[Family, ...], tuple[str, ...], tuple]] = {}
+_LAYOUTS: dict[tuple[int, ...], tuple[tuple[Family, ...], tuple[str, ...], tuple, tuple]] = {}
 
 
-def _layout(fams: tuple[Family, ...]) -> tuple[tuple[str, ...], tuple]:
-    """The families' feature names in output order and each one's frame dtype (kept per set of
-    families, found by identity: hashing a family hashes all its features)."""
+def _found_layout(fams: tuple[Family, ...]) -> tuple[tuple[Family, ...], tuple[str, ...], tuple,
+                                                     tuple]:
+    """The families, their feature names in output order, each one's frame dtype and each
+    one's (name, NumPy dtype, its kind; None for text) (kept per set of families, found by
+    identity: hashing a family hashes all its features)."""
     key = tuple(map(id, fams))
     found = _LAYOUTS.get(key)
     if found is None:
         features = [f for fam in fams for f in fam.features]
-        found = (fams, tuple(f.name for f in features), tuple(_DTYPES[f.dtype] for f in features))
+        dtypes = tuple(_DTYPES[f.dtype] for f in features)
+        kinds = tuple((f.name, d, d.kind if isinstance(d, np.dtype) else None)
+                      for f, d in zip(features, dtypes, strict=True))
+        found = (fams, tuple(f.name for f in features), dtypes, kinds)
         if len(_LAYOUTS) >= 16:
             _LAYOUTS.clear()
         _LAYOUTS[key] = found  # holds the families: their ids stay theirs
+    return found
+
+
+def _layout(fams: tuple[Family, ...]) -> tuple[tuple[str, ...], tuple]:
+    """The families' feature names in output order and each one's frame dtype."""
+    found = _found_layout(fams)
     return found[1], found[2]
 
 
 def _ordered(columns: Columns, fams: tuple[Family, ...]) -> dict[str, np.ndarray]:
     """The families' columns in output order, each of its dtype's kind (cast where it is
     not)."""
-    names, dtypes = _layout(fams)
     out = {}
-    for name, dtype in zip(names, dtypes, strict=True):
+    ndarray = np.ndarray
+    for name, dtype, kind in _found_layout(fams)[3]:
         values = columns[name]
-        if isinstance(dtype, np.dtype) and (not isinstance(values, np.ndarray)
-                                            or values.dtype.kind != dtype.kind):
+        if kind is not None and (not isinstance(values, ndarray) or values.dtype.kind != kind):
             values = np.asarray(values, dtype=dtype)
         out[name] = values
     return out
@@ -123,7 +133,8 @@ def _ordered(columns: Columns, fams: tuple[Family, ...]) -> dict[str, np.ndarray
 
 def _index(known: Known) -> pd.Index:
     ids = known.ids
-    return pd.Index(ids, dtype="str" if ids.dtype == object else ids.dtype, name="customer_id")
+    # text ids from Arrow directly: pd.Index(ids, dtype="str")'s index at a fraction of its cost
+    return pd.Index(text_array(ids) if ids.dtype == object else ids, name="customer_id")
 
 
 def _frame(index: pd.Index, columns: dict[str, np.ndarray], dtypes: tuple) -> pd.DataFrame:

@@ -6,6 +6,7 @@ Each family module of :mod:`churnkit.features` defines one ``FAMILY``; the regis
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -134,6 +135,12 @@ class Family:
 
     def sql_features(self) -> tuple[Feature, ...]:
         return tuple(f for f in self.features if not f.python)
+
+    @functools.cached_property
+    def computed_names(self) -> tuple[str, ...]:
+        """The names of :meth:`sql_features` (what ``compute`` returns), found once: the
+        engine reads them on every call, one customer's included."""
+        return tuple(f.name for f in self.sql_features())
 
     def python_features(self) -> tuple[Feature, ...]:
         return tuple(f for f in self.features if f.python)

@@ -139,3 +139,18 @@ def test_columns_from_the_engine_are_those_of_its_frame(ids):
     frame.attrs = {}
     pd.testing.assert_frame_equal(got.take(rows).frame, frame.iloc[rows])
     pd.testing.assert_frame_equal(got.frame, frame)
+
+
+@pytest.mark.parametrize("values", [
+    ["a", None, np.nan], [None], ["x"], [], ["a", 3, None], [np.float64("nan"), "b"],
+    ["é", "", None, "z"],
+])
+def test_few_text_values_read_as_pandas_reads_them(values):
+    # A few rows are read value by value; the objects are those of pd.array(...).to_numpy.
+    dtype = pd.StringDtype(na_value=np.nan)
+    array = np.array(values, dtype=object)
+    got = columns_module._text_objects(array, dtype)
+    want = pd.array(array, dtype=dtype).to_numpy(dtype=object)
+    assert got.dtype == object and len(got) == len(want)
+    for x, y in zip(got.tolist(), want.tolist(), strict=True):
+        assert type(x) is type(y) and (x == y or (x != x and y != y)), (x, y)
