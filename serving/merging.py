@@ -7,13 +7,12 @@ without one scored at the moment the batch starts. Each request then gets its ow
 rows. Features of many customers cost about as much as those of one, so under load many requests
 are answered for the price of one.
 
-Where a batch is scored depends on the load. Under load it runs on a worker thread, so that the
-event loop reads the requests arriving meanwhile and they merge into the next call. A request
-alone in its batch, on a worker that stayed idle since its last call for at least as long as
-that call took (under half busy), is scored on the event loop itself: nothing would merge with
-it, and the hand-off to a thread and back, with the two threads taking turns at the
-interpreter, costs more than the call's own few milliseconds of waiting (``benchmarks/
-RESULTS.md``).
+Where a batch is scored depends on what is queued. A request alone in its batch is scored on
+the event loop itself: the hand-off to a thread and back, with the two threads taking turns at
+the interpreter, costs more than it saves (``benchmarks/RESULTS.md``). Requests that arrive
+during that call wait in the socket and are read together once it returns, so under load they
+reach the queue together and merge. A batch of several requests runs on a worker thread, so
+that the loop reads the requests arriving meanwhile and they merge into the next call.
 """
 
 from __future__ import annotations
@@ -80,9 +79,6 @@ class RequestMerger:
         self.on_batch = on_batch
         self._pending: list[_Pending] = []
         self._draining = False
-        # when the last call ended and how long it took (monotonic seconds): the idle test
-        self._last_end = float("-inf")
-        self._last_took = 0.0
         # the running drain: the loop holds tasks only weakly, so it is kept here
         self._drain_task: asyncio.Task | None = None
 
@@ -110,10 +106,9 @@ class RequestMerger:
                     continue
                 if self.on_batch is not None:
                     self.on_batch(len(batch))
-                started = time.monotonic()
                 try:
-                    if len(batch) == 1 and started - self._last_end >= self._last_took:
-                        results = self._score_batch(batch)  # idle: on the loop (see above)
+                    if len(batch) == 1:
+                        results = self._score_batch(batch)  # alone: on the loop (see above)
                     else:
                         results = await asyncio.to_thread(self._score_batch, batch)
                 except Exception as exc:
@@ -121,9 +116,6 @@ class RequestMerger:
                         if not item.future.done():
                             item.future.set_exception(exc)
                     continue
-                finally:
-                    self._last_end = time.monotonic()
-                    self._last_took = self._last_end - started
                 for item, result in zip(batch, results, strict=True):
                     if not item.future.done():
                         item.future.set_result(result)

@@ -100,14 +100,13 @@ class ThreadRecordingScorer(FakeScorer):
         return super().__call__(ids, as_of)
 
 
-def test_a_request_alone_on_an_idle_worker_is_scored_on_the_event_loop():
+def test_a_request_alone_is_scored_on_the_event_loop():
     scorer = ThreadRecordingScorer()
     merger = RequestMerger(scorer, wait_ms=0, queue_timeout_s=10)
 
     async def alone() -> tuple[int, list]:
         loop_thread = threading.get_ident()
         first = await merger.submit([1], AS_OF)
-        await asyncio.sleep(0.05)  # idle for longer than the call took
         second = await merger.submit([2], AS_OF)
         return loop_thread, [first, second]
 
@@ -116,24 +115,31 @@ def test_a_request_alone_on_an_idle_worker_is_scored_on_the_event_loop():
     assert [a.index.tolist() for a, _ in answers] == [[1], [2]]
 
 
-def test_under_load_calls_run_on_a_thread_and_requests_still_merge():
-    # A call of 30 ms, requests every 5 ms: the worker is busy, so each call runs on a
-    # thread while the loop takes the requests that arrive meanwhile into the next one.
+def test_under_load_requests_merge_and_several_run_on_a_thread():
+    # Requests arrive every 5 ms from outside the loop (as a socket's do) while a call takes
+    # 30 ms: those arriving during a call on the loop are read together once it returns and
+    # merge; a batch of several runs on a thread while the loop takes the next arrivals.
     scorer = ThreadRecordingScorer(seconds=0.03)
     sizes: list[int] = []
     merger = RequestMerger(scorer, wait_ms=0, queue_timeout_s=10, on_batch=sizes.append)
 
     async def steady() -> tuple[int, list]:
-        loop_thread = threading.get_ident()
-        tasks = []
-        for i in range(12):
-            tasks.append(asyncio.ensure_future(merger.submit([i], AS_OF)))
-            await asyncio.sleep(0.005)
-        return loop_thread, await asyncio.gather(*tasks)
+        loop, loop_thread = asyncio.get_running_loop(), threading.get_ident()
+        futures: list = []
+
+        def arrive() -> None:  # the clock of the arrivals is not the loop's
+            for i in range(12):
+                futures.append(asyncio.run_coroutine_threadsafe(merger.submit([i], AS_OF), loop))
+                threading.Event().wait(0.005)
+
+        sender = threading.Thread(target=arrive)
+        sender.start()
+        await asyncio.to_thread(sender.join)
+        return loop_thread, await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
 
     loop_thread, answers = asyncio.run(steady())
     assert [a.index.tolist() for a, _ in answers] == [[i] for i in range(12)]
-    # the first request found the worker idle; the later calls ran on a thread, merged
-    assert scorer.threads[0] == loop_thread
-    assert all(t != loop_thread for t in scorer.threads[2:])
-    assert max(sizes) > 1 and sum(sizes) == 12
+    assert scorer.threads[0] == loop_thread  # the first found nobody to merge with
+    merged = [t for t, n in zip(scorer.threads, sizes, strict=True) if n > 1]
+    assert merged and all(t != loop_thread for t in merged)
+    assert sum(sizes) == 12 and len(sizes) < 12
