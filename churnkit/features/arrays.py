@@ -25,6 +25,7 @@ from churnkit.data.contract import (
     CHANNELS,
     CONTACT_GROUPS,
     ORDER_STATUSES,
+    TABLES,
     TICKET_TOPICS,
 )
 from churnkit.data.tables import Tables
@@ -42,6 +43,11 @@ ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
     ("contacts", "channel"): CHANNELS,
     ("contacts", "group"): CONTACT_GROUPS,
 }
+#: Each table's timestamp columns, by the contract: validated tables hold them as
+#: ``datetime64[us, UTC]`` (``churnkit.validate``), so no frame needs asking.
+TIME_COLUMNS: dict[str, frozenset[str]] = {
+    name: frozenset(c.name for c in spec.columns if c.kind == "timestamp")
+    for name, spec in TABLES.items()}
 #: The columns each event table keeps (its time column first).
 COLUMNS: dict[str, tuple[str, ...]] = {
     "orders": ("ordered_at", "order_id", "amount", "discount_amount", "delivery_cost", "n_items",
@@ -145,7 +151,7 @@ class ShopArrays:
                     cols[column] = cats
                 elif column == "order_id":
                     cols[column] = table.values(column)
-                elif table.is_time(column):
+                elif column in TIME_COLUMNS[name]:
                     cols[column] = table.micros(column)
                 else:
                     cols[column] = table.floats(column)
@@ -215,6 +221,10 @@ def _runs(row_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray | None, np.n
     """Which rows (grouped by customer id, in the order of ``ids``, sorted) belong to a customer
     of ``ids`` (None when all do), and each customer's number of rows. One look-up per run of
     rows of one id, not per row."""
+    if len(ids) == 1:  # one customer (a /score_events body): its rows are one run, or none
+        owned = row_ids == ids[0]
+        n = int(np.count_nonzero(owned))
+        return (None if n == len(row_ids) else owned), np.array([n], dtype=np.int64)
     heads = np.empty(len(row_ids), dtype=bool)
     heads[:1] = True
     np.not_equal(row_ids[1:], row_ids[:-1], out=heads[1:])

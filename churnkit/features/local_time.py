@@ -8,6 +8,10 @@ once.
 
 from __future__ import annotations
 
+import functools
+from datetime import UTC, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
+
 import numpy as np
 import pandas as pd
 
@@ -52,6 +56,10 @@ def _wall_times(utc_us: np.ndarray, zone_of_row: np.ndarray, zones: tuple[str, .
     """Local wall-clock times (int64 µs) of ``utc_us`` in the rows' time zones: the rows grouped
     by zone once (one stable sort of the small zone codes), then one conversion per zone."""
     def wall(stamps: np.ndarray, zone: str) -> np.ndarray:
+        if len(stamps) <= _FEW_STAMPS:
+            few = _few_wall_times(stamps, zone)
+            if few is not None:
+                return few
         index = pd.DatetimeIndex(stamps.view("datetime64[us]"), tz="UTC", copy=False)
         local = index.tz_convert(zone).tz_localize(None).as_unit("us").asi8
         # a fresh array, written in place by the caller (UTC's wall times may be the input's)
@@ -69,6 +77,37 @@ def _wall_times(utc_us: np.ndarray, zone_of_row: np.ndarray, zones: tuple[str, .
         rows = by_zone[ends[code] - counts[code]:ends[code]]
         local[rows] = wall(utc_us[rows], zones[code])
     return local
+
+
+#: Up to this many rows of one zone are converted one by one (a /score_events body's).
+_FEW_STAMPS = 32
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+@functools.lru_cache(maxsize=512)
+def _zone(name: str) -> tzinfo:
+    """The zone pandas converts to for ``name``: UTC as ``datetime.timezone.utc``, the others
+    as :class:`zoneinfo.ZoneInfo` (what ``tz_convert`` of a zone name uses)."""
+    return UTC if name == "UTC" else ZoneInfo(name)
+
+
+def _few_wall_times(stamps: np.ndarray, zone: str) -> np.ndarray | None:
+    """The wall times of a few UTC stamps (int64 µs) in ``zone``, by the zone's own rules one
+    stamp at a time (the offsets pandas applies, without a DatetimeIndex per call); None when
+    the zone or a stamp is one to leave to pandas."""
+    try:
+        tz = _zone(zone)
+    except (ValueError, KeyError, OSError):  # not a zone name zoneinfo knows
+        return None
+    out = np.empty(len(stamps), dtype=np.int64)
+    for i, us in enumerate(stamps.tolist()):
+        try:
+            utc = _EPOCH + timedelta(microseconds=us)
+        except OverflowError:  # NaT or beyond datetime's years
+            return None
+        out[i] = us + utc.astimezone(tz).utcoffset() // _MICROSECOND
+    return out
 
 
 def civil(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

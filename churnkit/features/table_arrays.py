@@ -40,8 +40,12 @@ def floats(column: pd.Series) -> np.ndarray:
     return column.to_numpy(dtype="float64", na_value=np.nan)
 
 
-def categories_of(series: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
+def categories_of(series: pd.Series | np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
     """Free-text categories as int32 codes into their sorted distinct values (-1 when empty)."""
+    if len(series) <= _SMALL:
+        small = _few_categories(series)
+        if small is not None:
+            return small
     values = pa.array(series, from_pandas=True)
     if isinstance(values, pa.ChunkedArray):  # a column read from Parquet in several chunks
         values = values.combine_chunks()
@@ -54,6 +58,18 @@ def categories_of(series: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
     return out.astype(np.int32), tuple(sorted(names))
 
 
+def _few_categories(series: pd.Series | np.ndarray) -> tuple[np.ndarray, tuple[str, ...]] | None:
+    """:func:`categories_of` of a few values, value by value: strings, and None or NaN for
+    empty; None when some value is neither (the Arrow path reads it)."""
+    items = series.tolist()
+    if not all(type(v) is str or v is None or (type(v) is float and v != v) for v in items):
+        return None
+    names = tuple(sorted({v for v in items if type(v) is str}))
+    code = {name: i for i, name in enumerate(names)}
+    return np.array([code.get(v, -1) if type(v) is str else -1 for v in items],
+                    dtype=np.int32), names
+
+
 class TableColumns:
     """One validated table's columns as
     :meth:`churnkit.features.arrays.ShopArrays.of` reads them: from the NumPy
@@ -63,7 +79,6 @@ class TableColumns:
     def __init__(self, frame: pd.DataFrame, plain: Mapping[str, np.ndarray] | None,
                  owned: np.ndarray | None = None) -> None:
         self.frame, self.plain, self.owned = frame, plain, owned
-        self._dtypes: dict | None = None
 
     def where(self, owned: np.ndarray) -> TableColumns:
         """The rows where ``owned`` holds."""
@@ -100,13 +115,6 @@ class TableColumns:
             series = self._series(column)
             return series if fill is None else series.fillna(fill)
         return got if fill is None else np.where(pd.isna(got), fill, got)
-
-    def is_time(self, column: str) -> bool:
-        if self.plain is not None and self.plain[column].dtype.kind == "M":
-            return True
-        if self._dtypes is None:
-            self._dtypes = dict(zip(self.frame.columns, self.frame.dtypes, strict=True))
-        return pd.api.types.is_datetime64_any_dtype(self._dtypes[column])
 
     def micros(self, column: str) -> np.ndarray:
         got = self._array(column, "M")

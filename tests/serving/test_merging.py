@@ -139,7 +139,6 @@ def test_under_load_requests_merge_and_several_run_on_a_thread():
 
     loop_thread, answers = asyncio.run(steady())
     assert [a.index.tolist() for a, _ in answers] == [[i] for i in range(12)]
-    assert scorer.threads[0] == loop_thread  # the first found nobody to merge with
-    merged = [t for t, n in zip(scorer.threads, sizes, strict=True) if n > 1]
-    assert merged and all(t != loop_thread for t in merged)
-    assert sum(sizes) == 12 and len(sizes) < 12
+    # a call of one request ran on the loop, a call of several on a thread; some merged
+    assert [t == loop_thread for t in scorer.threads] == [n == 1 for n in sizes]
+    assert max(sizes) > 1 and sum(sizes) == 12

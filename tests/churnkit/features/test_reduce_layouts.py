@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from churnkit.features import reduce as r
@@ -227,3 +228,65 @@ def test_few_and_many_rows_take_forms_of_the_same_values():
     counts = rng.integers(0, 4, (24, 1000)).T  # a view of a (key, customer) layout
     assert np.array_equal(r.first_max(counts), np.concatenate(
         [r.first_max(counts[i:i + 100]) for i in range(0, 1000, 100)]))
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kathmandu",
+                                  "Australia/Lord_Howe", "America/Sao_Paulo", "Pacific/Apia"])
+def test_a_few_stamps_get_the_wall_times_pandas_gives(zone):
+    # A few rows of one zone are converted one by one: the same wall times as pandas', also
+    # at and around the zone's clock changes and at odd microseconds.
+    from churnkit.features.local_time import _few_wall_times
+
+    rng = np.random.default_rng(len(zone))
+    stamps = rng.integers(946_684_800_000_000, 2_051_222_400_000_000, 25)  # 2000 .. 2035
+    index = pd.date_range("2019-01-01", "2026-01-01", freq="D", tz=zone)
+    offsets = index.map(lambda t: t.utcoffset())
+    changes = index[1:][np.asarray(offsets[1:] != offsets[:-1])].tz_convert("UTC")
+    around = changes.as_unit("us").asi8[:, None] + np.array([-86_400_000_000, -3_600_000_001,
+                                                            -1, 0, 1, 3_599_999_999])
+    for batch in (stamps, around.ravel()[:32], around.ravel()[-32:]):
+        got = _few_wall_times(batch, zone)
+        want = pd.DatetimeIndex(batch.view("datetime64[us]"), tz="UTC").tz_convert(zone) \
+            .tz_localize(None).as_unit("us").asi8
+        assert got is not None and np.array_equal(got, want), zone
+    assert _few_wall_times(np.array([0]), "Not/A_Zone") is None  # left to pandas
+
+
+def test_a_few_categories_are_coded_as_the_arrow_path_codes_them():
+    from churnkit.features import table_arrays
+
+    for values in (["b", None, "a", "b", np.nan], [None], [], ["é", "e", "Z", "z"]):
+        series = np.array(values, dtype=object)
+        got = table_arrays.categories_of(series)
+        big = np.concatenate([series] * 40)  # past the few-rows form
+        codes, names = table_arrays.categories_of(big)
+        assert got[1] == names and np.array_equal(np.concatenate([got[0]] * 40), codes)
+    with pytest.raises(pa.ArrowTypeError):  # not text: refused alike, few rows or many
+        table_arrays.categories_of(np.array(["x", 3, None], dtype=object))
+
+
+def test_the_rows_of_one_customer_are_found_as_among_many():
+    from churnkit.features import arrays
+
+    rows = np.array([3, 3, 5, 5, 5, 9])
+    for one in (3, 5, 9, 4, 10):
+        owned, counts = arrays._runs(rows, np.array([one]))
+        # the general form: the same customer among others no row belongs to
+        many = np.array(sorted({one, -1, 100}))
+        owned_many, counts_many = arrays._runs(rows, many)
+        assert counts.tolist() == [counts_many[many.tolist().index(one)]]
+        mask = np.ones(6, bool) if owned is None else owned
+        assert np.array_equal(rows == one, mask)
+        assert np.array_equal(mask, np.ones(6, bool) if owned_many is None else owned_many)
+    owned, counts = arrays._runs(np.array([7, 7]), np.array([7]))
+    assert owned is None and counts.tolist() == [2]
+
+
+def test_the_contract_time_columns_are_the_validated_frames_datetimes():
+    import churnkit as ck
+    from churnkit.features.arrays import TIME_COLUMNS
+
+    tables = ck.validate(ck.synth.generate(50, seed=3, start="2024-01-01", end="2024-06-01")[0])
+    for name, frame in tables.items():
+        datetimes = {c for c, d in frame.dtypes.items() if pd.api.types.is_datetime64_any_dtype(d)}
+        assert datetimes == TIME_COLUMNS[name], name
