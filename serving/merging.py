@@ -55,7 +55,8 @@ class RequestMerger:
     Parameters
     ----------
     score_ids
-        The scoring function; it runs on a worker thread, one call at a time.
+        The scoring function; one call at a time, on the event loop for a request alone and on
+        a worker thread for several (see the module docstring).
     wait_ms
         How long the drain waits for more requests before each call (milliseconds; 0 = merge
         only the requests already queued).

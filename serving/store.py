@@ -83,7 +83,7 @@ class ParquetStore:
 
     Which files exist is looked up on every call, so a table created after the start (say the
     first ``tickets`` file) is picked up too. Thread-safe: one lock around the connection (the
-    service scores on one worker thread anyway).
+    service scores one call at a time per worker anyway).
     """
 
     def __init__(self, directory: Path, *, memory_mb: float = 0) -> None:
