@@ -21,6 +21,7 @@ Kinds
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -96,6 +97,12 @@ class TableSpec:
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
+
+    @functools.cached_property
+    def timestamp_columns(self) -> frozenset[str]:
+        """The names of its timestamp columns (validated tables hold them as
+        ``datetime64[us, UTC]``)."""
+        return frozenset(c.name for c in self.columns if c.kind == "timestamp")
 
     def column(self, name: str) -> Column:
         for c in self.columns:

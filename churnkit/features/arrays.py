@@ -43,11 +43,6 @@ ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
     ("contacts", "channel"): CHANNELS,
     ("contacts", "group"): CONTACT_GROUPS,
 }
-#: Each table's timestamp columns, by the contract: validated tables hold them as
-#: ``datetime64[us, UTC]`` (``churnkit.validate``), so no frame needs asking.
-TIME_COLUMNS: dict[str, frozenset[str]] = {
-    name: frozenset(c.name for c in spec.columns if c.kind == "timestamp")
-    for name, spec in TABLES.items()}
 #: The columns each event table keeps (its time column first).
 COLUMNS: dict[str, tuple[str, ...]] = {
     "orders": ("ordered_at", "order_id", "amount", "discount_amount", "delivery_cost", "n_items",
@@ -151,7 +146,7 @@ class ShopArrays:
                     cols[column] = cats
                 elif column == "order_id":
                     cols[column] = table.values(column)
-                elif column in TIME_COLUMNS[name]:
+                elif column in TABLES[name].timestamp_columns:  # by the contract
                     cols[column] = table.micros(column)
                 else:
                     cols[column] = table.floats(column)

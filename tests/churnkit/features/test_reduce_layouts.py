@@ -284,9 +284,9 @@ def test_the_rows_of_one_customer_are_found_as_among_many():
 
 def test_the_contract_time_columns_are_the_validated_frames_datetimes():
     import churnkit as ck
-    from churnkit.features.arrays import TIME_COLUMNS
+    from churnkit.data.contract import TABLES
 
     tables = ck.validate(ck.synth.generate(50, seed=3, start="2024-01-01", end="2024-06-01")[0])
     for name, frame in tables.items():
         datetimes = {c for c, d in frame.dtypes.items() if pd.api.types.is_datetime64_any_dtype(d)}
-        assert datetimes == TIME_COLUMNS[name], name
+        assert datetimes == TABLES[name].timestamp_columns, name
