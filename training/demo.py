@@ -9,6 +9,7 @@ report and the MLflow store. A second run reuses the shop when its recipe is unc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -98,11 +99,9 @@ def _ask_service(bundle_path: Path, shop: Path, ids: list) -> None:
             if server.poll() is not None:
                 raise RuntimeError("the service stopped: "
                                    + server.stderr.read().decode(errors="replace")[-500:])
-            try:
+            with contextlib.suppress(httpx.HTTPError):  # not listening yet: ask again
                 if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
                     break
-            except httpx.HTTPError:
-                pass
             time.sleep(0.5)
         else:
             raise RuntimeError("the service did not become ready within 120 s")
