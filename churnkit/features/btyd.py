@@ -21,8 +21,8 @@ from churnkit.features.arrays import DAY_US, Known
 from churnkit.features.family import Columns, Family, Feature, description_of
 from churnkit.features.population import PopulationFit
 from churnkit.features.sql import age_days
-from churnkit.stats.btyd import predictions
-from churnkit.stats.pareto_nbd import predictions as pareto_predictions
+from churnkit.stats.btyd import summary_predictions
+from churnkit.stats.pareto_nbd import summary_predictions as pareto_predictions
 
 NAME = "btyd"
 _O = ("orders",)
@@ -95,13 +95,17 @@ def _finish(columns: Columns, population: PopulationFit) -> Columns:
     # (scored alone, they are the base's bits), and whole days make many summaries alike
     first, inverse = _distinct(x, t_x, big_t)
     x, t_x, big_t = x[first], t_x[first], big_t[first]
+    # the summaries are valid by construction (whole repeat days, first <= last < as_of): the
+    # formulas without the public functions' input checks
     if population.bgnbd is not None:
-        alive, expected, quiet = predictions(population.bgnbd, HORIZON_DAYS, x, t_x, big_t)
+        alive, expected, quiet = summary_predictions(population.bgnbd, float(HORIZON_DAYS),
+                                                     x, t_x, big_t)
         out["p_alive"][buyers] = alive[inverse]
         out[f"expected_purchases_{HORIZON_DAYS}d"][buyers] = expected[inverse]
         out[f"p_no_purchase_{HORIZON_DAYS}d"][buyers] = quiet[inverse]
     if population.pareto_nbd is not None:
-        alive, quiet = pareto_predictions(population.pareto_nbd, HORIZON_DAYS, x, t_x, big_t)
+        alive, quiet = pareto_predictions(population.pareto_nbd, float(HORIZON_DAYS), x,
+                                         t_x, big_t)
         out["pnbd_p_alive"][buyers] = alive[inverse]
         out[f"pnbd_p_no_purchase_{HORIZON_DAYS}d"][buyers] = quiet[inverse]
     return out

@@ -341,6 +341,16 @@ def predictions(params: BGNBDParams, t, frequency, recency, T
     x, t_x, big_t = summary_arrays(frequency, recency, T)
     t = checked_array(t, "t")
     x, t_x, big_t, t = np.broadcast_arrays(x, t_x, big_t, t)
+    return summary_predictions(params, t, x, t_x, big_t)
+
+
+def summary_predictions(params: BGNBDParams, t: float | np.ndarray, x: np.ndarray,
+                        t_x: np.ndarray, big_t: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`predictions` of summaries known to be valid (float64 arrays of one shape, whole
+    ``x >= 0``, ``0 <= t_x <= big_t``, ``t >= 0``), without checking them: for callers that
+    made the summaries themselves (the BTYD feature family), where the checks would cost more
+    than the formulas for one customer."""
     alive = _p_alive(params, x, t_x, big_t)
     z = t / (params.alpha + big_t + t)
     expected = _purchases_if_alive(params, x, z) * alive

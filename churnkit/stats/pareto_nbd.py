@@ -165,9 +165,18 @@ def predictions(params: ParetoNBDParams, t, frequency, recency, T
     """``(p_alive, p_no_purchase)`` over a horizon ``t``, with the inputs checked once and
     ``P(alive)`` computed once: the values of the two functions."""
     x, t_x, big_t = summary_arrays(frequency, recency, T)
+    return summary_predictions(params, t, x, t_x, big_t)
+
+
+def summary_predictions(params: ParetoNBDParams, t: float | np.ndarray, x: np.ndarray,
+                        t_x: np.ndarray, big_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`predictions` of summaries known to be valid (float64 arrays of one shape, whole
+    ``x >= 0``, ``0 <= t_x <= big_t``), without checking them (see
+    :func:`churnkit.stats.btyd.summary_predictions`)."""
     alive = _p_alive(params, x, t_x, big_t)
     return alive, 1.0 - alive * p_purchase_if_alive(params, t, x, big_t)
 
 
 __all__ = ["ParetoNBDParams", "fit_pareto_nbd", "log_likelihood", "p_alive", "p_no_purchase",
-           "p_purchase_if_alive", "predictions"]
+           "p_purchase_if_alive", "predictions",
+           "summary_predictions"]

@@ -11,6 +11,8 @@ within the horizon ``1 - S(H)``, and the return-time distribution of those who d
 
 from __future__ import annotations
 
+import functools
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -42,6 +44,34 @@ def _row_sums(a: np.ndarray) -> np.ndarray:
 def feature_matrix(frame: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
     """The named columns as a float matrix (flags 0/1, missing as NaN)."""
     return numeric_matrix(frame, names)
+
+
+def _bin_positions(edges: tuple[int, ...], days: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Each day's bin among ``edges`` (days clipped to [0, horizon]) and how far into the bin
+    it lies (0..1)."""
+    bounds = np.asarray(edges, dtype=float)
+    width = np.diff(bounds)
+    days = np.clip(days, 0, bounds[-1])
+    b = np.clip(np.searchsorted(bounds, days, side="right") - 1, 0, len(width) - 1)
+    return b, (days - bounds[b]) / width[b]
+
+
+@functools.lru_cache(maxsize=16)
+def _daily_positions(edges: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_bin_positions` of days 0..horizon (read-only arrays, kept per set of bins)."""
+    b, frac = _bin_positions(edges, np.arange(edges[-1] + 1, dtype=float))
+    b.flags.writeable = frac.flags.writeable = False
+    return b, frac
+
+
+def _survival(hazards: np.ndarray, b: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """``S`` per row at days whose bins are ``b``, ``frac`` of the way into them."""
+    log_s_end = np.cumsum(np.log1p(-hazards), axis=1)  # log S at each bin's end
+    log_s_start = np.empty_like(log_s_end)
+    log_s_start[:, 0] = 0.0
+    log_s_start[:, 1:] = log_s_end[:, :-1]
+    return np.exp(log_s_start[:, b] + frac[None, :] * np.log1p(-hazards[:, b]))
 
 
 class NextOrderModel:
@@ -108,19 +138,18 @@ class NextOrderModel:
         rows = np.repeat(np.arange(len(X)), n_bins)
         bins = np.tile(np.arange(n_bins), len(X))
         h = predict(self.booster_, self._expand(X[rows], bins)) if len(X) else np.empty(0)
-        return np.clip(np.asarray(h).reshape(len(X), n_bins), 1e-6, 1 - 1e-6)
+        # (np.clip's bits, without its wrapper's cost on one customer)
+        return np.minimum(np.maximum(np.asarray(h).reshape(len(X), n_bins), 1e-6), 1 - 1e-6)
 
     def survival(self, hazards: np.ndarray, days: np.ndarray) -> np.ndarray:
         """``S(t)`` = P(no order before day t) per row at each day in ``days`` (<= horizon);
         constant daily hazard inside each bin."""
-        edges = np.asarray(self.edges, dtype=float)
-        width = np.diff(edges)
-        log_s_end = np.cumsum(np.log1p(-hazards), axis=1)  # log S at each bin's end
-        log_s_start = np.column_stack([np.zeros(len(hazards)), log_s_end[:, :-1]])
-        days = np.clip(np.asarray(days, dtype=float), 0, edges[-1])
-        b = np.clip(np.searchsorted(edges, days, side="right") - 1, 0, len(width) - 1)
-        frac = (days - edges[b]) / width[b]
-        return np.exp(log_s_start[:, b] + frac[None, :] * np.log1p(-hazards[:, b]))
+        return _survival(hazards, *_bin_positions(self.edges, np.asarray(days, dtype=float)))
+
+    def daily_survival(self, hazards: np.ndarray) -> np.ndarray:
+        """:meth:`survival` on days 0, 1, ..., horizon (where each day falls among the bins
+        found once per set of bins)."""
+        return _survival(hazards, *_daily_positions(self.edges))
 
     def summary(self, hazards: np.ndarray, *, quantile: float) -> pd.DataFrame:
         """Per row: ``p_return`` (order within the horizon), ``conditional_mean_days`` and
@@ -137,7 +166,7 @@ class NextOrderModel:
         ``conditional_mean_days``)."""
         H = self.horizon_days
         grid = np.arange(0, H + 1, dtype=float)
-        S = self.survival(hazards, grid) if survival is None else survival  # (n, H+1)
+        S = self.daily_survival(hazards) if survival is None else survival  # (n, H+1)
         p_return = 1 - S[:, -1]
         # Conditional CDF of the return time given a return before H.
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -141,8 +141,7 @@ class TimingModel:
         cfg = self.config_
         n = len(features)
         hz = self.days_.hazards(features)
-        grid = np.arange(self.days_.horizon_days + 1, dtype=float)
-        S = self.days_.survival(hz, grid)  # (n, days 0..horizon)
+        S = self.days_.daily_survival(hz)  # (n, days 0..horizon)
         summary = self.days_.summary_columns(hz, quantile=cfg.return_quantile, survival=S,
                                              conditional_mean=working)
         p_return = summary["p_return"]
@@ -176,21 +175,23 @@ class TimingModel:
         weekday = cand_wd[rows, pick]
         offset = base + pick
         # Slot confidence: the share of that day's engagement chance within +-1 hour of the hour.
-        # (the three hours' shares added in order from 0, as a sum over them would)
+        # (the three hours' shares added left to right, as a running sum from 0 would)
         around = hour[:, None] + np.array([-1, 0, 1])[None, :]
-        shares = hours[rows[:, None], np.clip(around, 0, 23)] * ((around >= 0) & (around < 24))
-        near = np.cumsum(np.concatenate([np.zeros((n, 1)), shares], axis=1), axis=1)[:, -1]
+        shares = (hours[rows[:, None], np.minimum(np.maximum(around, 0), 23)]
+                  * ((around >= 0) & (around < 24)))
+        near = (shares[:, 0] + shares[:, 1]) + shares[:, 2]
         with np.errstate(divide="ignore", invalid="ignore"):
-            slot_conf = np.clip(near / hours.sum(axis=1), 0, 1)
+            slot_conf = _clip01(near / hours.sum(axis=1))
 
         # Date confidence: rules are certain; drift = P(no return on their own); rhythm = how
         # concentrated the return time is around the chosen day.
         w = cfg.date_confidence_window_days
-        lo_d = np.clip(offset - w / 2, 0, self.days_.horizon_days)
-        hi_d = np.clip(offset + w / 2, 0, self.days_.horizon_days)
-        s_lo, s_hi = _row_interp(S, np.column_stack([lo_d, hi_d])).T
+        horizon = self.days_.horizon_days
+        lo_d = np.minimum(np.maximum(offset - w / 2, 0), horizon)
+        hi_d = np.minimum(np.maximum(offset + w / 2, 0), horizon)
+        s_lo, s_hi = _row_interp(S, np.stack([lo_d, hi_d], axis=1)).T
         with np.errstate(divide="ignore", invalid="ignore"):
-            concentration = np.clip((s_lo - s_hi) / p_return, 0, 1)
+            concentration = _clip01((s_lo - s_hi) / p_return)
         date_conf = np.where(incident, 1.0, np.where(drift, 1 - p_return, concentration))
 
         channels = self.channels_.rank_columns(features, ranking=working)
@@ -287,10 +288,15 @@ def _rows(features: pd.DataFrame | FeatureColumns, rows: slice) -> pd.DataFrame 
     return features.iloc[rows]
 
 
+def _clip01(values: np.ndarray) -> np.ndarray:
+    """``np.clip(values, 0, 1)`` (the same bits, NaN kept) without its wrapper's cost."""
+    return np.minimum(np.maximum(values, 0.0), 1.0)
+
+
 def _row_interp(S: np.ndarray, days: np.ndarray) -> np.ndarray:
     """Row-wise linear interpolation of ``S`` (values at days 0, 1, ...) at ``days`` (one day
     per row, or a row of days per row)."""
-    i = np.clip(np.floor(days).astype(int), 0, S.shape[1] - 2)
+    i = np.minimum(np.maximum(np.floor(days).astype(int), 0), S.shape[1] - 2)
     frac = days - i
     rows = np.arange(len(S)).reshape(-1, *([1] * (np.ndim(days) - 1)))
     return S[rows, i] * (1 - frac) + S[rows, i + 1] * frac

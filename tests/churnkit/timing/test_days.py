@@ -55,6 +55,18 @@ def test_survival_is_monotone_and_bounded(timing_model, timing_shop):
     S = days.survival(hz, np.arange(0, 91))
     assert np.all(np.diff(S, axis=1) <= 1e-12) and np.all((S > 0) & (S <= 1))
     assert np.allclose(S[:, 0], 1.0)
+    # the day grid's positions found once per set of bins: the same bits as finding them
+    assert np.array_equal(days.daily_survival(hz), S)
+    assert np.array_equal(days.daily_survival(hz[:1]), S[:1])
+
+
+def test_survival_at_any_days_is_piecewise_constant_hazard():
+    # h = 0.1 per bin: inside bin [3, 7) the daily hazard is 1 - 0.9^(1/4); at half-days too
+    model = NextOrderModel(EDGES)
+    hz = np.full((1, len(EDGES) - 1), 0.1)
+    S = model.survival(hz, np.array([0.0, 3.0, 5.0, 7.0, 95.0]))
+    expected = [1.0, 0.9, 0.9 * 0.9 ** 0.5, 0.81, 0.9 ** 8]
+    np.testing.assert_allclose(S[0], expected, rtol=1e-12)
 
 
 @pytest.mark.slow  # the shared shop and fit (session fixture)
