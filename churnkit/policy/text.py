@@ -89,7 +89,7 @@ def action_reasons(f: pd.DataFrame, cause: np.ndarray, action: np.ndarray,
                    risk_percentile: np.ndarray, flags: dict[str, np.ndarray],
                    value: np.ndarray, action_cost: np.ndarray, config: PolicyConfig,
                    names: list[str], cheapest: np.ndarray, p_churn: np.ndarray,
-                   cap_reason: Text) -> pd.api.extensions.ExtensionArray:
+                   cap_reason: Text) -> np.ndarray | pd.api.extensions.ExtensionArray:
     """``action_reason``: the cause in plain words, then what to do or why not to contact.
 
     ``cause`` holds indices into :data:`CAUSES`, ``action`` the action names; ``cap_reason``
@@ -150,7 +150,7 @@ def action_reasons(f: pd.DataFrame, cause: np.ndarray, action: np.ndarray,
     left &= ~k
     what[left] = "do not contact"
     # Every cause text starts with a capital or a number.
-    return (why + "; " + what).to_pandas()
+    return (why + "; " + what).column()
 
 
 def cap_texts(capped: np.ndarray, count_binds: np.ndarray, messages: np.ndarray,
@@ -309,9 +309,10 @@ def traces(flags: dict[str, np.ndarray], cause: np.ndarray, seg_code: np.ndarray
     lists = np.empty(len(uniq), dtype=object)
     for u, i in enumerate(first):
         texts["segment_playbook"] = f"playbook for {SEGMENTS[seg_code[i]]} customers"
-        fired = [texts[k] for b, k in enumerate(order) if (bits[i] >> b) & 1]
+        row_bits = int(bits[i])  # a Python int: NumPy scalars' shifts cost more
+        fired = [texts[k] for b, k in enumerate(order) if (row_bits >> b) & 1]
         # The cause goes right after its evidence (the first six rules are risk and evidence).
-        where = sum(1 for b in range(6) if (bits[i] >> b) & 1)
+        where = sum(1 for b in range(6) if (row_bits >> b) & 1)
         fired.insert(where, f"cause: {CAUSES[cause[i]].replace('_', ' ')}")
         fired.append(f"action: {names[chosen[i]]}")
         lists[u] = fired

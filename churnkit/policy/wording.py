@@ -98,6 +98,16 @@ class Text:
         """``pd.array(strings, dtype="str")``."""
         return text_array(self.a)
 
+    def column(self) -> np.ndarray | pd.api.extensions.ExtensionArray:
+        """The strings as a column of scores: :meth:`to_pandas` for an Arrow array; for a few
+        strings an object array of them, which a frame holds as the same ``str`` column
+        (pandas infers it) and an answer reads back without converting from Arrow."""
+        if isinstance(self.a, list):
+            out = np.empty(len(self.a), dtype=object)
+            out[:] = self.a
+            return out
+        return self.to_pandas()
+
 
 def _present(values: np.ndarray) -> set:
     """The distinct values of ``values`` (a set of Python objects)."""

@@ -48,7 +48,12 @@ class HourProfiles:
 
     def hour_probabilities(self, counts: np.ndarray) -> np.ndarray:
         """(n, 24) P(local hour of the next activity) given each row's hour counts."""
-        counts = _checked(counts)
+        return self.probabilities_of_counts(_checked(counts))
+
+    def probabilities_of_counts(self, counts: np.ndarray) -> np.ndarray:
+        """:meth:`hour_probabilities` of counts known to be valid (float64, (n, 24), finite
+        and not negative), without checking them: for callers that made the counts
+        themselves (the slot model, from the activity clock's features)."""
         # The logarithms of the fitted profiles and shares, taken once per fit.
         logs = getattr(self, "_logs", None)
         if logs is None or logs[0] is not self.profiles_ or logs[1] is not self.shares_:

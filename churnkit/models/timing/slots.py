@@ -128,8 +128,9 @@ class SlotModel:
         if self.profiles_ is not None and counts is not None:
             active = counts.sum(axis=1) > 0
             if active.any():
+                # the counts are the clock's features, missing ones 0 (_hour_counts)
                 hours[active] = (hours[active]
-                                 + self.profiles_.hour_probabilities(counts[active])) / 2
+                                 + self.profiles_.probabilities_of_counts(counts[active])) / 2
         days = np.asarray(predict(self.weekday_booster_, X)).reshape(len(X), 7)
         # No activity before as_of: the population's distribution (the global prior), which
         # beats what the trees extrapolate from an all-missing clock.
