@@ -154,3 +154,21 @@ def test_few_text_values_read_as_pandas_reads_them(values):
     assert got.dtype == object and len(got) == len(want)
     for x, y in zip(got.tolist(), want.tolist(), strict=True):
         assert type(x) is type(y) and (x == y or (x != x and y != y)), (x, y)
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+@pytest.mark.parametrize("n", [0, 1, 5])
+def test_utc_datetime_arrays_are_those_pandas_converts(unit, n):
+    from churnkit.data.frames import utc_datetime_array
+
+    dtype = pd.DatetimeTZDtype(unit, "UTC")
+    values = (np.datetime64("2025-03-30T01:00:00", unit)
+              + np.arange(n) * np.timedelta64(3_601, "s")).astype(f"M8[{unit}]")
+    got, expected = utc_datetime_array(values, dtype), pd.array(values, dtype=dtype)
+    assert got.dtype == expected.dtype and pd.Series(got).equals(pd.Series(expected))
+    # another unit or zone: pandas' conversion
+    other = utc_datetime_array(values.astype("M8[ms]"), dtype)
+    assert other.dtype == dtype and pd.Series(other).equals(pd.Series(expected))
+    zoned = pd.DatetimeTZDtype(unit, "Asia/Tokyo")  # read as wall times there, as pandas does
+    assert pd.Series(utc_datetime_array(values, zoned)).equals(
+        pd.Series(pd.array(values, dtype=zoned)))

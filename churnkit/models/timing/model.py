@@ -33,6 +33,7 @@ import pandas as pd
 
 from churnkit.data.columns import FeatureColumns, nan_to_zero
 from churnkit.data.contract import as_utc_timestamp
+from churnkit.data.frames import utc_datetime_array
 from churnkit.models.part import read_document, write_document
 from churnkit.models.timing.channels import ChannelRanker
 from churnkit.models.timing.config import TimingConfig
@@ -271,7 +272,8 @@ def _days_after(day0: pd.Timestamp, offset: np.ndarray) -> pd.api.extensions.Ext
     ``day0``) as a datetime array of that expression's dtype, by NumPy arithmetic."""
     dtype = _day_dtype(day0.unit)
     day = np.timedelta64(1, "D").astype(f"m8[{dtype.unit}]")
-    return pd.array(day0.as_unit(dtype.unit).asm8 + offset.astype(np.int64) * day, dtype=dtype)
+    return utc_datetime_array(day0.as_unit(dtype.unit).asm8 + offset.astype(np.int64) * day,
+                              dtype)
 
 
 def _numbers(features: pd.DataFrame | FeatureColumns, name: str) -> np.ndarray:
