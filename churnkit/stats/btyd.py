@@ -248,9 +248,13 @@ def _purchases_if_alive(params: BGNBDParams, x: np.ndarray, z: np.ndarray) -> np
     """
     a = params.a
     shape = np.broadcast(x, z).shape
-    s = np.array(np.broadcast_to(params.r + x, shape), dtype="float64").ravel()
-    big_b = np.array(np.broadcast_to(params.b + x, shape), dtype="float64").ravel()
-    z = np.array(np.broadcast_to(z, shape), dtype="float64").ravel()
+    if (len(shape) == 1 and np.shape(x) == np.shape(z) == shape
+            and getattr(x, "dtype", None) == getattr(z, "dtype", None) == np.float64):
+        s, big_b = params.r + x, params.b + x  # new arrays already (one customer: no copies)
+    else:
+        s = np.array(np.broadcast_to(params.r + x, shape), dtype="float64").ravel()
+        big_b = np.array(np.broadcast_to(params.b + x, shape), dtype="float64").ravel()
+        z = np.array(np.broadcast_to(z, shape), dtype="float64").ravel()
     out = np.zeros(s.size)
     rows = np.flatnonzero(z > 0)  # t = 0: no purchases
     s, big_b, z = s[rows], big_b[rows], z[rows]

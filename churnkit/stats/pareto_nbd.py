@@ -174,7 +174,11 @@ def summary_predictions(params: ParetoNBDParams, t: float | np.ndarray, x: np.nd
     ``x >= 0``, ``0 <= t_x <= big_t``), without checking them (see
     :func:`churnkit.stats.btyd.summary_predictions`)."""
     alive = _p_alive(params, x, t_x, big_t)
-    return alive, 1.0 - alive * p_purchase_if_alive(params, t, x, big_t)
+    if x.ndim == 1 and len(x) <= _BLOCK:  # one block of rows: the integral itself
+        purchase = _purchase_integral(params, np.full(len(x), t, dtype=float), x, big_t)
+    else:
+        purchase = p_purchase_if_alive(params, t, x, big_t)
+    return alive, 1.0 - alive * purchase
 
 
 __all__ = ["ParetoNBDParams", "fit_pareto_nbd", "log_likelihood", "p_alive", "p_no_purchase",
