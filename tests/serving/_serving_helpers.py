@@ -64,6 +64,22 @@ def wait_until(running: Running, path: str, status: int = 200) -> None:
     raise RuntimeError(f"service not at {path}={status}: {running.log.read_text()[-3000:]}")
 
 
+def wait_for_workers(running: Running, workers: int) -> None:
+    """Wait until ``workers`` worker processes logged that they are ready (each loads the
+    bundle and the store itself; one ready worker answers /readyz while another still loads)."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        ready = {line.split("[churnkit ", 1)[1].split("]", 1)[0]
+                 for line in running.log.read_text(errors="replace").splitlines()
+                 if "churnkit service ready" in line and "[churnkit " in line}
+        if len(ready) >= workers:
+            return
+        if running.process.poll() is not None:
+            raise RuntimeError(f"service exited: {running.log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    raise RuntimeError(f"{workers} workers not all ready: {running.log.read_text()[-3000:]}")
+
+
 def start_ready(tmp: Path, env: dict[str, str], args: list[str], path: str = "/readyz",
                 status: int = 200, attempts: int = 3) -> Running:
     """Start the service and wait for ``path`` to answer ``status``, on a new free port when the
@@ -72,6 +88,9 @@ def start_ready(tmp: Path, env: dict[str, str], args: list[str], path: str = "/r
         running = start_service(tmp, env, args)
         try:
             wait_until(running, path, status)
+            if path == "/readyz" and status == 200:
+                # /readyz answers for the worker that took the request: wait for every one
+                wait_for_workers(running, int(env.get("CHURNKIT_WORKERS", "1")))
             return running
         except RuntimeError:
             stop_service(running)
