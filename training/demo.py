@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -90,8 +91,12 @@ def _ask_service(bundle_path: Path, shop: Path, ids: list) -> None:
         port = sock.getsockname()[1]
     command = [sys.executable, "-m", "churnkit", "serve", "--model", str(bundle_path),
                "--data", str(shop), "--port", str(port)]
-    out.print("$ churnkit serve --model " + f"{bundle_path} --data {shop} --port {port}")
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # One worker: /readyz answers for the worker that takes it, and with several the call
+    # after it could reach one still loading the bundle.
+    out.print("$ CHURNKIT_WORKERS=1 churnkit serve --model "
+              + f"{bundle_path} --data {shop} --port {port}")
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env={**os.environ, "CHURNKIT_WORKERS": "1"})
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
