@@ -102,7 +102,7 @@ class Text:
         """The strings as a column of scores: :meth:`to_pandas` for an Arrow array; for a few
         strings an object array of them, which a frame holds as the same ``str`` column
         (pandas infers it) and an answer reads back without converting from Arrow."""
-        if isinstance(self.a, list):
+        if isinstance(self.a, list) and self.a:  # (no strings: the str column itself)
             out = np.empty(len(self.a), dtype=object)
             out[:] = self.a
             return out

@@ -138,7 +138,7 @@ class NextOrderModel:
         rows = np.repeat(np.arange(len(X)), n_bins)
         bins = np.tile(np.arange(n_bins), len(X))
         h = predict(self.booster_, self._expand(X[rows], bins)) if len(X) else np.empty(0)
-        # (np.clip's bits, without its wrapper's cost on one customer)
+        # (np.clip's values, without its wrapper's cost on one customer)
         return np.minimum(np.maximum(np.asarray(h).reshape(len(X), n_bins), 1e-6), 1 - 1e-6)
 
     def survival(self, hazards: np.ndarray, days: np.ndarray) -> np.ndarray:

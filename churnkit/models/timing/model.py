@@ -291,7 +291,8 @@ def _rows(features: pd.DataFrame | FeatureColumns, rows: slice) -> pd.DataFrame 
 
 
 def _clip01(values: np.ndarray) -> np.ndarray:
-    """``np.clip(values, 0, 1)`` (the same bits, NaN kept) without its wrapper's cost."""
+    """``np.clip(values, 0, 1)`` without its wrapper's cost: the same values, NaN kept (a
+    -0.0 becomes 0.0, which np.clip would keep)."""
     return np.minimum(np.maximum(values, 0.0), 1.0)
 
 
