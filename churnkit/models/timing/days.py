@@ -17,6 +17,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from churnkit.data.columns import clipped
 from churnkit.data.frames import numeric_matrix
 from churnkit.models.prediction import predict
 from churnkit.models.trees import TreeSettings
@@ -138,8 +139,7 @@ class NextOrderModel:
         rows = np.repeat(np.arange(len(X)), n_bins)
         bins = np.tile(np.arange(n_bins), len(X))
         h = predict(self.booster_, self._expand(X[rows], bins)) if len(X) else np.empty(0)
-        # (np.clip's values, without its wrapper's cost on one customer)
-        return np.minimum(np.maximum(np.asarray(h).reshape(len(X), n_bins), 1e-6), 1 - 1e-6)
+        return clipped(np.asarray(h).reshape(len(X), n_bins), 1e-6, 1 - 1e-6)
 
     def survival(self, hazards: np.ndarray, days: np.ndarray) -> np.ndarray:
         """``S(t)`` = P(no order before day t) per row at each day in ``days`` (<= horizon);

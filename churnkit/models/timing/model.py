@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from churnkit.data.columns import FeatureColumns, nan_to_zero
+from churnkit.data.columns import FeatureColumns, clipped, nan_to_zero
 from churnkit.data.contract import as_utc_timestamp
 from churnkit.data.frames import utc_datetime_array
 from churnkit.models.part import read_document, write_document
@@ -178,21 +178,21 @@ class TimingModel:
         # Slot confidence: the share of that day's engagement chance within +-1 hour of the hour.
         # (the three hours' shares added left to right, as a running sum from 0 would)
         around = hour[:, None] + np.array([-1, 0, 1])[None, :]
-        shares = (hours[rows[:, None], np.minimum(np.maximum(around, 0), 23)]
+        shares = (hours[rows[:, None], clipped(around, 0, 23)]
                   * ((around >= 0) & (around < 24)))
         near = (shares[:, 0] + shares[:, 1]) + shares[:, 2]
         with np.errstate(divide="ignore", invalid="ignore"):
-            slot_conf = _clip01(near / hours.sum(axis=1))
+            slot_conf = clipped(near / hours.sum(axis=1), 0.0, 1.0)
 
         # Date confidence: rules are certain; drift = P(no return on their own); rhythm = how
         # concentrated the return time is around the chosen day.
         w = cfg.date_confidence_window_days
         horizon = self.days_.horizon_days
-        lo_d = np.minimum(np.maximum(offset - w / 2, 0), horizon)
-        hi_d = np.minimum(np.maximum(offset + w / 2, 0), horizon)
+        lo_d = clipped(offset - w / 2, 0, horizon)
+        hi_d = clipped(offset + w / 2, 0, horizon)
         s_lo, s_hi = _row_interp(S, np.stack([lo_d, hi_d], axis=1)).T
         with np.errstate(divide="ignore", invalid="ignore"):
-            concentration = _clip01((s_lo - s_hi) / p_return)
+            concentration = clipped((s_lo - s_hi) / p_return, 0.0, 1.0)
         date_conf = np.where(incident, 1.0, np.where(drift, 1 - p_return, concentration))
 
         channels = self.channels_.rank_columns(features, ranking=working)
@@ -290,16 +290,10 @@ def _rows(features: pd.DataFrame | FeatureColumns, rows: slice) -> pd.DataFrame 
     return features.iloc[rows]
 
 
-def _clip01(values: np.ndarray) -> np.ndarray:
-    """``np.clip(values, 0, 1)`` without its wrapper's cost: the same values, NaN kept (a
-    -0.0 becomes 0.0, which np.clip would keep)."""
-    return np.minimum(np.maximum(values, 0.0), 1.0)
-
-
 def _row_interp(S: np.ndarray, days: np.ndarray) -> np.ndarray:
     """Row-wise linear interpolation of ``S`` (values at days 0, 1, ...) at ``days`` (one day
     per row, or a row of days per row)."""
-    i = np.minimum(np.maximum(np.floor(days).astype(int), 0), S.shape[1] - 2)
+    i = clipped(np.floor(days).astype(int), 0, S.shape[1] - 2)
     frac = days - i
     rows = np.arange(len(S)).reshape(-1, *([1] * (np.ndim(days) - 1)))
     return S[rows, i] * (1 - frac) + S[rows, i + 1] * frac
